@@ -1,0 +1,44 @@
+# One command per task; `make test` is what CI runs (.ci/run).
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup git-lfs serve test lint typecheck pytest bench clean
+
+setup: $(STAMP) git-lfs
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+# The real client for the end-to-end tests: Debian's git-lfs, installed when missing and we are root.
+git-lfs:
+	@if ! git lfs version >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git-lfs >/dev/null; \
+	  else echo "git-lfs is missing: install it (Debian: apt-get install git-lfs)"; exit 1; fi; \
+	fi
+
+serve: setup
+	$(BIN)/lfsd serve
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: setup
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) lfsd-data .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""lfsd: a Git LFS server."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from lfsd.cli import main
+
+main()

@@ -1,0 +1,128 @@
+"""The composition root: picks the concrete classes, wires them, and owns their lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from lfsd.config import Settings
+from lfsd.core.access import AccessControl
+from lfsd.core.errors import Conflict
+from lfsd.core.service import LfsService
+from lfsd.core.signing import LinkSigner
+from lfsd.db.database import Database, create_engine
+from lfsd.db.migrate import upgrade
+from lfsd.db.objects import SqlObjectIndex
+from lfsd.db.repos import SqlRepoDirectory
+from lfsd.db.users import SqlUserDirectory
+from lfsd.http.errors import error_middleware
+from lfsd.http.keys import ACCESS, REPOS, SERVICE, SETTINGS, SIGNER
+from lfsd.http.routes import add_routes
+from lfsd.passwords import Argon2Passwords
+from lfsd.storage.buffers import BufferPool
+from lfsd.storage.local import LocalStore
+
+log = logging.getLogger("lfsd")
+
+SECRET_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
+
+
+def signing_key(settings: Settings) -> bytes:
+    """The configured key, or one generated once into the data dir (readable only by its owner)."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value().encode("utf-8")
+    path = settings.data_dir / SECRET_FILE
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    key = secrets.token_hex(32).encode("ascii")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, key)
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    return key
+
+
+@dataclass
+class Metadata:
+    """The SQL side, opened together: shared by the server and the CLI."""
+
+    db: Database
+    users: SqlUserDirectory
+    repos: SqlRepoDirectory
+    objects: SqlObjectIndex
+
+    @classmethod
+    async def open(cls, settings: Settings, *, migrate: bool = True) -> Metadata:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(create_engine(settings.effective_database_url))
+        try:
+            if migrate:
+                await upgrade(db)
+        except BaseException:
+            await db.dispose()
+            raise
+        return cls(db, SqlUserDirectory(db, Argon2Passwords()), SqlRepoDirectory(db), SqlObjectIndex(db))
+
+    async def close(self) -> None:
+        await self.db.dispose()
+
+
+def build_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=settings.batch_max_bytes)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_lifespan)
+    add_routes(app)
+    return app
+
+
+async def _lifespan(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    loop = asyncio.get_running_loop()
+    executor = ThreadPoolExecutor(max_workers=settings.io_threads, thread_name_prefix="lfsd-io")
+    loop.set_default_executor(executor)
+    meta = await Metadata.open(settings)
+    try:
+        store = LocalStore(settings.data_dir, BufferPool(settings.buffer_size, max_idle=64), fsync=settings.fsync)
+        await asyncio.to_thread(store.prepare)
+        signer = LinkSigner(signing_key(settings), settings.link_ttl)
+        app[SIGNER] = signer
+        app[REPOS] = meta.repos
+        app[ACCESS] = AccessControl(meta.users, meta.repos)
+        app[SERVICE] = LfsService(meta.objects, store, signer, time.time)
+        await _first_start(meta, settings)
+        yield
+    finally:
+        await meta.close()
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def _first_start(meta: Metadata, settings: Settings) -> None:
+    """On an empty database, create the ``admin`` user and print, once, how to use its token with git."""
+    if await meta.users.count() > 0:
+        return
+    try:
+        await meta.users.add("admin", is_admin=True, password=None)
+    except Conflict:
+        return  # another process started at the same moment and made it
+    token = await meta.users.create_token("admin")
+    base = settings.public_url or f"http://{settings.listen}"
+    scheme, _, rest = base.partition("://")
+    print(
+        "lfsd: created user 'admin' with a new token; it is shown only now.\n"
+        "  In a git repository, point LFS at repository OWNER/NAME on this server with:\n"
+        f"    git config lfs.url {scheme}://admin:{token}@{rest}/OWNER/NAME.git/info/lfs",
+        flush=True,
+    )

@@ -1,0 +1,213 @@
+"""The ``lfsd`` command line. Errors end with a one-line message and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+from pydantic import ValidationError
+
+from lfsd.app import Metadata
+from lfsd.config import Settings
+from lfsd.core.auth import Permission
+from lfsd.core.errors import LfsError, NotFound
+from lfsd.core.repo import RepoPath
+from lfsd.db.database import DatabaseUrlError
+from lfsd.db.migrate import current_revision, head_revision
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _settings(**options: Any) -> Settings:
+    """Command-line options override ``LFSD_*`` environment variables, which override defaults."""
+    given = {key: value for key, value in options.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise click.ClickException(f"invalid setting {field}: {first['msg']}") from None
+
+
+def _one_line_errors(fn: Callable[P, T]) -> Callable[P, T]:
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except click.ClickException:
+            raise
+        except LfsError as exc:
+            raise click.ClickException(exc.message) from None
+        except (DatabaseUrlError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            raise click.ClickException(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
+
+    return wrapper
+
+
+def _run(settings: Settings, action: Callable[[Metadata], Awaitable[T]]) -> T:
+    async def main() -> T:
+        meta = await Metadata.open(settings)
+        try:
+            return await action(meta)
+        finally:
+            await meta.close()
+
+    return asyncio.run(main())
+
+
+def _storage_options(fn: Callable[P, T]) -> Callable[P, T]:
+    fn = click.option(
+        "--database-url", default=None, help="SQLAlchemy URL [env LFSD_DATABASE_URL; default: SQLite in data dir]"
+    )(fn)
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="data directory [env LFSD_DATA_DIR; default ./lfsd-data]",
+    )(fn)
+
+
+def _repo_path(value: str) -> RepoPath:
+    try:
+        return RepoPath.parse(value)
+    except LfsError:
+        raise click.BadParameter(f"{value!r} is not a repository path like OWNER/NAME") from None
+
+
+@click.group()
+@click.version_option(package_name="lfsd")
+def main() -> None:
+    """lfsd: a Git LFS server."""
+
+
+@main.command()
+@click.option("--listen", default=None, help="HOST:PORT [env LFSD_LISTEN; default 127.0.0.1:8080]")
+@click.option("--public-url", default=None, help="external base URL [env LFSD_PUBLIC_URL]")
+@_storage_options
+@_one_line_errors
+def serve(listen: str | None, public_url: str | None, data_dir: Path | None, database_url: str | None) -> None:
+    """Run the server (applies pending migrations first)."""
+    from lfsd.server import serve as run_server
+
+    settings = _settings(listen=listen, public_url=public_url, data_dir=data_dir, database_url=database_url)
+    _run(settings, lambda _meta: asyncio.sleep(0))  # migrate and fail fast on a bad database
+    run_server(settings)
+
+
+@main.command()
+@_storage_options
+@_one_line_errors
+def migrate(data_dir: Path | None, database_url: str | None) -> None:
+    """Apply pending database migrations."""
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+
+    async def action(meta: Metadata) -> str | None:
+        return await current_revision(meta.db)
+
+    revision = _run(settings, action)
+    click.echo(f"database schema at revision {revision} (head {head_revision()})")
+
+
+@main.group()
+def user() -> None:
+    """Manage users."""
+
+
+@user.command("add")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="a server administrator")
+@click.option("--password-stdin", is_flag=True, help="read a password from the first line of stdin")
+@_storage_options
+@_one_line_errors
+def user_add(name: str, admin: bool, password_stdin: bool, data_dir: Path | None, database_url: str | None) -> None:
+    """Add a user (without a password unless --password-stdin; use tokens)."""
+    password: str | None = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise click.ClickException("an empty password was given on stdin")
+    if not name or len(name) > 100 or ":" in name or not name.isprintable():
+        raise click.BadParameter("user names are 1-100 printable characters without ':'")
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+
+    async def action(meta: Metadata) -> None:
+        await meta.users.add(name, is_admin=admin, password=password)
+
+    _run(settings, action)
+    click.echo(f"user {name!r} added{' (admin)' if admin else ''}")
+
+
+@main.group()
+def token() -> None:
+    """Manage personal access tokens."""
+
+
+@token.command("create")
+@click.argument("name")
+@_storage_options
+@_one_line_errors
+def token_create(name: str, data_dir: Path | None, database_url: str | None) -> None:
+    """Create a token for user NAME; it is printed alone on the last line and never shown again."""
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+
+    async def action(meta: Metadata) -> str:
+        return await meta.users.create_token(name)
+
+    new = _run(settings, action)
+    click.echo(f"token for {name!r} (shown only now):")
+    click.echo(new)
+
+
+@main.group()
+def repo() -> None:
+    """Manage repositories."""
+
+
+@repo.command("create")
+@click.argument("path")
+@click.option("--public", is_flag=True, help="allow anonymous downloads")
+@_storage_options
+@_one_line_errors
+def repo_create(path: str, public: bool, data_dir: Path | None, database_url: str | None) -> None:
+    """Create repository PATH (OWNER/NAME)."""
+    repo_path = _repo_path(path)
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+
+    async def action(meta: Metadata) -> None:
+        if await meta.repos.find(repo_path) is not None:
+            raise click.ClickException(f"repository {repo_path} already exists")
+        await meta.repos.create(repo_path, is_public=public)
+
+    _run(settings, action)
+    click.echo(f"repository {repo_path} created{' (public)' if public else ''}")
+
+
+@repo.command("grant")
+@click.argument("path")
+@click.argument("user_name", metavar="USER")
+@click.argument("permission", type=click.Choice(["read", "write", "admin"]))
+@_storage_options
+@_one_line_errors
+def repo_grant(path: str, user_name: str, permission: str, data_dir: Path | None, database_url: str | None) -> None:
+    """Give USER read, write or admin permission on repository PATH."""
+    repo_path = _repo_path(path)
+    level = Permission.parse(permission)
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+
+    async def action(meta: Metadata) -> None:
+        found = await meta.repos.find(repo_path)
+        if found is None:
+            raise NotFound(f"no repository {repo_path}")
+        account = await meta.users.require(user_name)
+        await meta.repos.set_grant(found, account.id, level)
+
+    _run(settings, action)
+    click.echo(f"{user_name} may now {permission} {repo_path}")

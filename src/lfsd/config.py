@@ -1,0 +1,60 @@
+"""One Settings object, from ``LFSD_*`` environment variables and command-line options; built once, passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every field is documented in docs/configuration.md (a test checks it)."""
+
+    model_config = SettingsConfigDict(env_prefix="LFSD_", extra="forbid", frozen=True)
+
+    listen: str = Field("127.0.0.1:8080", description="HOST:PORT to listen on")
+    data_dir: Path = Field(Path("lfsd-data"), description="directory for the SQLite database, objects and key")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite inside data_dir")
+    public_url: str | None = Field(
+        None, description="external base URL for transfer links; default: the scheme and host of each request"
+    )
+    secret_key: SecretStr | None = Field(
+        None, description="key signing transfer links; default: generated once into data_dir/secret.key"
+    )
+    link_ttl: int = Field(1800, ge=30, le=86400, description="seconds a transfer link stays valid")
+    batch_max_objects: int = Field(1000, ge=1, description="most objects in one batch request (413 above)")
+    batch_max_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest batch request body (413 above)")
+    max_object_size: int = Field(2**40, ge=0, description="largest object accepted for upload (413 above)")
+    buffer_size: int = Field(1024 * 1024, ge=64 * 1024, description="bytes per pooled transfer buffer")
+    io_threads: int = Field(16, ge=1, le=256, description="worker threads for file I/O and hashing")
+    fsync: bool = Field(True, description="fsync each object before it becomes visible")
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("listen must be HOST:PORT")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("public_url must start with http:// or https://")
+        return value.rstrip("/")
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'lfsd.db').resolve()}"

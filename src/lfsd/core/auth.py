@@ -1,0 +1,69 @@
+"""Who is calling and what they may do with a repository."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from lfsd.core.errors import Forbidden, NotFound, Unauthorized
+from lfsd.core.repo import RepoPath
+
+
+class Permission(IntEnum):
+    """Grants are ordered: each level includes the ones below it."""
+
+    NONE = 0
+    READ = 1
+    WRITE = 2
+    ADMIN = 3
+
+    @classmethod
+    def parse(cls, value: str) -> Permission:
+        try:
+            level = cls[value.upper()]
+        except KeyError:
+            raise ValueError(f"unknown permission {value!r}: expected read, write or admin") from None
+        if level is cls.NONE:
+            raise ValueError("unknown permission 'none': expected read, write or admin")
+        return level
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """An authenticated user."""
+
+    user_id: int
+    name: str
+    is_admin: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Repo:
+    id: int
+    path: RepoPath
+    is_public: bool
+
+
+def effective_permission(identity: Identity | None, repo: Repo, grant: Permission) -> Permission:
+    """The caller's permission on ``repo``: server admins hold everything, public repositories are readable."""
+    if identity is not None and identity.is_admin:
+        return Permission.ADMIN
+    level = grant if identity is not None else Permission.NONE
+    if repo.is_public:
+        level = max(level, Permission.READ)
+    return level
+
+
+def require(identity: Identity | None, granted: Permission, needed: Permission) -> None:
+    """Raise the error the LFS API specifies when ``granted`` falls short of ``needed``.
+
+    Anonymous callers get 401 (so git asks for credentials); a reader asking to write gets 403; a user with no
+    access at all gets 404, so that private repositories are not revealed to them.
+    """
+    if granted >= needed:
+        return
+    if identity is None:
+        raise Unauthorized()
+    if granted >= Permission.READ:
+        raise Forbidden(f"{needed.name.lower()} access to this repository is required")
+    raise NotFound("repository not found")

@@ -1,0 +1,66 @@
+"""The small interfaces the outer layers implement. The core and the HTTP layer see only these."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from lfsd.core.auth import Identity, Permission, Repo
+from lfsd.core.oid import Oid
+from lfsd.core.repo import RepoPath
+
+
+class ByteSource(Protocol):
+    """A request body: ``read(n)`` returns at most ``n`` bytes, and ``b""`` only at the end."""
+
+    async def read(self, n: int) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """A complete, verified object body. ``path`` is a local file that can be sent with ``sendfile``."""
+
+    size: int
+    path: Path
+
+
+class ObjectStore(Protocol):
+    """Content-addressed object bodies, shared by all repositories."""
+
+    async def put(self, oid: Oid, size: int, source: ByteSource) -> None:
+        """Stream ``source`` in; make it visible under ``oid`` only if its SHA-256 and length match."""
+
+    async def get(self, oid: Oid) -> StoredObject | None: ...
+
+    async def size_of(self, oid: Oid) -> int | None: ...
+
+    async def check(self) -> None:
+        """Raise if the store cannot be used (for readiness and start-up)."""
+
+
+class UserDirectory(Protocol):
+    async def identity_for_token(self, token: str) -> Identity | None: ...
+
+    async def identity_for_password(self, name: str, password: str) -> Identity | None: ...
+
+
+class RepoDirectory(Protocol):
+    async def find(self, path: RepoPath) -> Repo | None: ...
+
+    async def create(self, path: RepoPath, *, is_public: bool) -> Repo: ...
+
+    async def grant_of(self, repo: Repo, user_id: int) -> Permission: ...
+
+
+class ObjectIndex(Protocol):
+    """Which repository holds which object. Storage is shared; this index is what grants access."""
+
+    async def held_sizes(self, repo: Repo, oids: Iterable[Oid]) -> dict[Oid, int]: ...
+
+    async def readable_sizes(self, identity: Identity | None, oids: Iterable[Oid]) -> dict[Oid, int]:
+        """Sizes of those ``oids`` that some repository readable by ``identity`` holds."""
+
+    async def link(self, repo: Repo, objects: dict[Oid, int]) -> None:
+        """Record that ``repo`` holds ``objects`` (idempotent, safe under concurrent calls)."""

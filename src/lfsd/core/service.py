@@ -1,0 +1,89 @@
+"""The LFS use cases: batch, upload and download, over the core's ports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from lfsd.core.auth import Identity, Repo
+from lfsd.core.batch import (
+    Action,
+    ObjectResult,
+    ObjectSpec,
+    Operation,
+    ValidObject,
+    parse_objects,
+    plan_download,
+    plan_upload,
+)
+from lfsd.core.errors import NotFound
+from lfsd.core.oid import Oid
+from lfsd.core.ports import ByteSource, ObjectIndex, ObjectStore, StoredObject
+from lfsd.core.signing import LinkOperation, LinkSigner
+
+HrefBuilder = Callable[[Repo, Oid, LinkOperation], str]
+Clock = Callable[[], float]
+
+LINK_AUTH_SCHEME = "LFSD-Link"
+
+
+class LfsService:
+    def __init__(self, index: ObjectIndex, store: ObjectStore, signer: LinkSigner, clock: Clock) -> None:
+        self._index = index
+        self._store = store
+        self._signer = signer
+        self._clock = clock
+
+    def _action(
+        self, identity: Identity | None, repo: Repo, item: ValidObject, op: LinkOperation, href: HrefBuilder
+    ) -> Action:
+        now = int(self._clock())
+        user_id = identity.user_id if identity is not None else 0
+        token = self._signer.sign(user_id, repo.path, item.oid, op, item.size, now)
+        return Action(
+            href=href(repo, item.oid, op),
+            header={"Authorization": f"{LINK_AUTH_SCHEME} {token}"},
+            expires_in=self._signer.ttl_seconds,
+        )
+
+    async def batch(
+        self,
+        identity: Identity | None,
+        repo: Repo,
+        operation: Operation,
+        specs: Sequence[ObjectSpec],
+        href: HrefBuilder,
+    ) -> list[ObjectResult]:
+        parsed = parse_objects(specs)
+        oids = {item.oid for item in parsed.valid}
+        held = await self._index.held_sizes(repo, oids) if oids else {}
+        if operation is Operation.DOWNLOAD:
+
+            def download(item: ValidObject) -> dict[str, Action]:
+                return {"download": self._action(identity, repo, item, LinkOperation.DOWNLOAD, href)}
+
+            return plan_download(parsed, held, download)
+
+        missing = oids - held.keys()
+        linkable = await self._index.readable_sizes(identity, missing) if missing else {}
+
+        def upload(item: ValidObject) -> dict[str, Action]:
+            return {"upload": self._action(identity, repo, item, LinkOperation.UPLOAD, href)}
+
+        results, to_link = plan_upload(parsed, held, linkable, upload)
+        if to_link:
+            await self._index.link(repo, to_link)
+        return results
+
+    async def upload(self, repo: Repo, oid: Oid, size: int, source: ByteSource) -> None:
+        """Store the body (verified while streaming), then record that ``repo`` holds it."""
+        await self._store.put(oid, size, source)
+        await self._index.link(repo, {oid: size})
+
+    async def download(self, repo: Repo, oid: Oid) -> StoredObject:
+        held = await self._index.held_sizes(repo, [oid])
+        if oid not in held:
+            raise NotFound("object does not exist")
+        stored = await self._store.get(oid)
+        if stored is None:
+            raise NotFound("object does not exist")
+        return stored

@@ -1,0 +1,22 @@
+"""Personal access tokens: random, shown once, stored only as a SHA-256 digest."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Final
+
+TOKEN_PREFIX: Final = "lfsd_"  # noqa: S105 - a prefix, not a secret
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def looks_like_token(secret: str) -> bool:
+    return secret.startswith(TOKEN_PREFIX) and 30 < len(secret) < 100
+
+
+def token_digest(token: str) -> str:
+    """Tokens carry 256 random bits, so a fast hash is enough (no KDF needed) and allows an indexed lookup."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()

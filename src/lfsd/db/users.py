@@ -1,0 +1,113 @@
+"""Users and personal access tokens."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from lfsd.core.auth import Identity
+from lfsd.core.errors import Conflict, NotFound
+from lfsd.core.tokens import new_token, token_digest
+from lfsd.db.database import Database, utcnow
+from lfsd.db.tables import tokens, users
+from lfsd.passwords import Argon2Passwords
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    id: int
+    name: str
+    is_admin: bool
+    disabled: bool
+
+
+class SqlUserDirectory:
+    def __init__(self, db: Database, passwords: Argon2Passwords) -> None:
+        self._db = db
+        self._passwords = passwords
+
+    async def identity_for_token(self, token: str) -> Identity | None:
+        digest = token_digest(token)
+        query = (
+            select(users.c.id, users.c.name, users.c.is_admin, tokens.c.digest)
+            .join(tokens, tokens.c.user_id == users.c.id)
+            .where(tokens.c.digest == digest, tokens.c.revoked_at.is_(None), users.c.disabled.is_(False))
+        )
+        async with self._db.transaction() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None or not hmac.compare_digest(row.digest, digest):
+            return None
+        return Identity(user_id=row.id, name=row.name, is_admin=row.is_admin)
+
+    async def identity_for_password(self, name: str, password: str) -> Identity | None:
+        query = select(users.c.id, users.c.name, users.c.is_admin, users.c.password_hash).where(
+            users.c.name == name, users.c.disabled.is_(False)
+        )
+        async with self._db.transaction() as conn:
+            row = (await conn.execute(query)).first()
+        stored = row.password_hash if row is not None else None
+        if not await self._passwords.verify(stored, password) or row is None:
+            return None
+        return Identity(user_id=row.id, name=row.name, is_admin=row.is_admin)
+
+    async def add(self, name: str, *, is_admin: bool, password: str | None) -> UserRecord:
+        password_hash = self._passwords.hash(password) if password else None
+        try:
+            async with self._db.transaction() as conn:
+                result = await conn.execute(
+                    users.insert().values(
+                        name=name,
+                        password_hash=password_hash,
+                        is_admin=is_admin,
+                        disabled=False,
+                        created_at=utcnow(),
+                    )
+                )
+        except IntegrityError:
+            raise Conflict(f"user {name!r} already exists") from None
+        (user_id,) = result.inserted_primary_key or (None,)
+        assert isinstance(user_id, int)
+        return UserRecord(id=user_id, name=name, is_admin=is_admin, disabled=False)
+
+    async def find(self, name: str) -> UserRecord | None:
+        query = select(users.c.id, users.c.name, users.c.is_admin, users.c.disabled).where(users.c.name == name)
+        async with self._db.transaction() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else UserRecord(row.id, row.name, row.is_admin, row.disabled)
+
+    async def require(self, name: str) -> UserRecord:
+        user = await self.find(name)
+        if user is None:
+            raise NotFound(f"no user named {name!r}")
+        return user
+
+    async def count(self) -> int:
+        async with self._db.transaction() as conn:
+            return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())
+
+    async def set_disabled(self, name: str, disabled: bool) -> None:
+        async with self._db.transaction() as conn:
+            result = await conn.execute(update(users).where(users.c.name == name).values(disabled=disabled))
+        if result.rowcount == 0:
+            raise NotFound(f"no user named {name!r}")
+
+    async def create_token(self, name: str) -> str:
+        """A new token for user ``name``; only its digest is stored, so it is shown once."""
+        user = await self.require(name)
+        token = new_token()
+        async with self._db.transaction() as conn:
+            await conn.execute(tokens.insert().values(user_id=user.id, digest=token_digest(token), created_at=utcnow()))
+        return token
+
+    async def revoke_token(self, token: str) -> None:
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                update(tokens)
+                .where(tokens.c.digest == token_digest(token), tokens.c.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+        if result.rowcount == 0:
+            raise NotFound("no such active token")

@@ -1,0 +1,56 @@
+"""Credentials from request headers: HTTP Basic (password or token), Bearer tokens, and signed transfer links."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from aiohttp import web
+
+from lfsd.core.auth import Identity
+from lfsd.core.errors import Unauthorized
+from lfsd.core.service import LINK_AUTH_SCHEME
+from lfsd.http.keys import ACCESS
+
+MAX_AUTHORIZATION_LENGTH = 4096
+
+
+def _authorization(request: web.Request) -> tuple[str, str] | None:
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    if len(header) > MAX_AUTHORIZATION_LENGTH:
+        raise Unauthorized("malformed Authorization header")
+    scheme, _, value = header.strip().partition(" ")
+    if not value.strip():
+        raise Unauthorized("malformed Authorization header")
+    return scheme.lower(), value.strip()
+
+
+def link_token(request: web.Request) -> str | None:
+    """The signed link token, when the request carries one."""
+    parsed = _authorization(request)
+    if parsed is not None and parsed[0] == LINK_AUTH_SCHEME.lower():
+        return parsed[1]
+    return None
+
+
+async def identify(request: web.Request) -> Identity | None:
+    """The authenticated caller, or None when the request has no credentials. Bad credentials: 401."""
+    parsed = _authorization(request)
+    if parsed is None:
+        return None
+    scheme, value = parsed
+    access = request.app[ACCESS]
+    if scheme == "basic":
+        try:
+            decoded = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise Unauthorized("malformed Basic credentials") from None
+        name, sep, secret = decoded.partition(":")
+        if not sep or not name or not secret:
+            raise Unauthorized("malformed Basic credentials")
+        return await access.authenticate_basic(name, secret)
+    if scheme == "bearer":
+        return await access.authenticate_bearer(value)
+    raise Unauthorized("unsupported authorization scheme")

@@ -1,0 +1,60 @@
+"""``POST …/info/lfs/objects/batch``."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from aiohttp import web
+
+from lfsd.core.auth import Permission
+from lfsd.core.batch import ObjectSpec, Operation
+from lfsd.core.errors import Conflict, MethodNotAllowed, PayloadTooLarge, Unprocessable
+from lfsd.http.auth import identify
+from lfsd.http.errors import lfs_json
+from lfsd.http.keys import ACCESS, SERVICE, SETTINGS
+from lfsd.http.media import check_accept, check_content_type
+from lfsd.http.paths import base_url, object_href, repo_path
+from lfsd.http.wire import parse_batch, render_object
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"batch request bodies are limited to {limit} bytes")
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.content.iter_any():
+        total += len(chunk)
+        if total > limit:
+            raise PayloadTooLarge(f"batch request bodies are limited to {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def batch(request: web.Request) -> web.Response:
+    if request.method != "POST":
+        raise MethodNotAllowed(headers={"Allow": "POST"})
+    settings = request.app[SETTINGS]
+    path = repo_path(request)
+    check_accept(request)
+    identity = await identify(request)
+    check_content_type(request)
+    body = parse_batch(await _read_body(request, settings.batch_max_bytes))
+
+    try:
+        operation = Operation(body.operation)
+    except ValueError:
+        raise Unprocessable(f"unknown operation {body.operation!r}: expected download or upload") from None
+    if body.hash_algo not in (None, "sha256"):
+        raise Conflict(f"unsupported hash algorithm {body.hash_algo!r}: lfsd uses sha256")
+    if body.transfers is not None and "basic" not in body.transfers:
+        raise Unprocessable("no supported transfer adapter: lfsd offers basic")
+    if len(body.objects) > settings.batch_max_objects:
+        raise PayloadTooLarge(f"at most {settings.batch_max_objects} objects per batch request")
+
+    needed = Permission.WRITE if operation is Operation.UPLOAD else Permission.READ
+    repo = await request.app[ACCESS].authorize(identity, path, needed, create=operation is Operation.UPLOAD)
+    specs = [ObjectSpec(item.oid, item.size) for item in body.objects]
+    results = await request.app[SERVICE].batch(
+        identity, repo, operation, specs, partial(object_href, base_url(request))
+    )
+    return lfs_json({"transfer": "basic", "objects": [render_object(r) for r in results], "hash_algo": "sha256"})

@@ -1,0 +1,17 @@
+"""Typed application state: the composition root fills these, handlers read them."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from lfsd.config import Settings
+from lfsd.core.access import AccessControl
+from lfsd.core.ports import RepoDirectory
+from lfsd.core.service import LfsService
+from lfsd.core.signing import LinkSigner
+
+SETTINGS = web.AppKey("settings", Settings)
+ACCESS = web.AppKey("access", AccessControl)
+SERVICE = web.AppKey("service", LfsService)
+SIGNER = web.AppKey("signer", LinkSigner)
+REPOS = web.AppKey("repos", RepoDirectory)

@@ -1,0 +1,34 @@
+"""URL layout: ``/<repo path>[.git]/info/lfs/...``, nested repository paths allowed."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+
+from lfsd.core.auth import Repo
+from lfsd.core.oid import Oid
+from lfsd.core.repo import RepoPath
+from lfsd.core.signing import LinkOperation
+from lfsd.http.keys import SETTINGS
+
+_REPO: Final = r"{repo:[^{}]+?}"
+BATCH_ROUTE: Final = f"/{_REPO}/info/lfs/objects/batch"
+OBJECT_ROUTE: Final = f"/{_REPO}/info/lfs/objects/{{oid:[^/]+}}"
+
+
+def repo_path(request: web.Request) -> RepoPath:
+    return RepoPath.parse(request.match_info["repo"])
+
+
+def oid_of(request: web.Request) -> Oid:
+    return Oid.parse(request.match_info["oid"])
+
+
+def base_url(request: web.Request) -> str:
+    configured = request.app[SETTINGS].public_url
+    return configured if configured is not None else f"{request.scheme}://{request.host}"
+
+
+def object_href(base: str, repo: Repo, oid: Oid, _op: LinkOperation) -> str:
+    return f"{base}/{repo.path}.git/info/lfs/objects/{oid}"

@@ -1,0 +1,15 @@
+"""The route table."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from lfsd.http.batch import batch
+from lfsd.http.paths import BATCH_ROUTE, OBJECT_ROUTE
+from lfsd.http.transfer import download, expect_continue, upload
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_route("*", BATCH_ROUTE, batch)
+    app.router.add_put(OBJECT_ROUTE, upload, expect_handler=expect_continue)
+    app.router.add_get(OBJECT_ROUTE, download)

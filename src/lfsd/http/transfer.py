@@ -1,0 +1,118 @@
+"""Basic transfers: ``PUT`` and ``GET`` of ``…/info/lfs/objects/<oid>``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from aiohttp import ClientPayloadError, web
+
+from lfsd.core.auth import Permission, Repo
+from lfsd.core.errors import (
+    BadRequest,
+    LengthRequired,
+    LfsError,
+    NotFound,
+    PayloadTooLarge,
+    SizeMismatch,
+)
+from lfsd.core.oid import Oid
+from lfsd.core.signing import LinkOperation
+from lfsd.http.auth import identify, link_token
+from lfsd.http.errors import render, request_id
+from lfsd.http.keys import ACCESS, REPOS, SERVICE, SETTINGS, SIGNER
+from lfsd.http.paths import oid_of, repo_path
+
+log = logging.getLogger("lfsd.http")
+
+
+class ClientDisconnected(BadRequest):
+    default_message = "the client disconnected before the body was complete"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    repo: Repo
+    oid: Oid
+    size: int | None  # the declared size, for uploads
+
+
+UPLOAD_TARGET = web.RequestKey("upload_target", Target)
+
+
+async def _target(request: web.Request, op: LinkOperation, needed: Permission) -> Target:
+    """Authorize by a signed link (for exactly this repo, oid and operation) or by the caller's credentials."""
+    path = repo_path(request)
+    oid = oid_of(request)
+    token = link_token(request)
+    if token is not None:
+        grant = request.app[SIGNER].verify(token, path, oid, op, int(time.time()))
+        repo = await request.app[REPOS].find(path)
+        if repo is None:
+            raise NotFound("repository not found")
+        return Target(repo, oid, grant.size)
+    identity = await identify(request)
+    repo = await request.app[ACCESS].authorize(identity, path, needed)
+    return Target(repo, oid, None)
+
+
+async def _upload_target(request: web.Request) -> Target:
+    if UPLOAD_TARGET in request:
+        return request[UPLOAD_TARGET]
+    target = await _target(request, LinkOperation.UPLOAD, Permission.WRITE)
+    length = request.content_length
+    size = target.size if target.size is not None else length
+    if size is None:
+        raise LengthRequired("Content-Length is required without a transfer link")
+    if length is not None and length != size:
+        raise SizeMismatch(f"Content-Length {length} does not match the declared size {size}")
+    limit = request.app[SETTINGS].max_object_size
+    if size > limit:
+        raise PayloadTooLarge(f"objects are limited to {limit} bytes")
+    target = Target(target.repo, target.oid, size)
+    request[UPLOAD_TARGET] = target
+    return target
+
+
+async def expect_continue(request: web.Request) -> web.StreamResponse | None:
+    """Check credentials and size before telling the client to send a body (``Expect: 100-continue``)."""
+    try:
+        await _upload_target(request)
+    except LfsError as exc:
+        return render(exc, request_id(request))
+    if request.version >= (1, 1) and request.headers.get("Expect", "").lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the interim response is not part of the body count
+    return None
+
+
+class _RequestBody:
+    """The request body as a ``ByteSource``; a dropped connection becomes a domain error."""
+
+    def __init__(self, request: web.Request) -> None:
+        self._content = request.content
+
+    async def read(self, n: int) -> bytes:
+        try:
+            return await self._content.read(n)
+        except (ClientPayloadError, ConnectionError) as exc:
+            raise ClientDisconnected() from exc
+
+
+async def upload(request: web.Request) -> web.Response:
+    target = await _upload_target(request)
+    assert target.size is not None
+    await request.app[SERVICE].upload(target.repo, target.oid, target.size, _RequestBody(request))
+    return web.Response(status=200)
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    target = await _target(request, LinkOperation.DOWNLOAD, Permission.READ)
+    stored = await request.app[SERVICE].download(target.repo, target.oid)
+    # FileResponse sends with sendfile and answers Range (206, Content-Range) and unsatisfiable ranges (416).
+    return web.FileResponse(
+        stored.path,
+        chunk_size=256 * 1024,
+        headers={"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"},
+    )

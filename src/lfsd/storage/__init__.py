@@ -1,0 +1,1 @@
+"""Object stores (implementations of ``lfsd.core.ports.ObjectStore``) and their building blocks."""

@@ -1,0 +1,162 @@
+"""Object bodies on local disk: ``objects/ab/cd/<oid>``, written through a temp file, fsync and rename."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import socket
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+from lfsd.core.errors import InsufficientStorage, ServiceUnavailable
+from lfsd.core.oid import Oid
+from lfsd.core.ports import ByteSource, StoredObject
+from lfsd.offload import in_thread
+from lfsd.storage.buffers import BufferPool
+from lfsd.storage.ingest import ingest
+
+TEMP_SUFFIX = ".tmp"
+STALE_TEMP_SECONDS = 24 * 3600
+
+
+def _os_error(exc: OSError) -> Exception:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return InsufficientStorage("the object store is full")
+    return ServiceUnavailable("the object store is unavailable")
+
+
+class LocalStore:
+    """Content-addressed files under ``root``. Several processes may share ``root``: renames are atomic."""
+
+    def __init__(self, root: Path, pool: BufferPool, *, fsync: bool = True) -> None:
+        self.root = root
+        self._objects = root / "objects"
+        self._tmp = root / "tmp"
+        self._pool = pool
+        self._fsync = fsync
+        self._host = socket.gethostname().replace(".", "_")
+
+    def prepare(self) -> None:
+        """Create the directories and remove temp files left by crashed processes (blocking; at start-up)."""
+        self._objects.mkdir(parents=True, exist_ok=True)
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        self.sweep_temp()
+
+    def sweep_temp(self) -> int:
+        removed = 0
+        now = time.time()
+        for entry in self._tmp.iterdir():
+            if not entry.name.endswith(TEMP_SUFFIX):
+                continue
+            parts = entry.name.split(".")
+            mine_and_dead = len(parts) >= 4 and parts[1] == self._host and not _pid_alive(parts[2])
+            with contextlib.suppress(FileNotFoundError):
+                if mine_and_dead or now - entry.stat().st_mtime > STALE_TEMP_SECONDS:
+                    entry.unlink()
+                    removed += 1
+        return removed
+
+    def path_of(self, oid: Oid) -> Path:
+        first, second = oid.shard
+        return self._objects / first / second / oid
+
+    async def put(self, oid: Oid, size: int, source: ByteSource) -> None:
+        final = self.path_of(oid)
+        if await in_thread(final.exists):
+            # Already stored: the body must still be received and verified, but need not be written again.
+            await ingest(source, size, oid, self._pool, lambda _view: None)
+            return
+        tmp = self._tmp / f"{oid}.{self._host}.{os.getpid()}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
+        try:
+            handle = await in_thread(_open_exclusive, tmp)
+        except OSError as exc:
+            raise _os_error(exc) from exc
+        committed = False
+        try:
+            try:
+                await ingest(source, size, oid, self._pool, lambda view: _write_all(handle, view))
+                await in_thread(self._commit, handle, tmp, final)
+                committed = True
+            except OSError as exc:
+                raise _os_error(exc) from exc
+        finally:
+            if not committed:
+                await in_thread(_discard, handle, tmp)
+
+    def _commit(self, handle: BinaryIO, tmp: Path, final: Path) -> None:
+        handle.flush()
+        if self._fsync:
+            os.fsync(handle.fileno())
+        handle.close()
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp.rename(final)
+        if self._fsync:
+            _fsync_dir(final.parent)
+
+    async def get(self, oid: Oid) -> StoredObject | None:
+        path = self.path_of(oid)
+        try:
+            size = (await in_thread(path.stat)).st_size
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _os_error(exc) from exc
+        return StoredObject(size=size, path=path)
+
+    async def size_of(self, oid: Oid) -> int | None:
+        stored = await self.get(oid)
+        return None if stored is None else stored.size
+
+    async def check(self) -> None:
+        try:
+            await in_thread(self._check_writable)
+        except OSError as exc:
+            raise _os_error(exc) from exc
+
+    def _check_writable(self) -> None:
+        probe = self._tmp / f"probe.{self._host}.{os.getpid()}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
+        probe.write_bytes(b"")
+        probe.unlink()
+
+
+def _open_exclusive(path: Path) -> BinaryIO:
+    return path.open("xb", buffering=0)
+
+
+def _write_all(handle: BinaryIO, view: memoryview) -> None:
+    # An unbuffered file may write less than asked for.
+    while view:
+        written = handle.write(view)
+        view = view[written:] if written else view
+        if not written:
+            raise OSError(errno.EIO, "write returned 0 bytes")
+
+
+def _discard(handle: BinaryIO, tmp: Path) -> None:
+    with contextlib.suppress(OSError):
+        handle.close()
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _pid_alive(text: str) -> bool:
+    if not text.isdigit():
+        return False
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
