@@ -22,7 +22,8 @@ AUTHENTICATE_HEADER: Final = 'Basic realm="lfsd"'
 
 
 def request_id(request: web.Request) -> str:
-    return request[REQUEST_ID] if REQUEST_ID in request else ""
+    value: str = request.get(REQUEST_ID, "")
+    return value
 
 
 def lfs_json(body: object, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import secrets
 import socket
@@ -18,11 +19,14 @@ from lfsd.offload import in_thread
 from lfsd.storage.buffers import BufferPool
 from lfsd.storage.ingest import ingest
 
+log = logging.getLogger("lfsd.storage")
+
 TEMP_SUFFIX = ".tmp"
 STALE_TEMP_SECONDS = 24 * 3600
 
 
 def _os_error(exc: OSError) -> Exception:
+    log.warning("object store I/O error: %s", exc)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return InsufficientStorage("the object store is full")
     return ServiceUnavailable("the object store is unavailable")
@@ -76,17 +80,22 @@ class LocalStore:
             raise _os_error(exc) from exc
         committed = False
         try:
-            try:
-                await ingest(source, size, oid, self._pool, lambda view: _write_all(handle, view))
-                await in_thread(self._commit, handle, tmp, final)
-                committed = True
-            except OSError as exc:
-                raise _os_error(exc) from exc
+            # Only our own file operations map to storage errors: the source's errors (a client that went
+            # away is also an OSError) pass through unchanged.
+            await ingest(source, size, oid, self._pool, lambda view: _write_all(handle, view))
+            await in_thread(self._commit, handle, tmp, final)
+            committed = True
         finally:
             if not committed:
                 await in_thread(_discard, handle, tmp)
 
     def _commit(self, handle: BinaryIO, tmp: Path, final: Path) -> None:
+        try:
+            self._commit_file(handle, tmp, final)
+        except OSError as exc:
+            raise _os_error(exc) from exc
+
+    def _commit_file(self, handle: BinaryIO, tmp: Path, final: Path) -> None:
         handle.flush()
         if self._fsync:
             os.fsync(handle.fileno())
@@ -128,11 +137,14 @@ def _open_exclusive(path: Path) -> BinaryIO:
 
 def _write_all(handle: BinaryIO, view: memoryview) -> None:
     # An unbuffered file may write less than asked for.
-    while view:
-        written = handle.write(view)
-        view = view[written:] if written else view
-        if not written:
-            raise OSError(errno.EIO, "write returned 0 bytes")
+    try:
+        while view:
+            written = handle.write(view)
+            if not written:
+                raise OSError(errno.EIO, "write returned 0 bytes")
+            view = view[written:]
+    except OSError as exc:
+        raise _os_error(exc) from exc
 
 
 def _discard(handle: BinaryIO, tmp: Path) -> None:

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import pytest
+
+from lfsd.core.errors import Unauthorized
+from lfsd.core.oid import Oid
+from lfsd.core.repo import RepoPath
+from lfsd.core.signing import LinkOperation, LinkSigner
+
+KEY = b"k" * 32
+REPO = RepoPath("acme/game")
+OID = Oid("a" * 64)
+NOW = 1_700_000_000
+
+
+def test_round_trip() -> None:
+    signer = LinkSigner(KEY, 600)
+    token = signer.sign(7, REPO, OID, LinkOperation.UPLOAD, 123, NOW)
+    grant = signer.verify(token, REPO, OID, LinkOperation.UPLOAD, NOW + 599)
+    assert (grant.user_id, grant.size, grant.expires_at) == (7, 123, NOW + 600)
+
+
+@pytest.mark.parametrize(
+    ("repo", "oid", "op", "now"),
+    [
+        (RepoPath("acme/other"), OID, LinkOperation.UPLOAD, NOW),
+        (REPO, Oid("b" * 64), LinkOperation.UPLOAD, NOW),
+        (REPO, OID, LinkOperation.DOWNLOAD, NOW),
+        (REPO, OID, LinkOperation.UPLOAD, NOW + 600),
+    ],
+)
+def test_link_is_bound_to_repo_oid_operation_and_time(repo: RepoPath, oid: Oid, op: LinkOperation, now: int) -> None:
+    signer = LinkSigner(KEY, 600)
+    token = signer.sign(7, REPO, OID, LinkOperation.UPLOAD, 123, NOW)
+    with pytest.raises(Unauthorized):
+        signer.verify(token, repo, oid, op, now)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda t: t.replace(".123.", ".124."),  # a larger size
+        lambda t: t.replace("v1.7.", "v1.8."),  # another user
+        lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"),
+        lambda t: "v2" + t[2:],
+        lambda t: "garbage",
+        lambda t: t + ".x",
+        lambda t: t.replace(".123.", ".-1."),
+    ],
+)
+def test_forged_tokens_fail(mutate: object) -> None:
+    signer = LinkSigner(KEY, 600)
+    token = signer.sign(7, REPO, OID, LinkOperation.UPLOAD, 123, NOW)
+    assert callable(mutate)
+    with pytest.raises(Unauthorized):
+        signer.verify(mutate(token), REPO, OID, LinkOperation.UPLOAD, NOW)
+
+
+def test_other_key_fails() -> None:
+    token = LinkSigner(KEY, 600).sign(7, REPO, OID, LinkOperation.UPLOAD, 1, NOW)
+    with pytest.raises(Unauthorized):
+        LinkSigner(b"x" * 32, 600).verify(token, REPO, OID, LinkOperation.UPLOAD, NOW)
+
+
+def test_short_key_refused() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        LinkSigner(b"short", 60)

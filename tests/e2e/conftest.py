@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import GitUser, Server, cli, require_git_lfs
+
+
+@dataclass
+class Deployment:
+    server: Server
+    tmp: Path
+
+    def user(self, name: str, *, admin: bool = False) -> GitUser:
+        cli(self.server.data_dir, "user", "add", name, *(["--admin"] if admin else []))
+        token = cli(self.server.data_dir, "token", "create", name).stdout.strip().splitlines()[-1]
+        return GitUser(self.tmp / f"home-{name}", name, token, self.server.url)
+
+    def repo(self, path: str, *grants: tuple[str, str], public: bool = False) -> None:
+        cli(self.server.data_dir, "repo", "create", path, *(["--public"] if public else []))
+        for name, level in grants:
+            cli(self.server.data_dir, "repo", "grant", path, name, level)
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[Deployment]:
+    require_git_lfs()
+    server = Server.start(tmp_path / "data")
+    try:
+        yield Deployment(server, tmp_path)
+    finally:
+        code = server.stop()
+        assert code == 0, server.log()
+        assert "Traceback" not in server.log(), server.log()

@@ -1,0 +1,171 @@
+"""Real processes: ``lfsd serve`` on a free loopback port, the ``lfsd`` CLI, and git with git-lfs per user."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def require_git_lfs() -> None:
+    if shutil.which("git-lfs") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("git-lfs is required in CI (make setup installs it)")
+        pytest.skip("git-lfs is not installed (make setup installs it)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def lfsd_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LFSD_")}
+    env.update({"LFSD_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", **extra})
+    return env
+
+
+def cli(data_dir: Path, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "lfsd", *args],
+        env=lfsd_env(data_dir),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"lfsd {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+    return result
+
+
+@dataclass
+class Server:
+    """A running ``lfsd serve``."""
+
+    data_dir: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @classmethod
+    def start(cls, data_dir: Path, *, extra_env: dict[str, str] | None = None) -> Server:
+        port = free_port()
+        log_path = data_dir.parent / f"lfsd-{port}.log"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "lfsd", "serve", "--listen", f"127.0.0.1:{port}"],
+                env=lfsd_env(data_dir, **(extra_env or {})),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        server = cls(data_dir, port, process, log_path)
+        server.wait_ready()
+        return server
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"lfsd exited with {self.process.returncode}: {self.log()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"lfsd did not start listening: {self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def peak_rss_bytes(self) -> int:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("VmHWM not found")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+@dataclass
+class GitUser:
+    """git + git-lfs with its own HOME, credentials stored by the ``store`` helper."""
+
+    home: Path
+    name: str
+    token: str
+    server_url: str
+    env: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            "HOME": str(self.home),
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_AUTHOR_NAME": self.name,
+            "GIT_AUTHOR_EMAIL": f"{self.name}@example.com",
+            "GIT_COMMITTER_NAME": self.name,
+            "GIT_COMMITTER_EMAIL": f"{self.name}@example.com",
+            "LANG": "C.UTF-8",
+        }
+        host = self.server_url.removeprefix("http://")
+        (self.home / ".git-credentials").write_text(f"http://{self.name}:{self.token}@{host}\n")
+        self.git("config", "--global", "credential.helper", "store")
+        self.git("config", "--global", "init.defaultBranch", "main")
+        self.git("config", "--global", "lfs.locksverify", "false")
+        self.git("lfs", "install", "--skip-repo")
+
+    def git(self, *args: str, cwd: Path | None = None, check: bool = True, **env: str) -> str:
+        result = subprocess.run(
+            ["git", *args],
+            cwd=cwd or self.home,
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"git {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
+        return result.stdout + result.stderr
+
+    def new_repo(self, work: Path, origin: Path, repo: str) -> Path:
+        """A working copy whose origin is a bare repo on disk and whose LFS server is lfsd's ``repo``."""
+        subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True, env=self.env)
+        self.git("init", "-q", str(work))
+        self.git("remote", "add", "origin", str(origin), cwd=work)
+        (work / ".lfsconfig").write_text(f'[lfs]\n\turl = "{self.server_url}/{repo}.git/info/lfs"\n')
+        self.git("lfs", "track", "*.bin", cwd=work)
+        self.git("add", ".lfsconfig", ".gitattributes", cwd=work)
+        self.git("commit", "-q", "-m", "lfs setup", cwd=work)
+        return work

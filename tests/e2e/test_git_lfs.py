@@ -1,0 +1,123 @@
+"""The real git-lfs client against a real lfsd process."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import Deployment
+from tests.e2e.harness import GitUser
+
+pytestmark = pytest.mark.e2e
+
+MiB = 1024 * 1024
+
+
+def _write(path: Path, size: int) -> str:
+    digest = hashlib.sha256()
+    with path.open("wb") as out:
+        remaining = size
+        while remaining:
+            chunk = os.urandom(min(remaining, 4 * MiB))
+            out.write(chunk)
+            digest.update(chunk)
+            remaining -= len(chunk)
+    return digest.hexdigest()
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as src:
+        while chunk := src.read(4 * MiB):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _clone(user: GitUser, origin: Path, dest: Path, **env: str) -> Path:
+    user.git("clone", "-q", str(origin), str(dest), **env)
+    return dest
+
+
+def test_push_clone_pull_fetch_all(deployment: Deployment) -> None:
+    alice = deployment.user("alice")
+    deployment.repo("acme/game", ("alice", "write"))
+    work = alice.new_repo(deployment.tmp / "work", deployment.tmp / "origin.git", "acme/game")
+    sizes = {"empty.bin": 0, "one.bin": 1, "mib.bin": MiB, "big.bin": 100 * MiB}
+    expected = {name: _write(work / name, size) for name, size in sizes.items()}
+    small = work / "small"
+    small.mkdir()
+    for i in range(300):
+        expected[f"small/{i:03}.bin"] = _write(small / f"{i:03}.bin", 100 + i)
+    alice.git("add", ".", cwd=work)
+    alice.git("commit", "-q", "-m", "assets", cwd=work)
+    out = alice.git("push", "-q", "origin", "main", cwd=work)
+    assert "error" not in out.lower(), out
+
+    # A second commit changes one file, so that fetch --all has history to fetch.
+    old_one = expected["one.bin"]
+    expected["one.bin"] = _write(work / "one.bin", 2)
+    alice.git("commit", "-q", "-am", "change", cwd=work)
+    alice.git("push", "-q", "origin", "main", cwd=work)
+
+    clone = _clone(alice, deployment.tmp / "origin.git", deployment.tmp / "clone")
+    for name, oid in expected.items():
+        assert _digest(clone / name) == oid, name
+
+    # Clone without smudge, then git lfs pull.
+    lazy = _clone(alice, deployment.tmp / "origin.git", deployment.tmp / "lazy", GIT_LFS_SKIP_SMUDGE="1")
+    assert (lazy / "big.bin").stat().st_size < 200  # still a pointer
+    alice.git("lfs", "pull", cwd=lazy)
+    assert _digest(lazy / "big.bin") == expected["big.bin"]
+
+    # fetch --all brings the objects of every ref and every commit, including the old version.
+    alice.git("lfs", "fetch", "--all", cwd=lazy)
+    objects = lazy / ".git" / "lfs" / "objects" / old_one[:2] / old_one[2:4] / old_one
+    assert objects.exists()
+    alice.git("lfs", "fsck", cwd=lazy)
+
+
+def test_two_users_two_repositories_are_isolated(deployment: Deployment) -> None:
+    alice = deployment.user("alice")
+    bob = deployment.user("bob")
+    deployment.repo("alice/art", ("alice", "write"))
+    deployment.repo("bob/code", ("bob", "write"))
+    work = alice.new_repo(deployment.tmp / "alice-work", deployment.tmp / "alice.git", "alice/art")
+    _write(work / "secret.bin", 5000)
+    alice.git("add", ".", cwd=work)
+    alice.git("commit", "-q", "-m", "secret", cwd=work)
+    alice.git("push", "-q", "origin", "main", cwd=work)
+
+    # Bob can clone the Git history (on disk), but lfsd refuses him alice's objects.
+    clone = _clone(bob, deployment.tmp / "alice.git", deployment.tmp / "bob-clone", GIT_LFS_SKIP_SMUDGE="1")
+    out = bob.git("lfs", "pull", cwd=clone, check=False)
+    assert "repository not found" in out.lower(), out
+    assert (clone / "secret.bin").stat().st_size < 200  # still a pointer
+
+    # Pointing his LFS at his own repository does not help: bob/code does not hold the object.
+    bob.git("config", "lfs.url", f"{deployment.server.url}/bob/code.git/info/lfs", cwd=clone)
+    out = bob.git("lfs", "pull", cwd=clone, check=False)
+    assert "object does not exist" in out.lower(), out
+    assert (clone / "secret.bin").stat().st_size < 200, out
+
+
+def test_interrupted_download_resumes_with_range(deployment: Deployment) -> None:
+    alice = deployment.user("alice")
+    deployment.repo("acme/game", ("alice", "write"))
+    work = alice.new_repo(deployment.tmp / "work", deployment.tmp / "origin.git", "acme/game")
+    oid = _write(work / "big.bin", 8 * MiB)
+    alice.git("add", ".", cwd=work)
+    alice.git("commit", "-q", "-m", "big", cwd=work)
+    alice.git("push", "-q", "origin", "main", cwd=work)
+
+    lazy = _clone(alice, deployment.tmp / "origin.git", deployment.tmp / "lazy", GIT_LFS_SKIP_SMUDGE="1")
+    # The state an interrupted download leaves: the first part of the object in lfs/incomplete.
+    incomplete = lazy / ".git" / "lfs" / "incomplete"
+    incomplete.mkdir(parents=True)
+    with (work / "big.bin").open("rb") as src:
+        (incomplete / f"{oid}.part").write_bytes(src.read(3 * MiB + 7))
+    out = alice.git("lfs", "pull", cwd=lazy, GIT_TRACE="1")
+    assert "server accepted resume download request" in out, out
+    assert _digest(lazy / "big.bin") == oid

@@ -1,0 +1,108 @@
+"""The storage contract: every ObjectStore implementation runs these."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from lfsd.core.errors import ChecksumMismatch, SizeMismatch
+from lfsd.core.oid import Oid
+from lfsd.core.ports import ObjectStore
+from lfsd.storage.buffers import BufferPool
+from lfsd.storage.local import LocalStore
+from tests.support import blob
+
+BUFFER = 64 * 1024
+
+
+class Source:
+    """A body delivered in uneven chunks, optionally failing after ``fail_after`` bytes."""
+
+    def __init__(self, data: bytes, *, chunk: int = 10_000, fail_after: int | None = None) -> None:
+        self._data = memoryview(data)
+        self._pos = 0
+        self._chunk = chunk
+        self._fail_after = fail_after
+
+    async def read(self, n: int) -> bytes:
+        await asyncio.sleep(0)
+        if self._fail_after is not None and self._pos >= self._fail_after:
+            raise ConnectionResetError("client went away")
+        end = min(self._pos + n, self._pos + self._chunk, len(self._data))
+        out = bytes(self._data[self._pos : end])
+        self._pos = end
+        return out
+
+
+@pytest.fixture(params=["local"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ObjectStore]:
+    assert request.param == "local"
+    local = LocalStore(tmp_path / "store", BufferPool(BUFFER, max_idle=8), fsync=True)
+    local.prepare()
+    yield local
+    leftovers = list((tmp_path / "store" / "tmp").iterdir())
+    assert leftovers == [], f"temp files left behind: {leftovers}"
+
+
+async def _read_all(store: ObjectStore, oid: Oid) -> bytes | None:
+    stored = await store.get(oid)
+    return None if stored is None else stored.path.read_bytes()
+
+
+@pytest.mark.parametrize("size", [0, 1, BUFFER - 1, BUFFER, BUFFER + 1, 3 * BUFFER + 17])
+async def test_put_then_get(store: ObjectStore, size: int) -> None:
+    item = blob(size)
+    oid = Oid.parse(item.oid)
+    assert await store.get(oid) is None
+    await store.put(oid, size, Source(item.data))
+    assert await store.size_of(oid) == size
+    assert await _read_all(store, oid) == item.data
+
+
+async def test_put_existing_object_verifies_again(store: ObjectStore) -> None:
+    item = blob(1000)
+    oid = Oid.parse(item.oid)
+    await store.put(oid, item.size, Source(item.data))
+    await store.put(oid, item.size, Source(item.data))
+    with pytest.raises(ChecksumMismatch):
+        await store.put(oid, item.size, Source(b"x" * item.size))
+    assert await _read_all(store, oid) == item.data
+
+
+async def test_hash_mismatch_leaves_nothing(store: ObjectStore) -> None:
+    item = blob(BUFFER * 2)
+    wrong = Oid.parse("0" * 64)
+    with pytest.raises(ChecksumMismatch):
+        await store.put(wrong, item.size, Source(item.data))
+    assert await store.get(wrong) is None
+
+
+@pytest.mark.parametrize("declared_delta", [-1, 1, -BUFFER])
+async def test_size_mismatch_leaves_nothing(store: ObjectStore, declared_delta: int) -> None:
+    item = blob(BUFFER * 2)
+    oid = Oid.parse(item.oid)
+    with pytest.raises(SizeMismatch):
+        await store.put(oid, item.size + declared_delta, Source(item.data))
+    assert await store.get(oid) is None
+
+
+async def test_truncated_stream_leaves_nothing(store: ObjectStore) -> None:
+    item = blob(BUFFER * 3)
+    oid = Oid.parse(item.oid)
+    with pytest.raises(ConnectionResetError):
+        await store.put(oid, item.size, Source(item.data, fail_after=BUFFER + 5))
+    assert await store.get(oid) is None
+
+
+async def test_concurrent_puts_of_one_oid(store: ObjectStore) -> None:
+    item = blob(BUFFER * 4 + 3)
+    oid = Oid.parse(item.oid)
+    await asyncio.gather(*(store.put(oid, item.size, Source(item.data, chunk=7000 + i)) for i in range(6)))
+    assert await _read_all(store, oid) == item.data
+
+
+async def test_check_passes_on_a_writable_store(store: ObjectStore) -> None:
+    await store.check()
