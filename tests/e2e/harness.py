@@ -143,11 +143,11 @@ class GitUser:
         self.git("config", "--global", "lfs.locksverify", "false")
         self.git("lfs", "install", "--skip-repo")
 
-    def git(self, *args: str, cwd: Path | None = None, check: bool = True, **env: str) -> str:
+    def git(self, *args: str, cwd: Path | None = None, check: bool = True, env: dict[str, str] | None = None) -> str:
         result = subprocess.run(
             ["git", *args],
             cwd=cwd or self.home,
-            env={**self.env, **env},
+            env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
             timeout=600,

@@ -36,8 +36,8 @@ def _digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _clone(user: GitUser, origin: Path, dest: Path, **env: str) -> Path:
-    user.git("clone", "-q", str(origin), str(dest), **env)
+def _clone(user: GitUser, origin: Path, dest: Path, env: dict[str, str] | None = None) -> Path:
+    user.git("clone", "-q", str(origin), str(dest), env=env)
     return dest
 
 
@@ -67,7 +67,7 @@ def test_push_clone_pull_fetch_all(deployment: Deployment) -> None:
         assert _digest(clone / name) == oid, name
 
     # Clone without smudge, then git lfs pull.
-    lazy = _clone(alice, deployment.tmp / "origin.git", deployment.tmp / "lazy", GIT_LFS_SKIP_SMUDGE="1")
+    lazy = _clone(alice, deployment.tmp / "origin.git", deployment.tmp / "lazy", env={"GIT_LFS_SKIP_SMUDGE": "1"})
     assert (lazy / "big.bin").stat().st_size < 200  # still a pointer
     alice.git("lfs", "pull", cwd=lazy)
     assert _digest(lazy / "big.bin") == expected["big.bin"]
@@ -91,7 +91,7 @@ def test_two_users_two_repositories_are_isolated(deployment: Deployment) -> None
     alice.git("push", "-q", "origin", "main", cwd=work)
 
     # Bob can clone the Git history (on disk), but lfsd refuses him alice's objects.
-    clone = _clone(bob, deployment.tmp / "alice.git", deployment.tmp / "bob-clone", GIT_LFS_SKIP_SMUDGE="1")
+    clone = _clone(bob, deployment.tmp / "alice.git", deployment.tmp / "bob-clone", env={"GIT_LFS_SKIP_SMUDGE": "1"})
     out = bob.git("lfs", "pull", cwd=clone, check=False)
     assert "repository not found" in out.lower(), out
     assert (clone / "secret.bin").stat().st_size < 200  # still a pointer
@@ -112,12 +112,12 @@ def test_interrupted_download_resumes_with_range(deployment: Deployment) -> None
     alice.git("commit", "-q", "-m", "big", cwd=work)
     alice.git("push", "-q", "origin", "main", cwd=work)
 
-    lazy = _clone(alice, deployment.tmp / "origin.git", deployment.tmp / "lazy", GIT_LFS_SKIP_SMUDGE="1")
+    lazy = _clone(alice, deployment.tmp / "origin.git", deployment.tmp / "lazy", env={"GIT_LFS_SKIP_SMUDGE": "1"})
     # The state an interrupted download leaves: the first part of the object in lfs/incomplete.
     incomplete = lazy / ".git" / "lfs" / "incomplete"
     incomplete.mkdir(parents=True)
     with (work / "big.bin").open("rb") as src:
         (incomplete / f"{oid}.part").write_bytes(src.read(3 * MiB + 7))
-    out = alice.git("lfs", "pull", cwd=lazy, GIT_TRACE="1")
+    out = alice.git("lfs", "pull", cwd=lazy, env={"GIT_TRACE": "1"})
     assert "server accepted resume download request" in out, out
     assert _digest(lazy / "big.bin") == oid

@@ -1,0 +1,119 @@
+"""The ``lfsd`` command line, run as a real process."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from lfsd.app import Metadata
+from lfsd.config import Settings
+from lfsd.core.auth import Permission
+from lfsd.core.repo import RepoPath
+from tests.e2e.harness import Server, cli
+
+
+def _one_line_error(result_stderr: str) -> None:
+    lines = [line for line in result_stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result_stderr
+    assert "Traceback" not in result_stderr
+
+
+def _meta_check(data_dir: Path, check: object) -> None:
+    async def run() -> None:
+        meta = await Metadata.open(Settings(data_dir=data_dir))
+        try:
+            assert callable(check)
+            await check(meta)
+        finally:
+            await meta.close()
+
+    asyncio.run(run())
+
+
+def test_admin_workflow_on_a_fresh_data_dir(tmp_path: Path) -> None:
+    data = tmp_path / "fresh"
+    assert "added" in cli(data, "user", "add", "alice").stdout
+    token = cli(data, "token", "create", "alice").stdout.splitlines()[-1]
+    assert token.startswith("lfsd_")
+    cli(data, "user", "add", "carol", "--admin", "--password-stdin", stdin="s3cret pass\n")
+    cli(data, "repo", "create", "acme/game")
+    cli(data, "repo", "create", "acme/open", "--public")
+    cli(data, "repo", "grant", "acme/game", "alice", "write")
+
+    async def check(meta: Metadata) -> None:
+        identity = await meta.users.identity_for_token(token)
+        assert identity is not None and identity.name == "alice" and not identity.is_admin
+        carol = await meta.users.identity_for_password("carol", "s3cret pass")
+        assert carol is not None and carol.is_admin
+        repo = await meta.repos.find(RepoPath("acme/game"))
+        assert repo is not None and not repo.is_public
+        assert await meta.repos.grant_of(repo, identity.user_id) is Permission.WRITE
+        public = await meta.repos.find(RepoPath("acme/open"))
+        assert public is not None and public.is_public
+
+    _meta_check(data, check)
+    assert "revision 0001" in cli(data, "migrate").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin"),
+    [
+        (("token", "create", "ghost"), None),
+        (("repo", "grant", "acme/none", "alice", "read"), None),
+        (("user", "add", "dupe"), None),
+        (("repo", "create", "dup/repo"), None),
+        (("user", "add", "x", "--password-stdin"), "\n"),
+        (("migrate", "--database-url", "oracle://scott:tiger@db/x"), None),
+        (("migrate", "--database-url", "::not a url::"), None),
+    ],
+)
+def test_errors_are_one_line_and_non_zero(tmp_path: Path, args: tuple[str, ...], stdin: str | None) -> None:
+    data = tmp_path / "d"
+    cli(data, "user", "add", "dupe")
+    cli(data, "repo", "create", "dup/repo")
+    result = cli(data, *args, stdin=stdin, check=False)
+    assert result.returncode != 0
+    _one_line_error(result.stderr)
+    assert "tiger" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("repo", "create", "../etc"), ("repo", "grant", "acme/x", "u", "owner"), ("repo", "create", "a//b")],
+)
+def test_usage_errors(tmp_path: Path, args: tuple[str, ...]) -> None:
+    result = cli(tmp_path / "d", *args, check=False)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_rejects_bad_settings_in_one_line(tmp_path: Path) -> None:
+    result = cli(tmp_path / "d", "serve", "--listen", "nonsense", check=False)
+    assert result.returncode != 0
+    _one_line_error(result.stderr)
+
+
+def test_first_start_prints_admin_token_once(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    server = Server.start(data)
+    try:
+        for _ in range(100):
+            if "git config lfs.url" in server.log():
+                break
+            asyncio.run(asyncio.sleep(0.05))
+    finally:
+        assert server.stop() == 0
+    first = server.log()
+    assert first.count("lfsd_") == 1 and "admin:" in first
+    token = first.split("admin:", 1)[1].split("@", 1)[0]
+
+    async def check(meta: Metadata) -> None:
+        identity = await meta.users.identity_for_token(token)
+        assert identity is not None and identity.is_admin
+
+    _meta_check(data, check)
+    again = Server.start(data)
+    assert again.stop() == 0
+    assert "lfsd_" not in again.log()
