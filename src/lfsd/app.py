@@ -95,7 +95,12 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     loop.set_default_executor(executor)
     meta = await Metadata.open(settings)
     try:
-        store = LocalStore(settings.data_dir, BufferPool(settings.buffer_size, max_idle=64), fsync=settings.fsync)
+        store = LocalStore(
+            settings.data_dir,
+            BufferPool(settings.buffer_size, max_idle=64),
+            fsync=settings.fsync,
+            direct_io=settings.direct_io,
+        )
         await asyncio.to_thread(store.prepare)
         signer = LinkSigner(signing_key(settings), settings.link_ttl)
         app[SIGNER] = signer

@@ -26,9 +26,12 @@ class Settings(BaseSettings):
     batch_max_objects: int = Field(1000, ge=1, description="most objects in one batch request (413 above)")
     batch_max_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest batch request body (413 above)")
     max_object_size: int = Field(2**40, ge=0, description="largest object accepted for upload (413 above)")
-    buffer_size: int = Field(1024 * 1024, ge=64 * 1024, description="bytes per pooled transfer buffer")
+    buffer_size: int = Field(
+        1024 * 1024, ge=64 * 1024, multiple_of=4096, description="bytes per pooled transfer buffer"
+    )
     io_threads: int = Field(16, ge=1, le=256, description="worker threads for file I/O and hashing")
     fsync: bool = Field(True, description="fsync each object before it becomes visible")
+    direct_io: bool = Field(True, description="write object files with O_DIRECT where the filesystem allows it")
 
     @field_validator("listen")
     @classmethod

@@ -24,7 +24,7 @@ def batch(server_url: str, repo: str, user: str, token: str, operation: str, oid
             "Authorization": "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode(),
         },
     )
-    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback test server
+    with urllib.request.urlopen(request, timeout=60) as response:
         entry: dict[str, Any] = json.load(response)["objects"][0]
         return entry
 

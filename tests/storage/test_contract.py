@@ -27,20 +27,20 @@ class Source:
         self._chunk = chunk
         self._fail_after = fail_after
 
-    async def read(self, n: int) -> bytes:
+    async def read(self) -> bytes:
         await asyncio.sleep(0)
         if self._fail_after is not None and self._pos >= self._fail_after:
             raise ConnectionResetError("client went away")
-        end = min(self._pos + n, self._pos + self._chunk, len(self._data))
+        end = min(self._pos + self._chunk, len(self._data))
         out = bytes(self._data[self._pos : end])
         self._pos = end
         return out
 
 
-@pytest.fixture(params=["local"])
+@pytest.fixture(params=["local-direct", "local-buffered"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ObjectStore]:
-    assert request.param == "local"
-    local = LocalStore(tmp_path / "store", BufferPool(BUFFER, max_idle=8), fsync=True)
+    direct = request.param == "local-direct"
+    local = LocalStore(tmp_path / "store", BufferPool(BUFFER, max_idle=8), fsync=True, direct_io=direct)
     local.prepare()
     yield local
     leftovers = list((tmp_path / "store" / "tmp").iterdir())
@@ -59,6 +59,14 @@ async def test_put_then_get(store: ObjectStore, size: int) -> None:
     assert await store.get(oid) is None
     await store.put(oid, size, Source(item.data))
     assert await store.size_of(oid) == size
+    assert await _read_all(store, oid) == item.data
+
+
+@pytest.mark.parametrize("chunk", [1, 4096, BUFFER + 1, 5 * BUFFER])
+async def test_chunk_sizes_do_not_matter(store: ObjectStore, chunk: int) -> None:
+    item = blob(3 * BUFFER + 5 if chunk > 1 else 5000)
+    oid = Oid.parse(item.oid)
+    await store.put(oid, item.size, Source(item.data, chunk=chunk))
     assert await _read_all(store, oid) == item.data
 
 

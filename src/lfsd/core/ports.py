@@ -13,9 +13,9 @@ from lfsd.core.repo import RepoPath
 
 
 class ByteSource(Protocol):
-    """A request body: ``read(n)`` returns at most ``n`` bytes, and ``b""`` only at the end."""
+    """A request body: ``read()`` returns the next chunk as it arrived (any size), and ``b""`` only at the end."""
 
-    async def read(self, n: int) -> bytes: ...
+    async def read(self) -> bytes: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,9 +93,9 @@ class _RequestBody:
     def __init__(self, request: web.Request) -> None:
         self._content = request.content
 
-    async def read(self, n: int) -> bytes:
+    async def read(self) -> bytes:
         try:
-            return await self._content.read(n)
+            return await self._content.readany()
         except (ClientPayloadError, ConnectionError) as exc:
             raise ClientDisconnected() from exc
 

@@ -35,21 +35,27 @@ async def ingest(source: ByteSource, size: int, oid: Oid, pool: BufferPool, sink
     pending: asyncio.Future[None] | None = None
     total = 0
     index = 0
+    leftover = memoryview(b"")
     try:
         while True:
             buffer = buffers[index]
+            capacity = len(buffer)
             filled = 0
             at_end = False
-            while filled < len(buffer):
-                chunk = await source.read(len(buffer) - filled)
-                if not chunk:
-                    at_end = True
-                    break
-                n = len(chunk)
-                total += n
-                if total > size:
-                    raise SizeMismatch("the request body is longer than the declared size")
-                buffer[filled : filled + n] = chunk
+            while filled < capacity:
+                if not leftover:
+                    chunk = await source.read()
+                    if not chunk:
+                        at_end = True
+                        break
+                    total += len(chunk)
+                    if total > size:
+                        raise SizeMismatch("the request body is longer than the declared size")
+                    leftover = memoryview(chunk)
+                # Chunks arrive in whatever sizes the socket gave; copy each into the pooled buffer.
+                n = min(len(leftover), capacity - filled)
+                buffer[filled : filled + n] = leftover[:n]
+                leftover = leftover[n:]
                 filled += n
             if pending is not None:
                 await pending

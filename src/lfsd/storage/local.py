@@ -9,8 +9,8 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
 from lfsd.core.errors import InsufficientStorage, ServiceUnavailable
 from lfsd.core.oid import Oid
@@ -18,6 +18,7 @@ from lfsd.core.ports import ByteSource, StoredObject
 from lfsd.offload import in_thread
 from lfsd.storage.buffers import BufferPool
 from lfsd.storage.ingest import ingest
+from lfsd.storage.objectfile import ObjectFile
 
 log = logging.getLogger("lfsd.storage")
 
@@ -35,12 +36,13 @@ def _os_error(exc: OSError) -> Exception:
 class LocalStore:
     """Content-addressed files under ``root``. Several processes may share ``root``: renames are atomic."""
 
-    def __init__(self, root: Path, pool: BufferPool, *, fsync: bool = True) -> None:
+    def __init__(self, root: Path, pool: BufferPool, *, fsync: bool = True, direct_io: bool = True) -> None:
         self.root = root
         self._objects = root / "objects"
         self._tmp = root / "tmp"
         self._pool = pool
         self._fsync = fsync
+        self._direct = direct_io
         self._host = socket.gethostname().replace(".", "_")
 
     def prepare(self) -> None:
@@ -75,35 +77,19 @@ class LocalStore:
             return
         tmp = self._tmp / f"{oid}.{self._host}.{os.getpid()}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
         try:
-            handle = await in_thread(_open_exclusive, tmp)
+            file = await in_thread(ObjectFile, tmp, size, direct=self._direct)
         except OSError as exc:
             raise _os_error(exc) from exc
         committed = False
         try:
             # Only our own file operations map to storage errors: the source's errors (a client that went
             # away is also an OSError) pass through unchanged.
-            await ingest(source, size, oid, self._pool, lambda view: _write_all(handle, view))
-            await in_thread(self._commit, handle, tmp, final)
+            await ingest(source, size, oid, self._pool, lambda view: _mapped(file.write, view))
+            await in_thread(_mapped, lambda: file.commit(final, fsync=self._fsync))
             committed = True
         finally:
             if not committed:
-                await in_thread(_discard, handle, tmp)
-
-    def _commit(self, handle: BinaryIO, tmp: Path, final: Path) -> None:
-        try:
-            self._commit_file(handle, tmp, final)
-        except OSError as exc:
-            raise _os_error(exc) from exc
-
-    def _commit_file(self, handle: BinaryIO, tmp: Path, final: Path) -> None:
-        handle.flush()
-        if self._fsync:
-            os.fsync(handle.fileno())
-        handle.close()
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp.rename(final)
-        if self._fsync:
-            _fsync_dir(final.parent)
+                await in_thread(file.discard)
 
     async def get(self, oid: Oid) -> StoredObject | None:
         path = self.path_of(oid)
@@ -131,35 +117,11 @@ class LocalStore:
         probe.unlink()
 
 
-def _open_exclusive(path: Path) -> BinaryIO:
-    return path.open("xb", buffering=0)
-
-
-def _write_all(handle: BinaryIO, view: memoryview) -> None:
-    # An unbuffered file may write less than asked for.
+def _mapped(fn: Callable[..., None], *args: object) -> None:
     try:
-        while view:
-            written = handle.write(view)
-            if not written:
-                raise OSError(errno.EIO, "write returned 0 bytes")
-            view = view[written:]
+        fn(*args)
     except OSError as exc:
         raise _os_error(exc) from exc
-
-
-def _discard(handle: BinaryIO, tmp: Path) -> None:
-    with contextlib.suppress(OSError):
-        handle.close()
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _pid_alive(text: str) -> bool:

