@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import mmap
 import os
 import shutil
 import socket
@@ -90,26 +91,34 @@ def ceilings(work: Path, data_dir: Path, one_gib: Path) -> dict[str, float]:
     sha = len(buffer) / (time.perf_counter() - t0) / 1e6
     print(f"  hashlib SHA-256                              {sha:8.0f} MB/s")
 
-    chunk = memoryview(os.urandom(MiB))
+    chunk = mmap.mmap(-1, MiB)  # page-aligned, as O_DIRECT needs
+    chunk.write(os.urandom(MiB))
     probe = data_dir / "ceiling.tmp"
 
-    def write(hash_too: bool) -> float:
+    def write(hash_too: bool, direct: bool) -> float:
         digest = hashlib.sha256()
+        view = memoryview(chunk)
         t0 = time.perf_counter()
-        with probe.open("wb", buffering=0) as out:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | (os.O_DIRECT if direct else 0), 0o644)
+        try:
             for _ in range(GiB // MiB):
                 if hash_too:
-                    digest.update(chunk)
-                out.write(chunk)
-            os.fsync(out.fileno())
+                    digest.update(view)
+                os.write(fd, view)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         rate = GiB / (time.perf_counter() - t0) / 1e6
         probe.unlink()
         return rate
 
-    write_rate = write(False)
-    print(f"  write + fsync to the data dir                {write_rate:8.0f} MB/s")
-    hash_write = write(True)
-    print(f"  SHA-256 + write + fsync (hash+write ceiling) {hash_write:8.0f} MB/s")
+    write_buffered = write(False, False)
+    write_direct = write(False, True)
+    print(f"  write + fsync, page cache                    {write_buffered:8.0f} MB/s")
+    print(f"  write + fsync, O_DIRECT                      {write_direct:8.0f} MB/s")
+    hash_write = max(write(True, False), write(True, True))
+    print(f"  SHA-256 + write + fsync, best of both        {hash_write:8.0f} MB/s  (the hash+write ceiling)")
+    write_rate = max(write_buffered, write_direct)
 
     port = free_port()
     sink = subprocess.Popen([sys.executable, str(Path(__file__).with_name("sink.py")), str(port), str(one_gib)])
@@ -120,6 +129,10 @@ def ceilings(work: Path, data_dir: Path, one_gib: Path) -> dict[str, float]:
         curl(action, "-T", str(one_gib))
         curl_put = GiB / (time.perf_counter() - t0) / 1e6
         action = {"href": f"http://127.0.0.1:{port}/file", "header": {}}
+        evict(one_gib)
+        t0 = time.perf_counter()
+        curl(action)
+        curl_get_cold = GiB / (time.perf_counter() - t0) / 1e6
         t0 = time.perf_counter()
         curl(action)
         curl_get = GiB / (time.perf_counter() - t0) / 1e6
@@ -127,8 +140,26 @@ def ceilings(work: Path, data_dir: Path, one_gib: Path) -> dict[str, float]:
         sink.terminate()
         sink.wait()
     print(f"  curl PUT to a trivial sink                   {curl_put:8.0f} MB/s")
-    print(f"  curl GET from a trivial sendfile server      {curl_get:8.0f} MB/s")
-    return {"sha256": sha, "write": write_rate, "hash_write": hash_write, "curl_put": curl_put, "curl_get": curl_get}
+    print(f"  curl GET, trivial sendfile server, cold file {curl_get_cold:8.0f} MB/s")
+    print(f"  curl GET, trivial sendfile server, cached    {curl_get:8.0f} MB/s")
+    return {
+        "sha256": sha,
+        "write": write_rate,
+        "hash_write": hash_write,
+        "curl_put": curl_put,
+        "curl_get_cold": curl_get_cold,
+        "curl_get": curl_get,
+    }
+
+
+def evict(path: Path) -> None:
+    """Drop a file's pages from the page cache, so that the next read comes from the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
 
 
 def wait_port(port: int) -> None:
@@ -182,7 +213,10 @@ def run(work: Path, *, quick: bool) -> None:
         with measured(pid, "raw PUT 1 GiB", GiB, figures):
             raw_put(one_gib, oid_1g, GiB)
         download = batch(server.url, "bench/raw", "bench", token, "download", oid_1g, GiB)["actions"]["download"]
-        with measured(pid, "raw GET 1 GiB", GiB, figures):
+        evict(data / "objects" / oid_1g[:2] / oid_1g[2:4] / oid_1g)
+        with measured(pid, "raw GET 1 GiB, cold (from disk)", GiB, figures):
+            assert curl(download).stdout == f"200 {GiB}"
+        with measured(pid, "raw GET 1 GiB, cached", GiB, figures):
             assert curl(download).stdout == f"200 {GiB}"
 
         if not quick:
@@ -269,9 +303,10 @@ def report(limits: dict[str, float], figures: list[Figure], work: Path) -> None:
     by_case = {f.case: f for f in figures}
     print("\ntargets")
     put = by_case["raw PUT 1 GiB"].mb_per_s / limits["hash_write"]
-    get = by_case["raw GET 1 GiB"].mb_per_s / limits["curl_get"]
+    get = by_case["raw GET 1 GiB, cached"].mb_per_s / limits["curl_get"]
+    cold = by_case["raw GET 1 GiB, cold (from disk)"].mb_per_s / limits["curl_get_cold"]
     print(f"  raw PUT / hash+write ceiling = {put:.2f} (target >= 0.6)")
-    print(f"  raw GET / curl GET ceiling   = {get:.2f} (target >= 0.8)")
+    print(f"  raw GET / curl GET ceiling   = {get:.2f} cached, {cold:.2f} cold (target >= 0.8)")
     rss = [f.peak_rss_mib or 0.0 for f in figures]
     print(f"  max server peak RSS          = {max(rss):.1f} MiB (target < 100)")
     if "raw PUT 4 GiB" in by_case:

@@ -19,9 +19,9 @@ from lfsd.core.errors import Conflict
 from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
 from lfsd.db.database import Database, create_engine
-from lfsd.db.migrate import upgrade
 from lfsd.db.objects import SqlObjectIndex
 from lfsd.db.repos import SqlRepoDirectory
+from lfsd.db.schema import SCHEMA_HEAD, schema_revision
 from lfsd.db.users import SqlUserDirectory
 from lfsd.http.errors import error_middleware
 from lfsd.http.keys import ACCESS, REPOS, SERVICE, SETTINGS, SIGNER
@@ -69,7 +69,9 @@ class Metadata:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(create_engine(settings.effective_database_url))
         try:
-            if migrate:
+            if migrate and await schema_revision(db) != SCHEMA_HEAD:
+                from lfsd.db.migrate import upgrade  # Alembic is loaded only when there is something to do
+
                 await upgrade(db)
         except BaseException:
             await db.dispose()
@@ -97,7 +99,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     try:
         store = LocalStore(
             settings.data_dir,
-            BufferPool(settings.buffer_size, max_idle=64),
+            BufferPool(settings.buffer_size, settings.transfer_memory),
             fsync=settings.fsync,
             direct_io=settings.direct_io,
         )

@@ -18,7 +18,6 @@ from lfsd.core.auth import Permission
 from lfsd.core.errors import LfsError, NotFound
 from lfsd.core.repo import RepoPath
 from lfsd.db.database import DatabaseUrlError
-from lfsd.db.migrate import current_revision, head_revision
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -107,6 +106,8 @@ def serve(listen: str | None, public_url: str | None, data_dir: Path | None, dat
 @_one_line_errors
 def migrate(data_dir: Path | None, database_url: str | None) -> None:
     """Apply pending database migrations."""
+    from lfsd.db.migrate import current_revision, head_revision
+
     settings = _settings(data_dir=data_dir, database_url=database_url)
 
     async def action(meta: Metadata) -> str | None:

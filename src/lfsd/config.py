@@ -27,8 +27,19 @@ class Settings(BaseSettings):
     batch_max_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest batch request body (413 above)")
     max_object_size: int = Field(2**40, ge=0, description="largest object accepted for upload (413 above)")
     buffer_size: int = Field(
-        1024 * 1024, ge=64 * 1024, multiple_of=4096, description="bytes per pooled transfer buffer"
+        4 * 1024 * 1024, ge=64 * 1024, description="largest pooled transfer buffer (a power of two); uploads use two"
     )
+    transfer_memory: int = Field(
+        64 * 1024 * 1024, ge=1024 * 1024, description="memory budget for transfer buffers before they shrink"
+    )
+
+    @field_validator("buffer_size")
+    @classmethod
+    def _check_buffer_size(cls, value: int) -> int:
+        if value & (value - 1):
+            raise ValueError("buffer_size must be a power of two")
+        return value
+
     io_threads: int = Field(16, ge=1, le=256, description="worker threads for file I/O and hashing")
     fsync: bool = Field(True, description="fsync each object before it becomes visible")
     direct_io: bool = Field(True, description="write object files with O_DIRECT where the filesystem allows it")

@@ -117,3 +117,10 @@ def test_first_start_prints_admin_token_once(tmp_path: Path) -> None:
     again = Server.start(data)
     assert again.stop() == 0
     assert "lfsd_" not in again.log()
+
+
+def test_schema_head_matches_alembic() -> None:
+    from lfsd.db.migrate import head_revision
+    from lfsd.db.schema import SCHEMA_HEAD
+
+    assert head_revision() == SCHEMA_HEAD

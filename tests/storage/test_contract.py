@@ -40,7 +40,7 @@ class Source:
 @pytest.fixture(params=["local-direct", "local-buffered"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ObjectStore]:
     direct = request.param == "local-direct"
-    local = LocalStore(tmp_path / "store", BufferPool(BUFFER, max_idle=8), fsync=True, direct_io=direct)
+    local = LocalStore(tmp_path / "store", BufferPool(BUFFER, 1 << 20), fsync=True, direct_io=direct)
     local.prepare()
     yield local
     leftovers = list((tmp_path / "store" / "tmp").iterdir())

@@ -12,13 +12,13 @@ from tests.support import blob
 
 
 def test_layout_is_content_addressed(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path, BufferPool(65536, 2))
+    store = LocalStore(tmp_path, BufferPool(65536, 1 << 20))
     oid = Oid.parse("ab" + "cd" + "e" * 60)
     assert store.path_of(oid) == tmp_path / "objects" / "ab" / "cd" / oid
 
 
 def test_sweep_removes_dead_process_and_stale_temp_files(tmp_path: Path) -> None:
-    store = LocalStore(tmp_path, BufferPool(65536, 2))
+    store = LocalStore(tmp_path, BufferPool(65536, 1 << 20))
     store.prepare()
     tmp = tmp_path / "tmp"
     host = store._host
@@ -35,7 +35,7 @@ def test_sweep_removes_dead_process_and_stale_temp_files(tmp_path: Path) -> None
 
 
 async def test_buffers_are_reused_not_grown(tmp_path: Path) -> None:
-    pool = BufferPool(65536, max_idle=4)
+    pool = BufferPool(65536, 1 << 20)
     store = LocalStore(tmp_path, pool, fsync=False)
     store.prepare()
     for _ in range(5):

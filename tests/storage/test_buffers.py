@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import pytest
+
+from lfsd.storage.buffers import FLOOR, SMALLEST, BufferPool
+
+MiB = 1024 * 1024
+
+
+def test_small_objects_get_small_buffers() -> None:
+    pool = BufferPool(4 * MiB, 64 * MiB)
+    assert pool.size_for(0) == SMALLEST
+    assert pool.size_for(100 * 1024) == 128 * 1024
+    assert pool.size_for(3 * MiB) == 4 * MiB
+    assert pool.size_for(10 * 1024**3) == 4 * MiB
+
+
+def test_buffers_shrink_under_load_but_not_below_the_floor() -> None:
+    pool = BufferPool(4 * MiB, 16 * MiB)
+    pairs = [pool.take_pair(1024**3) for _ in range(6)]
+    sizes = [len(a) for a, _ in pairs]
+    assert sizes[:2] == [4 * MiB, 4 * MiB]
+    assert all(size >= FLOOR for size in sizes)
+    assert sizes == sorted(sizes, reverse=True)
+    # The budget holds except for the floor-sized overflow.
+    assert pool.in_use_bytes <= 16 * MiB + 2 * FLOOR * 6
+    for a, b in pairs:
+        pool.give(a)
+        pool.give(b)
+    assert pool.in_use_bytes == 0
+
+
+def test_idle_buffers_are_reused_and_bounded() -> None:
+    pool = BufferPool(1 * MiB, 8 * MiB, max_idle_bytes=2 * MiB)
+    pairs = [pool.take_pair(MiB) for _ in range(3)]
+    for a, b in pairs:
+        pool.give(a)
+        pool.give(b)
+    assert pool.idle_bytes == 2 * MiB
+    allocated = pool.allocated
+    a, b = pool.take_pair(MiB)
+    assert pool.allocated == allocated and pool.idle_bytes == 0
+    assert len(a) == len(b) == MiB
+
+
+@pytest.mark.parametrize("bad", [1000, 3 * MiB, 1024])
+def test_sizes_are_powers_of_two(bad: int) -> None:
+    with pytest.raises(ValueError, match="power of two"):
+        BufferPool(bad, 64 * MiB)
