@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e.client import batch, curl  # noqa: E402
-from tests.e2e.harness import GitUser, Server, cli, free_port  # noqa: E402
+from tests.e2e.harness import GitUser, Server, cli, free_port, write_random  # noqa: E402
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -39,18 +39,6 @@ class Figure:
     mb_per_s: float
     cpu_s: float | None = None
     peak_rss_mib: float | None = None
-
-
-def write_random(path: Path, size: int) -> str:
-    digest = hashlib.sha256()
-    with path.open("wb") as out:
-        left = size
-        while left:
-            chunk = os.urandom(min(left, 8 * MiB))
-            digest.update(chunk)
-            out.write(chunk)
-            left -= len(chunk)
-    return digest.hexdigest()
 
 
 def cpu_seconds(pid: int) -> float:

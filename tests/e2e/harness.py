@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -22,6 +23,19 @@ def require_git_lfs() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail("git-lfs is required in CI (make setup installs it)")
         pytest.skip("git-lfs is not installed (make setup installs it)")
+
+
+def write_random(path: Path, size: int) -> str:
+    """Write ``size`` random bytes to ``path``; return their SHA-256 (the LFS oid)."""
+    digest = hashlib.sha256()
+    with path.open("wb") as out:
+        left = size
+        while left:
+            chunk = os.urandom(min(left, 8 * 1024 * 1024))
+            digest.update(chunk)
+            out.write(chunk)
+            left -= len(chunk)
+    return digest.hexdigest()
 
 
 def free_port() -> int:

@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import Deployment
-from tests.e2e.harness import GitUser
+from tests.e2e.harness import GitUser, write_random
 
 pytestmark = pytest.mark.e2e
 
 MiB = 1024 * 1024
-
-
-def _write(path: Path, size: int) -> str:
-    digest = hashlib.sha256()
-    with path.open("wb") as out:
-        remaining = size
-        while remaining:
-            chunk = os.urandom(min(remaining, 4 * MiB))
-            out.write(chunk)
-            digest.update(chunk)
-            remaining -= len(chunk)
-    return digest.hexdigest()
 
 
 def _digest(path: Path) -> str:
@@ -46,11 +33,11 @@ def test_push_clone_pull_fetch_all(deployment: Deployment) -> None:
     deployment.repo("acme/game", ("alice", "write"))
     work = alice.new_repo(deployment.tmp / "work", deployment.tmp / "origin.git", "acme/game")
     sizes = {"empty.bin": 0, "one.bin": 1, "mib.bin": MiB, "big.bin": 100 * MiB}
-    expected = {name: _write(work / name, size) for name, size in sizes.items()}
+    expected = {name: write_random(work / name, size) for name, size in sizes.items()}
     small = work / "small"
     small.mkdir()
     for i in range(300):
-        expected[f"small/{i:03}.bin"] = _write(small / f"{i:03}.bin", 100 + i)
+        expected[f"small/{i:03}.bin"] = write_random(small / f"{i:03}.bin", 100 + i)
     alice.git("add", ".", cwd=work)
     alice.git("commit", "-q", "-m", "assets", cwd=work)
     out = alice.git("push", "-q", "origin", "main", cwd=work)
@@ -58,7 +45,7 @@ def test_push_clone_pull_fetch_all(deployment: Deployment) -> None:
 
     # A second commit changes one file, so that fetch --all has history to fetch.
     old_one = expected["one.bin"]
-    expected["one.bin"] = _write(work / "one.bin", 2)
+    expected["one.bin"] = write_random(work / "one.bin", 2)
     alice.git("commit", "-q", "-am", "change", cwd=work)
     alice.git("push", "-q", "origin", "main", cwd=work)
 
@@ -85,7 +72,7 @@ def test_two_users_two_repositories_are_isolated(deployment: Deployment) -> None
     deployment.repo("alice/art", ("alice", "write"))
     deployment.repo("bob/code", ("bob", "write"))
     work = alice.new_repo(deployment.tmp / "alice-work", deployment.tmp / "alice.git", "alice/art")
-    _write(work / "secret.bin", 5000)
+    write_random(work / "secret.bin", 5000)
     alice.git("add", ".", cwd=work)
     alice.git("commit", "-q", "-m", "secret", cwd=work)
     alice.git("push", "-q", "origin", "main", cwd=work)
@@ -107,7 +94,7 @@ def test_interrupted_download_resumes_with_range(deployment: Deployment) -> None
     alice = deployment.user("alice")
     deployment.repo("acme/game", ("alice", "write"))
     work = alice.new_repo(deployment.tmp / "work", deployment.tmp / "origin.git", "acme/game")
-    oid = _write(work / "big.bin", 8 * MiB)
+    oid = write_random(work / "big.bin", 8 * MiB)
     alice.git("add", ".", cwd=work)
     alice.git("commit", "-q", "-m", "big", cwd=work)
     alice.git("push", "-q", "origin", "main", cwd=work)

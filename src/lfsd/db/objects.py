@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 
 from lfsd.core.auth import Identity, Permission, Repo
 from lfsd.core.oid import Oid
@@ -31,36 +31,30 @@ class SqlObjectIndex:
         self._db = db
 
     async def held_sizes(self, repo: Repo, oids: Iterable[Oid]) -> dict[Oid, int]:
-        found: dict[Oid, int] = {}
-        async with self._db.transaction() as conn:
-            for chunk in _chunks(oids):
-                query = (
-                    select(objects.c.oid, objects.c.size)
-                    .join(repo_objects, repo_objects.c.oid == objects.c.oid)
-                    .where(repo_objects.c.repo_id == repo.id, objects.c.oid.in_(chunk))
-                )
-                for row in await conn.execute(query):
-                    found[Oid(row.oid)] = int(row.size)
-        return found
+        held = select(objects.c.oid, objects.c.size).join(repo_objects, repo_objects.c.oid == objects.c.oid)
+        return await self._sizes(held.where(repo_objects.c.repo_id == repo.id), oids)
 
     async def readable_sizes(self, identity: Identity | None, oids: Iterable[Oid]) -> dict[Oid, int]:
+        query = (
+            select(objects.c.oid, objects.c.size)
+            .join(repo_objects, repo_objects.c.oid == objects.c.oid)
+            .join(repos, repos.c.id == repo_objects.c.repo_id)
+            .distinct()
+        )
+        if identity is None:
+            query = query.where(repos.c.is_public.is_(True))
+        elif not identity.is_admin:
+            query = query.outerjoin(
+                grants, (grants.c.repo_id == repos.c.id) & (grants.c.user_id == identity.user_id)
+            ).where(or_(repos.c.is_public.is_(True), grants.c.permission >= int(Permission.READ)))
+        return await self._sizes(query, oids)
+
+    async def _sizes(self, query: Select[tuple[str, int]], oids: Iterable[Oid]) -> dict[Oid, int]:
+        """Run ``query`` restricted to ``oids``, in chunks that keep bind parameters bounded."""
         found: dict[Oid, int] = {}
         async with self._db.transaction() as conn:
             for chunk in _chunks(oids):
-                query = (
-                    select(objects.c.oid, objects.c.size)
-                    .join(repo_objects, repo_objects.c.oid == objects.c.oid)
-                    .join(repos, repos.c.id == repo_objects.c.repo_id)
-                    .where(objects.c.oid.in_(chunk))
-                    .distinct()
-                )
-                if identity is None:
-                    query = query.where(repos.c.is_public.is_(True))
-                elif not identity.is_admin:
-                    query = query.outerjoin(
-                        grants, (grants.c.repo_id == repos.c.id) & (grants.c.user_id == identity.user_id)
-                    ).where(or_(repos.c.is_public.is_(True), grants.c.permission >= int(Permission.READ)))
-                for row in await conn.execute(query):
+                for row in await conn.execute(query.where(objects.c.oid.in_(chunk))):
                     found[Oid(row.oid)] = int(row.size)
         return found
 
