@@ -50,6 +50,13 @@ def reset_peak(pid: int) -> None:
     Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
+def current_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -246,6 +253,8 @@ def run(work: Path, *, quick: bool) -> None:
             ]
             codes = [proc.communicate()[0] for proc in procs]
         assert codes == ["200"] * 16, codes
+        time.sleep(2)  # past the server's trim delay
+        print(f"  server RSS once the burst is over            {current_rss_mib(pid):8.1f} MiB")
         for path, _ in parts:
             path.unlink()
 
@@ -275,7 +284,7 @@ def git_cases(work: Path, server: Server, token: str, one_gib: Path, pid: int, f
         shutil.rmtree(repo)
 
     def big(repo: Path) -> int:
-        os.link(one_gib, repo / "big.bin")
+        write_random(repo / "big.bin", GiB)  # a new object: the raw cases' one would be linked, not sent
         return GiB
 
     def many(repo: Path) -> int:

@@ -24,8 +24,10 @@ from lfsd.db.repos import SqlRepoDirectory
 from lfsd.db.schema import SCHEMA_HEAD, schema_revision
 from lfsd.db.users import SqlUserDirectory
 from lfsd.http.errors import error_middleware
-from lfsd.http.keys import ACCESS, REPOS, SERVICE, SETTINGS, SIGNER
+from lfsd.http.inflight import InFlight
+from lfsd.http.keys import ACCESS, INFLIGHT, SERVICE, SETTINGS, SIGNER
 from lfsd.http.routes import add_routes
+from lfsd.memory import MemoryReleaser
 from lfsd.passwords import Argon2Passwords
 from lfsd.storage.buffers import BufferPool
 from lfsd.storage.local import LocalStore
@@ -106,11 +108,15 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         await asyncio.to_thread(store.prepare)
         signer = LinkSigner(signing_key(settings), settings.link_ttl)
         app[SIGNER] = signer
-        app[REPOS] = meta.repos
         app[ACCESS] = AccessControl(meta.users, meta.repos)
         app[SERVICE] = LfsService(meta.objects, store, signer, time.time)
+        inflight = InFlight(MemoryReleaser())
+        app[INFLIGHT] = inflight
         await _first_start(meta, settings)
-        yield
+        try:
+            yield
+        finally:
+            await inflight.close()
     finally:
         await meta.close()
         executor.shutdown(wait=False, cancel_futures=True)

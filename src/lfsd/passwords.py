@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import threading
-from collections.abc import Callable
-from typing import cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from lfsd.memory import MemoryReleaser
 from lfsd.offload import in_thread
 
 
@@ -21,7 +18,7 @@ class Argon2Passwords:
         self._hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
         self._decoy: str | None = None
         self._decoy_lock = threading.Lock()
-        self._malloc_trim = _malloc_trim()
+        self._memory = MemoryReleaser()
 
     def hash(self, password: str) -> str:
         return self._hasher.hash(password)
@@ -40,21 +37,7 @@ class Argon2Passwords:
             return False
         finally:
             # glibc keeps the 19 MiB work area in the thread's heap after free; give it back to the OS.
-            if self._malloc_trim is not None:
-                self._malloc_trim(0)
+            self._memory.release()
 
     async def verify(self, stored: str | None, password: str) -> bool:
         return await in_thread(self._verify, stored, password)
-
-
-def _malloc_trim() -> Callable[[int], int] | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):
-        return None  # not glibc
-    trim.argtypes = [ctypes.c_size_t]
-    trim.restype = ctypes.c_int
-    return cast(Callable[[int], int], trim)

@@ -15,9 +15,9 @@ NOW = 1_700_000_000
 
 def test_round_trip() -> None:
     signer = LinkSigner(KEY, 600)
-    token = signer.sign(7, REPO, OID, LinkOperation.UPLOAD, 123, NOW)
+    token = signer.sign(REPO, OID, LinkOperation.UPLOAD, user_id=7, repo_id=3, size=123, now=NOW)
     grant = signer.verify(token, REPO, OID, LinkOperation.UPLOAD, NOW + 599)
-    assert (grant.user_id, grant.size, grant.expires_at) == (7, 123, NOW + 600)
+    assert (grant.user_id, grant.repo_id, grant.size, grant.expires_at) == (7, 3, 123, NOW + 600)
 
 
 @pytest.mark.parametrize(
@@ -31,7 +31,7 @@ def test_round_trip() -> None:
 )
 def test_link_is_bound_to_repo_oid_operation_and_time(repo: RepoPath, oid: Oid, op: LinkOperation, now: int) -> None:
     signer = LinkSigner(KEY, 600)
-    token = signer.sign(7, REPO, OID, LinkOperation.UPLOAD, 123, NOW)
+    token = signer.sign(REPO, OID, LinkOperation.UPLOAD, user_id=7, repo_id=3, size=123, now=NOW)
     with pytest.raises(Unauthorized):
         signer.verify(token, repo, oid, op, now)
 
@@ -41,6 +41,7 @@ def test_link_is_bound_to_repo_oid_operation_and_time(repo: RepoPath, oid: Oid, 
     [
         lambda t: t.replace(".123.", ".124."),  # a larger size
         lambda t: t.replace("v1.7.", "v1.8."),  # another user
+        lambda t: t.replace(".3.123.", ".4.123."),  # another repository id
         lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"),
         lambda t: "v2" + t[2:],
         lambda t: "garbage",
@@ -50,14 +51,14 @@ def test_link_is_bound_to_repo_oid_operation_and_time(repo: RepoPath, oid: Oid, 
 )
 def test_forged_tokens_fail(mutate: object) -> None:
     signer = LinkSigner(KEY, 600)
-    token = signer.sign(7, REPO, OID, LinkOperation.UPLOAD, 123, NOW)
+    token = signer.sign(REPO, OID, LinkOperation.UPLOAD, user_id=7, repo_id=3, size=123, now=NOW)
     assert callable(mutate)
     with pytest.raises(Unauthorized):
         signer.verify(mutate(token), REPO, OID, LinkOperation.UPLOAD, NOW)
 
 
 def test_other_key_fails() -> None:
-    token = LinkSigner(KEY, 600).sign(7, REPO, OID, LinkOperation.UPLOAD, 1, NOW)
+    token = LinkSigner(KEY, 600).sign(REPO, OID, LinkOperation.UPLOAD, user_id=7, repo_id=3, size=1, now=NOW)
     with pytest.raises(Unauthorized):
         LinkSigner(b"x" * 32, 600).verify(token, REPO, OID, LinkOperation.UPLOAD, NOW)
 

@@ -151,7 +151,11 @@ async def test_links_are_bound_to_operation_and_expire(world: World) -> None:
     await lfs_error(await world.client.session.get(upload["href"], headers=upload["header"]), 401)
     # An expired link fails.
     signer = world.client.app[SIGNER]
-    stale = signer.sign(1, RepoPath("acme/game"), Oid(item.oid), LinkOperation.UPLOAD, 50, int(time.time()) - 7200)
+    repo = await world.meta.repos.find(RepoPath("acme/game"))
+    assert repo is not None
+    stale = signer.sign(
+        repo.path, Oid(item.oid), LinkOperation.UPLOAD, user_id=1, repo_id=repo.id, size=50, now=int(time.time()) - 7200
+    )
     response = await world.client.session.put(
         upload["href"], data=item.data, headers={"Authorization": f"LFSD-Link {stale}"}
     )

@@ -57,10 +57,12 @@ class RepoDirectory(Protocol):
 class ObjectIndex(Protocol):
     """Which repository holds which object. Storage is shared; this index is what grants access."""
 
-    async def held_sizes(self, repo: Repo, oids: Iterable[Oid]) -> dict[Oid, int]: ...
+    async def held_sizes(self, repo_id: int, oids: Iterable[Oid]) -> dict[Oid, int]: ...
 
     async def readable_sizes(self, identity: Identity | None, oids: Iterable[Oid]) -> dict[Oid, int]:
         """Sizes of those ``oids`` that some repository readable by ``identity`` holds."""
 
-    async def link(self, repo: Repo, objects: dict[Oid, int]) -> None:
-        """Record that ``repo`` holds ``objects`` (idempotent, safe under concurrent calls)."""
+    async def link(self, repo_id: int, objects: dict[Oid, int]) -> None:
+        """Record that the repository holds ``objects`` (idempotent, safe under concurrent calls).
+
+        Raises ``NotFound`` when the repository no longer exists."""

@@ -38,7 +38,7 @@ class LfsService:
     ) -> Action:
         now = int(self._clock())
         user_id = identity.user_id if identity is not None else 0
-        token = self._signer.sign(user_id, repo.path, item.oid, op, item.size, now)
+        token = self._signer.sign(repo.path, item.oid, op, user_id=user_id, repo_id=repo.id, size=item.size, now=now)
         return Action(
             href=href(repo, item.oid, op),
             header={"Authorization": f"{LINK_AUTH_SCHEME} {token}"},
@@ -55,7 +55,7 @@ class LfsService:
     ) -> list[ObjectResult]:
         parsed = parse_objects(specs)
         oids = {item.oid for item in parsed.valid}
-        held = await self._index.held_sizes(repo, oids) if oids else {}
+        held = await self._index.held_sizes(repo.id, oids) if oids else {}
         if operation is Operation.DOWNLOAD:
 
             def download(item: ValidObject) -> dict[str, Action]:
@@ -71,16 +71,16 @@ class LfsService:
 
         results, to_link = plan_upload(parsed, held, linkable, upload)
         if to_link:
-            await self._index.link(repo, to_link)
+            await self._index.link(repo.id, to_link)
         return results
 
-    async def upload(self, repo: Repo, oid: Oid, size: int, source: ByteSource) -> None:
-        """Store the body (verified while streaming), then record that ``repo`` holds it."""
+    async def upload(self, repo_id: int, oid: Oid, size: int, source: ByteSource) -> None:
+        """Store the body (verified while streaming), then record that the repository holds it."""
         await self._store.put(oid, size, source)
-        await self._index.link(repo, {oid: size})
+        await self._index.link(repo_id, {oid: size})
 
-    async def download(self, repo: Repo, oid: Oid) -> StoredObject:
-        held = await self._index.held_sizes(repo, [oid])
+    async def download(self, repo_id: int, oid: Oid) -> StoredObject:
+        held = await self._index.held_sizes(repo_id, [oid])
         if oid not in held:
             raise NotFound("object does not exist")
         stored = await self._store.get(oid)

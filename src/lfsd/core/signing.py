@@ -30,6 +30,7 @@ class LinkGrant:
     """What a valid link token allows: ``size`` is the object size the batch request declared."""
 
     user_id: int
+    repo_id: int
     size: int
     expires_at: int
 
@@ -41,27 +42,28 @@ class LinkSigner:
         self._key = key
         self.ttl_seconds = ttl_seconds
 
-    def _mac(self, user_id: int, repo: RepoPath, oid: Oid, op: LinkOperation, size: int, expires_at: int) -> str:
-        message = f"{_VERSION}\n{op.value}\n{repo}\n{oid}\n{user_id}\n{size}\n{expires_at}".encode()
+    def _mac(self, repo: RepoPath, oid: Oid, op: LinkOperation, claims: tuple[int, int, int, int]) -> str:
+        user_id, repo_id, size, expires_at = claims
+        message = f"{_VERSION}\n{op.value}\n{repo}\n{oid}\n{user_id}\n{repo_id}\n{size}\n{expires_at}".encode()
         digest = hmac.new(self._key, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
-    def sign(self, user_id: int, repo: RepoPath, oid: Oid, op: LinkOperation, size: int, now: int) -> str:
-        expires_at = now + self.ttl_seconds
-        mac = self._mac(user_id, repo, oid, op, size, expires_at)
-        return f"{_VERSION}.{user_id}.{size}.{expires_at}.{mac}"
+    def sign(
+        self, repo: RepoPath, oid: Oid, op: LinkOperation, *, user_id: int, repo_id: int, size: int, now: int
+    ) -> str:
+        """A token for ``op`` on ``repo``/``oid``; the repository id rides along so transfers need no lookup."""
+        claims = (user_id, repo_id, size, now + self.ttl_seconds)
+        mac = self._mac(repo, oid, op, claims)
+        return _VERSION + "." + ".".join(str(value) for value in claims) + "." + mac
 
     def verify(self, token: str, repo: RepoPath, oid: Oid, op: LinkOperation, now: int) -> LinkGrant:
         parts = token.split(".")
-        if len(parts) != 5 or parts[0] != _VERSION:
+        if len(parts) != 6 or parts[0] != _VERSION or not all(part.isdigit() and len(part) < 20 for part in parts[1:5]):
             raise Unauthorized("invalid transfer link")
-        _, user_text, size_text, expiry_text, mac = parts
-        if not (user_text.isdigit() and size_text.isdigit() and expiry_text.isdigit()):
-            raise Unauthorized("invalid transfer link")
-        user_id, size, expires_at = int(user_text), int(size_text), int(expiry_text)
-        expected = self._mac(user_id, repo, oid, op, size, expires_at)
-        if not hmac.compare_digest(expected.encode("ascii"), mac.encode("ascii", "replace")):
+        user_id, repo_id, size, expires_at = (int(part) for part in parts[1:5])
+        expected = self._mac(repo, oid, op, (user_id, repo_id, size, expires_at))
+        if not hmac.compare_digest(expected.encode("ascii"), parts[5].encode("ascii", "replace")):
             raise Unauthorized("invalid transfer link")
         if expires_at <= now:
             raise Unauthorized("transfer link expired")
-        return LinkGrant(user_id=user_id, size=size, expires_at=expires_at)
+        return LinkGrant(user_id=user_id, repo_id=repo_id, size=size, expires_at=expires_at)

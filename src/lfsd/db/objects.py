@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from sqlalchemy import Select, or_, select
+from sqlalchemy.exc import IntegrityError
 
-from lfsd.core.auth import Identity, Permission, Repo
+from lfsd.core.auth import Identity, Permission
+from lfsd.core.errors import NotFound
 from lfsd.core.oid import Oid
 from lfsd.db.database import Database, utcnow
 from lfsd.db.dialect import insert_ignore
@@ -30,9 +32,9 @@ class SqlObjectIndex:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def held_sizes(self, repo: Repo, oids: Iterable[Oid]) -> dict[Oid, int]:
+    async def held_sizes(self, repo_id: int, oids: Iterable[Oid]) -> dict[Oid, int]:
         held = select(objects.c.oid, objects.c.size).join(repo_objects, repo_objects.c.oid == objects.c.oid)
-        return await self._sizes(held.where(repo_objects.c.repo_id == repo.id), oids)
+        return await self._sizes(held.where(repo_objects.c.repo_id == repo_id), oids)
 
     async def readable_sizes(self, identity: Identity | None, oids: Iterable[Oid]) -> dict[Oid, int]:
         query = (
@@ -58,10 +60,14 @@ class SqlObjectIndex:
                     found[Oid(row.oid)] = int(row.size)
         return found
 
-    async def link(self, repo: Repo, sizes: dict[Oid, int]) -> None:
+    async def link(self, repo_id: int, sizes: dict[Oid, int]) -> None:
         now = utcnow()
         object_rows = [{"oid": str(oid), "size": size, "created_at": now} for oid, size in sorted(sizes.items())]
-        link_rows = [{"repo_id": repo.id, "oid": row["oid"], "created_at": now} for row in object_rows]
-        async with self._db.transaction() as conn:
-            await conn.execute(insert_ignore(objects, self._db.dialect), object_rows)
-            await conn.execute(insert_ignore(repo_objects, self._db.dialect), link_rows)
+        link_rows = [{"repo_id": repo_id, "oid": row["oid"], "created_at": now} for row in object_rows]
+        try:
+            async with self._db.transaction() as conn:
+                await conn.execute(insert_ignore(objects, self._db.dialect), object_rows)
+                await conn.execute(insert_ignore(repo_objects, self._db.dialect), link_rows)
+        except IntegrityError:
+            # The only foreign key that can fail here: the repository was deleted while a link was in use.
+            raise NotFound("repository not found") from None

@@ -6,12 +6,12 @@ from aiohttp import web
 
 from lfsd.config import Settings
 from lfsd.core.access import AccessControl
-from lfsd.core.ports import RepoDirectory
 from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
+from lfsd.http.inflight import InFlight
 
 SETTINGS = web.AppKey("settings", Settings)
 ACCESS = web.AppKey("access", AccessControl)
 SERVICE = web.AppKey("service", LfsService)
 SIGNER = web.AppKey("signer", LinkSigner)
-REPOS = web.AppKey("repos", RepoDirectory)
+INFLIGHT = web.AppKey("inflight", InFlight)

@@ -8,12 +8,11 @@ from dataclasses import dataclass
 
 from aiohttp import ClientPayloadError, web
 
-from lfsd.core.auth import Permission, Repo
+from lfsd.core.auth import Permission
 from lfsd.core.errors import (
     BadRequest,
     LengthRequired,
     LfsError,
-    NotFound,
     PayloadTooLarge,
     SizeMismatch,
 )
@@ -21,7 +20,7 @@ from lfsd.core.oid import Oid
 from lfsd.core.signing import LinkOperation
 from lfsd.http.auth import identify, link_token
 from lfsd.http.errors import render, request_id
-from lfsd.http.keys import ACCESS, REPOS, SERVICE, SETTINGS, SIGNER
+from lfsd.http.keys import ACCESS, INFLIGHT, SERVICE, SETTINGS, SIGNER
 from lfsd.http.paths import oid_of, repo_path
 
 log = logging.getLogger("lfsd.http")
@@ -33,7 +32,7 @@ class ClientDisconnected(BadRequest):
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    repo: Repo
+    repo_id: int
     oid: Oid
     size: int | None  # the declared size, for uploads
 
@@ -48,13 +47,10 @@ async def _target(request: web.Request, op: LinkOperation, needed: Permission) -
     token = link_token(request)
     if token is not None:
         grant = request.app[SIGNER].verify(token, path, oid, op, int(time.time()))
-        repo = await request.app[REPOS].find(path)
-        if repo is None:
-            raise NotFound("repository not found")
-        return Target(repo, oid, grant.size)
+        return Target(grant.repo_id, oid, grant.size)
     identity = await identify(request)
     repo = await request.app[ACCESS].authorize(identity, path, needed)
-    return Target(repo, oid, None)
+    return Target(repo.id, oid, None)
 
 
 async def _upload_target(request: web.Request) -> Target:
@@ -70,7 +66,7 @@ async def _upload_target(request: web.Request) -> Target:
     limit = request.app[SETTINGS].max_object_size
     if size > limit:
         raise PayloadTooLarge(f"objects are limited to {limit} bytes")
-    target = Target(target.repo, target.oid, size)
+    target = Target(target.repo_id, target.oid, size)
     request[UPLOAD_TARGET] = target
     return target
 
@@ -103,13 +99,14 @@ class _RequestBody:
 async def upload(request: web.Request) -> web.Response:
     target = await _upload_target(request)
     assert target.size is not None
-    await request.app[SERVICE].upload(target.repo, target.oid, target.size, _RequestBody(request))
+    async with request.app[INFLIGHT].upload():
+        await request.app[SERVICE].upload(target.repo_id, target.oid, target.size, _RequestBody(request))
     return web.Response(status=200)
 
 
 async def download(request: web.Request) -> web.StreamResponse:
     target = await _target(request, LinkOperation.DOWNLOAD, Permission.READ)
-    stored = await request.app[SERVICE].download(target.repo, target.oid)
+    stored = await request.app[SERVICE].download(target.repo_id, target.oid)
     # FileResponse sends with sendfile and answers Range (206, Content-Range) and unsatisfiable ranges (416).
     return web.FileResponse(
         stored.path,

@@ -1,0 +1,50 @@
+"""Uploads in progress; after a burst of them ends, freed heap memory goes back to the OS."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from lfsd.memory import MemoryReleaser
+from lfsd.offload import in_thread
+
+# Wait this long after the last upload before trimming, so back-to-back small uploads do not trim each time.
+TRIM_DELAY_SECONDS = 1.0
+
+
+class InFlight:
+    def __init__(self, memory: MemoryReleaser, trim_delay: float = TRIM_DELAY_SECONDS) -> None:
+        self._memory = memory
+        self._trim_delay = trim_delay
+        self.uploads = 0
+        self._trim: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @asynccontextmanager
+    async def upload(self) -> AsyncIterator[None]:
+        self.uploads += 1
+        try:
+            yield
+        finally:
+            self.uploads -= 1
+            if self.uploads == 0:
+                self._schedule_trim()
+
+    def _schedule_trim(self) -> None:
+        if self._trim is not None:
+            self._trim.cancel()
+        self._trim = asyncio.get_running_loop().call_later(self._trim_delay, self._start_trim)
+
+    def _start_trim(self) -> None:
+        self._trim = None
+        if self.uploads == 0:
+            task = asyncio.create_task(in_thread(self._memory.release))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        if self._trim is not None:
+            self._trim.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks)
