@@ -11,6 +11,7 @@ from aiohttp import web
 def main() -> None:
     port = int(sys.argv[1])
     served = Path(sys.argv[2])
+    cold = Path(sys.argv[3])
 
     async def put(request: web.Request) -> web.Response:
         async for _ in request.content.iter_chunked(256 * 1024):
@@ -20,9 +21,13 @@ def main() -> None:
     async def get(_request: web.Request) -> web.FileResponse:
         return web.FileResponse(served)
 
+    async def get_cold(_request: web.Request) -> web.FileResponse:
+        return web.FileResponse(cold)
+
     app = web.Application()
     app.router.add_put("/sink", put)
     app.router.add_get("/file", get)
+    app.router.add_get("/cold", get_cold)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 

@@ -22,7 +22,8 @@ class BufferPool:
             raise ValueError(f"max_buffer must be a power of two of at least {SMALLEST}")
         self.max_buffer = max_buffer
         self.budget = budget
-        self._max_idle_bytes = budget // 4 if max_idle_bytes is None else max_idle_bytes
+        # One idle pair of the largest size by default: the next upload reuses it, a burst's extra is unmapped.
+        self._max_idle_bytes = 2 * max_buffer if max_idle_bytes is None else max_idle_bytes
         self._idle: defaultdict[int, list[mmap.mmap]] = defaultdict(list)
         self.idle_bytes = 0
         self.in_use_bytes = 0
