@@ -38,23 +38,29 @@ SECRET_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
 
 
 def signing_key(settings: Settings) -> bytes:
-    """The configured key, or one generated once into the data dir (readable only by its owner)."""
+    """The configured key, or one generated once into the data dir (readable only by its owner).
+
+    Processes starting together on one data dir agree on the key: it is written to a private temp file and
+    hard-linked into place, so a reader never sees a partial key and only the first link wins.
+    """
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode("utf-8")
     path = settings.data_dir / SECRET_FILE
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        pass
-    key = secrets.token_hex(32).encode("ascii")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, key)
-    except BaseException:
-        os.close(fd)
-        raise
-    os.close(fd)
-    return key
+    if not path.exists():
+        tmp = settings.data_dir / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, secrets.token_hex(32).encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_bytes()
 
 
 @dataclass
