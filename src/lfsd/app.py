@@ -16,16 +16,19 @@ from aiohttp import web
 from lfsd.config import Settings
 from lfsd.core.access import AccessControl
 from lfsd.core.errors import Conflict
+from lfsd.core.lock_service import LockService
+from lfsd.core.locks import CursorCodec
 from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
 from lfsd.db.database import Database, create_engine
+from lfsd.db.locks import SqlLockRepository
 from lfsd.db.objects import SqlObjectIndex
 from lfsd.db.repos import SqlRepoDirectory
 from lfsd.db.schema import SCHEMA_HEAD, schema_revision
 from lfsd.db.users import SqlUserDirectory
 from lfsd.http.errors import error_middleware
 from lfsd.http.inflight import InFlight
-from lfsd.http.keys import ACCESS, INFLIGHT, SERVICE, SETTINGS, SIGNER
+from lfsd.http.keys import ACCESS, INFLIGHT, LOCKS, SERVICE, SETTINGS, SIGNER
 from lfsd.http.routes import add_routes
 from lfsd.memory import MemoryReleaser
 from lfsd.passwords import Argon2Passwords
@@ -71,6 +74,7 @@ class Metadata:
     users: SqlUserDirectory
     repos: SqlRepoDirectory
     objects: SqlObjectIndex
+    locks: SqlLockRepository
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate: bool = True) -> Metadata:
@@ -84,7 +88,9 @@ class Metadata:
         except BaseException:
             await db.dispose()
             raise
-        return cls(db, SqlUserDirectory(db, Argon2Passwords()), SqlRepoDirectory(db), SqlObjectIndex(db))
+        return cls(
+            db, SqlUserDirectory(db, Argon2Passwords()), SqlRepoDirectory(db), SqlObjectIndex(db), SqlLockRepository(db)
+        )
 
     async def close(self) -> None:
         await self.db.dispose()
@@ -112,10 +118,17 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
             direct_io=settings.direct_io,
         )
         await asyncio.to_thread(store.prepare)
-        signer = LinkSigner(signing_key(settings), settings.link_ttl)
+        key = signing_key(settings)
+        signer = LinkSigner(key, settings.link_ttl)
         app[SIGNER] = signer
         app[ACCESS] = AccessControl(meta.users, meta.repos)
         app[SERVICE] = LfsService(meta.objects, store, signer, time.time)
+        app[LOCKS] = LockService(
+            meta.locks,
+            CursorCodec(key),
+            default_limit=settings.locks_default_limit,
+            max_limit=settings.locks_max_limit,
+        )
         inflight = InFlight(MemoryReleaser())
         app[INFLIGHT] = inflight
         await _first_start(meta, settings)

@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     link_ttl: int = Field(1800, ge=30, le=86400, description="seconds a transfer link stays valid")
     batch_max_objects: int = Field(1000, ge=1, description="most objects in one batch request (413 above)")
     batch_max_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest batch request body (413 above)")
+    locks_default_limit: int = Field(100, ge=1, description="locks per page when the client gives no limit")
+    locks_max_limit: int = Field(1000, ge=1, description="largest page of locks a client may ask for (422 above)")
     max_object_size: int = Field(2**40, ge=0, description="largest object accepted for upload (413 above)")
     buffer_size: int = Field(
         4 * 1024 * 1024, ge=64 * 1024, description="largest pooled transfer buffer (a power of two); uploads use two"

@@ -11,6 +11,7 @@ from lfsd.app import Metadata
 from lfsd.config import Settings
 from lfsd.core.auth import Permission
 from lfsd.core.repo import RepoPath
+from lfsd.db.schema import SCHEMA_HEAD
 from tests.e2e.harness import Server, cli
 
 
@@ -54,7 +55,7 @@ def test_admin_workflow_on_a_fresh_data_dir(tmp_path: Path) -> None:
         assert public is not None and public.is_public
 
     _meta_check(data, check)
-    assert "revision 0001" in cli(data, "migrate").stdout
+    assert f"revision {SCHEMA_HEAD}" in cli(data, "migrate").stdout
 
 
 @pytest.mark.parametrize(
@@ -121,6 +122,5 @@ def test_first_start_prints_admin_token_once(tmp_path: Path) -> None:
 
 def test_schema_head_matches_alembic() -> None:
     from lfsd.db.migrate import head_revision
-    from lfsd.db.schema import SCHEMA_HEAD
 
     assert head_revision() == SCHEMA_HEAD

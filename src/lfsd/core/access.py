@@ -45,6 +45,9 @@ class AccessControl:
             if identity is None:
                 raise Unauthorized()
             raise NotFound("repository not found")
-        grant = await self._repos.grant_of(repo, identity.user_id) if identity is not None else Permission.NONE
-        require(identity, effective_permission(identity, repo, grant), needed)
+        require(identity, await self.permission(identity, repo), needed)
         return repo
+
+    async def permission(self, identity: Identity | None, repo: Repo) -> Permission:
+        grant = await self._repos.grant_of(repo, identity.user_id) if identity is not None else Permission.NONE
+        return effective_permission(identity, repo, grant)

@@ -42,6 +42,7 @@ class Repo:
     id: int
     path: RepoPath
     is_public: bool
+    locking_enabled: bool = True
 
 
 def effective_permission(identity: Identity | None, repo: Repo, grant: Permission) -> Permission:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from lfsd.core.auth import Identity, Permission, Repo
+from lfsd.core.locks import Lock
 from lfsd.core.oid import Oid
 from lfsd.core.repo import RepoPath
 
@@ -66,3 +67,20 @@ class ObjectIndex(Protocol):
         """Record that the repository holds ``objects`` (idempotent, safe under concurrent calls).
 
         Raises ``NotFound`` when the repository no longer exists."""
+
+
+class LockRepository(Protocol):
+    """Locks per repository. The database arbitrates: one lock per (repository, path), whatever the process."""
+
+    async def create(self, repo_id: int, path: str, owner_id: int, ref: str | None) -> Lock:
+        """The new lock; raises ``LockExists`` with the winning lock when the path is taken."""
+
+    async def get(self, repo_id: int, lock_id: int) -> Lock | None: ...
+
+    async def page(
+        self, repo_id: int, *, after_id: int, limit: int, path: str | None = None, lock_id: int | None = None
+    ) -> tuple[list[Lock], bool]:
+        """Up to ``limit`` locks with ids above ``after_id`` in id order, and whether more follow."""
+
+    async def delete(self, repo_id: int, lock_id: int, owner_id: int | None) -> Lock | None:
+        """Delete the lock (only if ``owner_id`` owns it, unless None); the deleted lock or None."""

@@ -17,10 +17,12 @@ class SqlRepoDirectory:
         self._db = db
 
     async def find(self, path: RepoPath) -> Repo | None:
-        query = select(repos.c.id, repos.c.path, repos.c.is_public).where(repos.c.path == path)
+        query = select(repos.c.id, repos.c.path, repos.c.is_public, repos.c.locking_enabled).where(repos.c.path == path)
         async with self._db.transaction() as conn:
             row = (await conn.execute(query)).first()
-        return None if row is None else Repo(id=row.id, path=RepoPath(row.path), is_public=row.is_public)
+        if row is None:
+            return None
+        return Repo(id=row.id, path=RepoPath(row.path), is_public=row.is_public, locking_enabled=row.locking_enabled)
 
     async def create(self, path: RepoPath, *, is_public: bool) -> Repo:
         try:
@@ -37,6 +39,10 @@ class SqlRepoDirectory:
         (repo_id,) = result.inserted_primary_key or (None,)
         assert isinstance(repo_id, int)
         return Repo(id=repo_id, path=path, is_public=is_public)
+
+    async def set_locking(self, repo: Repo, enabled: bool) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(repos.update().where(repos.c.id == repo.id).values(locking_enabled=enabled))
 
     async def grant_of(self, repo: Repo, user_id: int) -> Permission:
         query = select(grants.c.permission).where(grants.c.repo_id == repo.id, grants.c.user_id == user_id)

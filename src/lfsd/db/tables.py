@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    true,
 )
 
 NAMING = {
@@ -57,6 +58,7 @@ repos = Table(
     Column("path", String(255), nullable=False),
     Column("is_public", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("locking_enabled", Boolean, nullable=False, server_default=true()),
     UniqueConstraint("path"),
 )
 
@@ -84,4 +86,20 @@ repo_objects = Table(
     Column("oid", String(64), ForeignKey("objects.oid"), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index(None, "oid"),
+)
+
+locks = Table(
+    "locks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), nullable=False),
+    Column("path", String(1024), nullable=False),
+    # The unique key is a digest of the path: MySQL cannot index a 1024-character utf8mb4 column.
+    Column("path_key", String(64), nullable=False),
+    Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("ref", String(255), nullable=True),
+    Column("locked_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("repo_id", "path_key"),
+    Index(None, "owner_id"),
+    sqlite_autoincrement=True,  # never reuse a lock id
 )

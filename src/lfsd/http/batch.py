@@ -10,24 +10,12 @@ from lfsd.core.auth import Permission
 from lfsd.core.batch import ObjectSpec, Operation
 from lfsd.core.errors import Conflict, MethodNotAllowed, PayloadTooLarge, Unprocessable
 from lfsd.http.auth import identify
+from lfsd.http.body import read_body
 from lfsd.http.errors import lfs_json
 from lfsd.http.keys import ACCESS, SERVICE, SETTINGS
 from lfsd.http.media import check_accept, check_content_type
 from lfsd.http.paths import base_url, object_href, repo_path
 from lfsd.http.wire import parse_batch, render_object
-
-
-async def _read_body(request: web.Request, limit: int) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"batch request bodies are limited to {limit} bytes")
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in request.content.iter_any():
-        total += len(chunk)
-        if total > limit:
-            raise PayloadTooLarge(f"batch request bodies are limited to {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 async def batch(request: web.Request) -> web.Response:
@@ -38,7 +26,7 @@ async def batch(request: web.Request) -> web.Response:
     check_accept(request)
     identity = await identify(request)
     check_content_type(request)
-    body = parse_batch(await _read_body(request, settings.batch_max_bytes))
+    body = parse_batch(await read_body(request, settings.batch_max_bytes))
 
     try:
         operation = Operation(body.operation)

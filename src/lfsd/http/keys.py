@@ -6,6 +6,7 @@ from aiohttp import web
 
 from lfsd.config import Settings
 from lfsd.core.access import AccessControl
+from lfsd.core.lock_service import LockService
 from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
 from lfsd.http.inflight import InFlight
@@ -15,3 +16,4 @@ ACCESS = web.AppKey("access", AccessControl)
 SERVICE = web.AppKey("service", LfsService)
 SIGNER = web.AppKey("signer", LinkSigner)
 INFLIGHT = web.AppKey("inflight", InFlight)
+LOCKS = web.AppKey("locks", LockService)

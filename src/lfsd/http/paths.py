@@ -12,9 +12,9 @@ from lfsd.core.repo import RepoPath
 from lfsd.core.signing import LinkOperation
 from lfsd.http.keys import SETTINGS
 
-_REPO: Final = r"{repo:[^{}]+?}"
-BATCH_ROUTE: Final = f"/{_REPO}/info/lfs/objects/batch"
-OBJECT_ROUTE: Final = f"/{_REPO}/info/lfs/objects/{{oid:[^/]+}}"
+REPO_PATTERN: Final = r"{repo:[^{}]+?}"
+BATCH_ROUTE: Final = f"/{REPO_PATTERN}/info/lfs/objects/batch"
+OBJECT_ROUTE: Final = f"/{REPO_PATTERN}/info/lfs/objects/{{oid:[^/]+}}"
 
 
 def repo_path(request: web.Request) -> RepoPath:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from lfsd.http.batch import batch
-from lfsd.http.paths import BATCH_ROUTE, OBJECT_ROUTE
+from lfsd.http.locks import add_lock_routes
+from lfsd.http.paths import BATCH_ROUTE, OBJECT_ROUTE, REPO_PATTERN
 from lfsd.http.transfer import download, expect_continue, upload
 
 
@@ -13,3 +14,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_route("*", BATCH_ROUTE, batch)
     app.router.add_put(OBJECT_ROUTE, upload, expect_handler=expect_continue)
     app.router.add_get(OBJECT_ROUTE, download)
+    add_lock_routes(app, REPO_PATTERN)

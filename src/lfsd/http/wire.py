@@ -1,11 +1,17 @@
-"""The Batch API's JSON, as the specification names it."""
+"""The Batch and Locking APIs' JSON, as the specification names it."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from datetime import UTC
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 
 from lfsd.core.batch import ObjectResult
 from lfsd.core.errors import BadRequest, Unprocessable
+from lfsd.core.locks import Lock
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class WireObject(BaseModel):
@@ -32,16 +38,54 @@ class BatchRequest(BaseModel):
     hash_algo: str | None = None
 
 
-def parse_batch(body: bytes) -> BatchRequest:
+class CreateLockRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    path: object = None  # validated by the core's lock path rules
+    ref: WireRef | None = None
+
+
+class VerifyLocksRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    cursor: object = None
+    limit: object = None
+    ref: WireRef | None = None
+
+
+class UnlockRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    force: StrictBool = False
+    ref: WireRef | None = None
+
+
+def parse_json(model: type[M], body: bytes, what: str, *, empty_ok: bool = False) -> M:
+    """Parse ``body`` into ``model``: 400 for malformed JSON, 422 for the wrong shape."""
+    if empty_ok and not body.strip():
+        body = b"{}"
     try:
-        return BatchRequest.model_validate_json(body)
+        return model.model_validate_json(body)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
         if any(error["type"] == "json_invalid" for error in errors):
             raise BadRequest("malformed JSON in request body") from None
         first = errors[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise Unprocessable(f"invalid batch request: {where}: {first['msg']}") from None
+        raise Unprocessable(f"invalid {what}: {where}: {first['msg']}") from None
+
+
+def parse_batch(body: bytes) -> BatchRequest:
+    return parse_json(BatchRequest, body, "batch request")
+
+
+def render_lock(lock: Lock) -> dict[str, object]:
+    return {
+        "id": str(lock.id),
+        "path": lock.path,
+        "locked_at": lock.locked_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "owner": {"name": lock.owner_name},
+    }
 
 
 def render_object(result: ObjectResult) -> dict[str, object]:

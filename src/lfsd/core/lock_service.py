@@ -1,0 +1,82 @@
+"""The Locking API's use cases over a ``LockRepository``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lfsd.core.auth import Identity, Permission, Repo
+from lfsd.core.errors import Forbidden, NotFound
+from lfsd.core.locks import (
+    CursorCodec,
+    InvalidCursor,
+    Lock,
+    parse_limit,
+    parse_lock_path,
+    split_ours_theirs,
+)
+from lfsd.core.ports import LockRepository
+
+
+class LockingDisabled(NotFound):
+    default_message = "file locking is not enabled for this repository"
+
+
+@dataclass(frozen=True, slots=True)
+class LockPage:
+    locks: list[Lock]
+    next_cursor: str | None
+
+
+class LockService:
+    def __init__(self, locks: LockRepository, cursors: CursorCodec, *, default_limit: int, max_limit: int) -> None:
+        self._locks = locks
+        self._cursors = cursors
+        self._default_limit = default_limit
+        self._max_limit = max_limit
+
+    @staticmethod
+    def require_enabled(repo: Repo) -> None:
+        if not repo.locking_enabled:
+            raise LockingDisabled()
+
+    async def create(self, identity: Identity, repo: Repo, path: object, ref: str | None) -> Lock:
+        return await self._locks.create(repo.id, parse_lock_path(path), identity.user_id, ref)
+
+    async def find(
+        self, repo: Repo, *, path: str | None, lock_id: str | None, cursor: str | None, limit: object
+    ) -> LockPage:
+        size = parse_limit(limit, default=self._default_limit, maximum=self._max_limit)
+        after = self._cursors.decode(repo.id, cursor) if cursor else 0
+        wanted_id: int | None = None
+        if lock_id:
+            if not lock_id.isdigit() or len(lock_id) > 18:
+                return LockPage([], None)  # no lock has such an id
+            wanted_id = int(lock_id)
+        locks, more = await self._locks.page(repo.id, after_id=after, limit=size, path=path or None, lock_id=wanted_id)
+        return LockPage(locks, self._cursors.encode(repo.id, locks[-1].id) if more else None)
+
+    async def verify(
+        self, identity: Identity, repo: Repo, *, cursor: object, limit: object
+    ) -> tuple[list[Lock], list[Lock], str | None]:
+        if cursor is not None and not isinstance(cursor, str):
+            raise InvalidCursor()
+        page = await self.find(repo, path=None, lock_id=None, cursor=cursor, limit=limit)
+        ours, theirs = split_ours_theirs(page.locks, identity.user_id)
+        return ours, theirs, page.next_cursor
+
+    async def unlock(self, identity: Identity, repo: Repo, lock_id: str, *, force: bool, granted: Permission) -> Lock:
+        """Only the owner unlocks without ``force``; ``force`` on another user's lock needs admin."""
+        if not lock_id.isdigit() or len(lock_id) > 18:
+            raise NotFound("lock not found")
+        lock = await self._locks.get(repo.id, int(lock_id))
+        if lock is None:
+            raise NotFound("lock not found")
+        if lock.owner_id != identity.user_id:
+            if not force:
+                raise Forbidden(f"the lock is owned by {lock.owner_name}; only an admin may force it open")
+            if granted < Permission.ADMIN:
+                raise Forbidden("forcing open another user's lock needs admin permission on the repository")
+        deleted = await self._locks.delete(repo.id, lock.id, None if force else identity.user_id)
+        if deleted is None:
+            raise NotFound("lock not found")
+        return deleted

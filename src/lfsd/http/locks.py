@@ -1,0 +1,98 @@
+"""The File Locking API: ``…/info/lfs/locks``, ``locks/verify`` and ``locks/{id}/unlock``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from lfsd.core.auth import Identity, Permission, Repo
+from lfsd.core.errors import Unauthorized
+from lfsd.core.locks import LockExists
+from lfsd.http.auth import identify
+from lfsd.http.body import read_body
+from lfsd.http.errors import lfs_json, request_id
+from lfsd.http.keys import ACCESS, LOCKS
+from lfsd.http.media import check_accept, check_content_type
+from lfsd.http.paths import repo_path
+from lfsd.http.wire import CreateLockRequest, UnlockRequest, VerifyLocksRequest, parse_json, render_lock
+
+MAX_LOCK_BODY = 64 * 1024
+
+
+async def _enter(request: web.Request, needed: Permission) -> tuple[Identity | None, Repo]:
+    path = repo_path(request)
+    check_accept(request)
+    identity = await identify(request)
+    repo = await request.app[ACCESS].authorize(identity, path, needed)
+    request.app[LOCKS].require_enabled(repo)
+    return identity, repo
+
+
+def _user(identity: Identity | None) -> Identity:
+    if identity is None:  # unreachable: write access is never anonymous
+        raise Unauthorized()
+    return identity
+
+
+async def _json(request: web.Request) -> bytes:
+    check_content_type(request)
+    return await read_body(request, MAX_LOCK_BODY)
+
+
+async def create_lock(request: web.Request) -> web.Response:
+    identity, repo = await _enter(request, Permission.WRITE)
+    body = parse_json(CreateLockRequest, await _json(request), "lock request")
+    ref = body.ref.name if body.ref is not None else None
+    try:
+        lock = await request.app[LOCKS].create(_user(identity), repo, body.path, ref)
+    except LockExists as exc:
+        payload = {"lock": render_lock(exc.lock), "message": exc.message, "request_id": request_id(request)}
+        return lfs_json(payload, 409)
+    return lfs_json({"lock": render_lock(lock)}, 201)
+
+
+async def list_locks(request: web.Request) -> web.Response:
+    _, repo = await _enter(request, Permission.READ)
+    query = request.query
+    page = await request.app[LOCKS].find(
+        repo,
+        path=query.get("path"),
+        lock_id=query.get("id"),
+        cursor=query.get("cursor"),
+        limit=query.get("limit"),
+    )
+    body: dict[str, object] = {"locks": [render_lock(lock) for lock in page.locks]}
+    if page.next_cursor is not None:
+        body["next_cursor"] = page.next_cursor
+    return lfs_json(body)
+
+
+async def verify_locks(request: web.Request) -> web.Response:
+    identity, repo = await _enter(request, Permission.WRITE)
+    body = parse_json(VerifyLocksRequest, await _json(request), "verify request", empty_ok=True)
+    ours, theirs, next_cursor = await request.app[LOCKS].verify(
+        _user(identity), repo, cursor=body.cursor, limit=body.limit
+    )
+    payload: dict[str, object] = {
+        "ours": [render_lock(lock) for lock in ours],
+        "theirs": [render_lock(lock) for lock in theirs],
+    }
+    if next_cursor is not None:
+        payload["next_cursor"] = next_cursor
+    return lfs_json(payload)
+
+
+async def unlock(request: web.Request) -> web.Response:
+    identity, repo = await _enter(request, Permission.WRITE)
+    body = parse_json(UnlockRequest, await _json(request), "unlock request", empty_ok=True)
+    user = _user(identity)
+    granted = await request.app[ACCESS].permission(user, repo)
+    lock = await request.app[LOCKS].unlock(user, repo, request.match_info["id"], force=body.force, granted=granted)
+    return lfs_json({"lock": render_lock(lock)})
+
+
+def add_lock_routes(app: web.Application, repo_pattern: str) -> None:
+    base = f"/{repo_pattern}/info/lfs/locks"
+    app.router.add_get(base, list_locks, allow_head=False)
+    app.router.add_post(base, create_lock)
+    app.router.add_post(f"{base}/verify", verify_locks)
+    app.router.add_post(base + "/{id:[^/]+}/unlock", unlock)
