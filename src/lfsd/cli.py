@@ -14,8 +14,9 @@ from pydantic import ValidationError
 
 from lfsd.app import Metadata
 from lfsd.config import Settings
-from lfsd.core.auth import Permission
+from lfsd.core.auth import Permission, Repo
 from lfsd.core.errors import LfsError, NotFound
+from lfsd.core.locks import Lock
 from lfsd.core.repo import RepoPath
 from lfsd.db.database import DatabaseUrlError
 
@@ -204,11 +205,84 @@ def repo_grant(path: str, user_name: str, permission: str, data_dir: Path | None
     settings = _settings(data_dir=data_dir, database_url=database_url)
 
     async def action(meta: Metadata) -> None:
-        found = await meta.repos.find(repo_path)
-        if found is None:
-            raise NotFound(f"no repository {repo_path}")
+        found = await _require_repo(meta, repo_path)
         account = await meta.users.require(user_name)
         await meta.repos.set_grant(found, account.id, level)
 
     _run(settings, action)
     click.echo(f"{user_name} may now {permission} {repo_path}")
+
+
+@repo.command("locking")
+@click.argument("path")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@_storage_options
+@_one_line_errors
+def repo_locking(path: str, state: str, data_dir: Path | None, database_url: str | None) -> None:
+    """Turn the File Locking API on or off for repository PATH (off: clients get 404 and stop verifying)."""
+    repo_path = _repo_path(path)
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+
+    async def action(meta: Metadata) -> None:
+        await meta.repos.set_locking(await _require_repo(meta, repo_path), state == "on")
+
+    _run(settings, action)
+    click.echo(f"locking {state} for {repo_path}")
+
+
+@main.group()
+def locks() -> None:
+    """Inspect and break file locks."""
+
+
+@locks.command("list")
+@click.argument("path")
+@_storage_options
+@_one_line_errors
+def locks_list(path: str, data_dir: Path | None, database_url: str | None) -> None:
+    """List the locks of repository PATH: id, path, owner, locked at."""
+    repo_path = _repo_path(path)
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+
+    async def action(meta: Metadata) -> list[Lock]:
+        found = await _require_repo(meta, repo_path)
+        listed: list[Lock] = []
+        after = 0
+        while True:
+            page, more = await meta.locks.page(found.id, after_id=after, limit=500)
+            listed += page
+            if not more:
+                return listed
+            after = page[-1].id
+
+    for lock in _run(settings, action):
+        click.echo(f"{lock.id}\t{lock.path}\t{lock.owner_name}\t{lock.locked_at.isoformat()}")
+
+
+@locks.command("unlock")
+@click.argument("path")
+@click.argument("lock_id", metavar="ID", type=int)
+@click.option("--force", is_flag=True, required=True, help="required: break the lock whoever owns it")
+@_storage_options
+@_one_line_errors
+def locks_unlock(path: str, lock_id: int, force: bool, data_dir: Path | None, database_url: str | None) -> None:
+    """Break lock ID of repository PATH."""
+    repo_path = _repo_path(path)
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+
+    async def action(meta: Metadata) -> Lock:
+        found = await _require_repo(meta, repo_path)
+        deleted = await meta.locks.delete(found.id, lock_id, None)
+        if deleted is None:
+            raise NotFound(f"no lock {lock_id} in {repo_path}")
+        return deleted
+
+    lock = _run(settings, action)
+    click.echo(f"unlocked {lock.path} (was locked by {lock.owner_name})")
+
+
+async def _require_repo(meta: Metadata, path: RepoPath) -> Repo:
+    found = await meta.repos.find(path)
+    if found is None:
+        raise NotFound(f"no repository {path}")
+    return found

@@ -28,8 +28,12 @@ def head_revision() -> str:
     return head
 
 
-def _upgrade(connection: Connection) -> None:
-    command.upgrade(_config(connection), "head")
+def _upgrade(connection: Connection, revision: str) -> None:
+    command.upgrade(_config(connection), revision)
+
+
+def _downgrade(connection: Connection, revision: str) -> None:
+    command.downgrade(_config(connection), revision)
 
 
 def _current(connection: Connection) -> str | None:
@@ -37,9 +41,14 @@ def _current(connection: Connection) -> str | None:
     return revision
 
 
-async def upgrade(db: Database) -> None:
+async def upgrade(db: Database, revision: str = "head") -> None:
     async with db.transaction() as conn:
-        await conn.run_sync(_upgrade)
+        await conn.run_sync(_upgrade, revision)
+
+
+async def downgrade(db: Database, revision: str) -> None:
+    async with db.transaction() as conn:
+        await conn.run_sync(_downgrade, revision)
 
 
 async def current_revision(db: Database) -> str | None:
