@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,14 +11,52 @@ from aiohttp.test_utils import TestClient
 
 from lfsd.app import Metadata, build_app
 from lfsd.config import Settings
+from tests.databases import BACKENDS, Server, server_for
 from tests.support import World
 
 AiohttpClient = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 
 
+@pytest.fixture(scope="session")
+def migrated_databases() -> Iterator[dict[str, tuple[Server, str]]]:
+    """One migrated database per server for the whole session; each test starts from emptied tables."""
+    created: dict[str, tuple[Server, str]] = {}
+    yield created
+    for server, name in created.values():
+        server.drop(name)
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, migrated_databases: dict[str, tuple[Server, str]]) -> str | None:
+    """None for the embedded SQLite database; otherwise an emptied, migrated database on a real server."""
+    backend: str = request.param
+    if backend == "sqlite":
+        return None
+    if backend not in migrated_databases:
+        server = server_for(backend)
+        name = server.create()
+        migrated_databases[backend] = (server, name)
+        settings = Settings(database_url=server.url(name))
+        asyncio.run(_migrate(settings))  # the session's loop-free setup
+    server, name = migrated_databases[backend]
+    server.truncate(name)
+    return server.url(name)
+
+
+async def _migrate(settings: Settings) -> None:
+    meta = await Metadata.open(settings, migrate=True)
+    await meta.close()
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", listen="127.0.0.1:0", fsync=False, buffer_size=64 * 1024)
+def settings(tmp_path: Path, database_url: str | None) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        listen="127.0.0.1:0",
+        fsync=False,
+        buffer_size=64 * 1024,
+    )
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ from lfsd.core.lock_service import LockService
 from lfsd.core.locks import CursorCodec
 from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
-from lfsd.db.database import Database, create_engine
+from lfsd.db.database import Database
+from lfsd.db.engine import PoolOptions, create_engine, parse_url
 from lfsd.db.locks import SqlLockRepository
 from lfsd.db.objects import SqlObjectIndex
 from lfsd.db.repos import SqlRepoDirectory
@@ -66,6 +67,30 @@ def signing_key(settings: Settings) -> bytes:
     return path.read_bytes()
 
 
+class SchemaMismatch(RuntimeError):
+    """The database schema is not the one this lfsd needs (and may not be migrated here)."""
+
+
+def pool_options(settings: Settings) -> PoolOptions:
+    return PoolOptions(
+        size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        recycle_seconds=settings.database_pool_recycle,
+        timeout_seconds=settings.database_pool_timeout,
+        pre_ping=settings.database_pool_pre_ping,
+        connect_timeout_seconds=settings.database_connect_timeout,
+        statement_timeout_seconds=settings.database_timeout,
+    )
+
+
+def open_database(settings: Settings) -> Database:
+    password = settings.database_password.get_secret_value() if settings.database_password else None
+    url = parse_url(settings.effective_database_url, password)
+    if url.get_backend_name() == "sqlite":
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Database(create_engine(url, pool_options(settings)), timeout_seconds=settings.database_timeout)
+
+
 @dataclass
 class Metadata:
     """The SQL side, opened together: shared by the server and the CLI."""
@@ -77,14 +102,15 @@ class Metadata:
     locks: SqlLockRepository
 
     @classmethod
-    async def open(cls, settings: Settings, *, migrate: bool = True) -> Metadata:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        db = Database(create_engine(settings.effective_database_url))
-        try:
-            if migrate and await schema_revision(db) != SCHEMA_HEAD:
-                from lfsd.db.migrate import upgrade  # Alembic is loaded only when there is something to do
+    async def open(cls, settings: Settings, *, migrate: bool | None = None) -> Metadata:
+        """Open the database and check its schema.
 
-                await upgrade(db)
+        ``migrate``: True upgrades, False refuses an old schema, None (the default) upgrades only SQLite, the
+        embedded database; MySQL and PostgreSQL are upgraded by ``lfsd migrate`` or ``serve --migrate``.
+        """
+        db = open_database(settings)
+        try:
+            await _ensure_schema(db, migrate if migrate is not None else settings.migrate or db.dialect == "sqlite")
         except BaseException:
             await db.dispose()
             raise
@@ -94,6 +120,24 @@ class Metadata:
 
     async def close(self) -> None:
         await self.db.dispose()
+
+
+async def _ensure_schema(db: Database, migrate: bool) -> None:
+    revision = await schema_revision(db)
+    if revision == SCHEMA_HEAD:
+        return
+    if revision is not None and revision > SCHEMA_HEAD:  # revisions are zero-padded sequence numbers
+        raise SchemaMismatch(
+            f"the database schema ({revision}) is newer than this lfsd's ({SCHEMA_HEAD}); upgrade lfsd"
+        )
+    if not migrate:
+        raise SchemaMismatch(
+            f"the database schema is at {revision or 'nothing'}, lfsd needs {SCHEMA_HEAD}: "
+            "run `lfsd migrate` or start with `lfsd serve --migrate`"
+        )
+    from lfsd.db.migrate import upgrade  # Alembic is loaded only when there is something to do
+
+    await upgrade(db)
 
 
 def build_app(settings: Settings) -> web.Application:
@@ -138,7 +182,8 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
             await inflight.close()
     finally:
         await meta.close()
-        executor.shutdown(wait=False, cancel_futures=True)
+        # Let queued work finish (aiohttp closes sent files on this executor without awaiting it).
+        executor.shutdown(wait=True)
 
 
 async def _first_start(meta: Metadata, settings: Settings) -> None:

@@ -12,13 +12,14 @@ from typing import Any, ParamSpec, TypeVar
 import click
 from pydantic import ValidationError
 
-from lfsd.app import Metadata
+from lfsd.app import Metadata, SchemaMismatch, open_database
 from lfsd.config import Settings
 from lfsd.core.auth import Permission, Repo
 from lfsd.core.errors import LfsError, NotFound
 from lfsd.core.locks import Lock
 from lfsd.core.repo import RepoPath
-from lfsd.db.database import DatabaseUrlError
+from lfsd.db.engine import DatabaseUrlError
+from lfsd.db.schema import SCHEMA_HEAD, schema_revision
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -44,7 +45,7 @@ def _one_line_errors(fn: Callable[P, T]) -> Callable[P, T]:
             raise
         except LfsError as exc:
             raise click.ClickException(exc.message) from None
-        except (DatabaseUrlError, ValueError) as exc:
+        except (DatabaseUrlError, SchemaMismatch, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:
             raise click.ClickException(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
@@ -52,9 +53,9 @@ def _one_line_errors(fn: Callable[P, T]) -> Callable[P, T]:
     return wrapper
 
 
-def _run(settings: Settings, action: Callable[[Metadata], Awaitable[T]]) -> T:
+def _run(settings: Settings, action: Callable[[Metadata], Awaitable[T]], *, migrate: bool | None = None) -> T:
     async def main() -> T:
-        meta = await Metadata.open(settings)
+        meta = await Metadata.open(settings, migrate=migrate)
         try:
             return await action(meta)
         finally:
@@ -91,31 +92,55 @@ def main() -> None:
 @main.command()
 @click.option("--listen", default=None, help="HOST:PORT [env LFSD_LISTEN; default 127.0.0.1:8080]")
 @click.option("--public-url", default=None, help="external base URL [env LFSD_PUBLIC_URL]")
+@click.option(
+    "--migrate", "migrate_schema", is_flag=True, default=None, help="apply pending migrations first [env LFSD_MIGRATE]"
+)
 @_storage_options
 @_one_line_errors
-def serve(listen: str | None, public_url: str | None, data_dir: Path | None, database_url: str | None) -> None:
-    """Run the server (applies pending migrations first)."""
+def serve(
+    listen: str | None,
+    public_url: str | None,
+    migrate_schema: bool | None,
+    data_dir: Path | None,
+    database_url: str | None,
+) -> None:
+    """Run the server. SQLite is migrated on start; MySQL and PostgreSQL need --migrate or `lfsd migrate`."""
     from lfsd.server import serve as run_server
 
-    settings = _settings(listen=listen, public_url=public_url, data_dir=data_dir, database_url=database_url)
-    _run(settings, lambda _meta: asyncio.sleep(0))  # migrate and fail fast on a bad database
+    settings = _settings(
+        listen=listen, public_url=public_url, data_dir=data_dir, database_url=database_url, migrate=migrate_schema
+    )
+    _run(settings, lambda _meta: asyncio.sleep(0))  # check (or migrate) the schema; fail fast on a bad database
     run_server(settings)
 
 
 @main.command()
+@click.option("--check", is_flag=True, help="only check: exit 1 when the schema is behind")
 @_storage_options
 @_one_line_errors
-def migrate(data_dir: Path | None, database_url: str | None) -> None:
-    """Apply pending database migrations."""
-    from lfsd.db.migrate import current_revision, head_revision
-
+def migrate(check: bool, data_dir: Path | None, database_url: str | None) -> None:
+    """Apply pending database migrations (under the database's own lock)."""
     settings = _settings(data_dir=data_dir, database_url=database_url)
+    if check:
+
+        async def current() -> str | None:
+            db = open_database(settings)
+            try:
+                return await schema_revision(db)
+            finally:
+                await db.dispose()
+
+        revision = asyncio.run(current())
+        if revision != SCHEMA_HEAD:
+            raise click.ClickException(f"database schema at {revision or 'nothing'}, lfsd needs {SCHEMA_HEAD}")
+        click.echo(f"database schema at revision {revision} (current)")
+        return
 
     async def action(meta: Metadata) -> str | None:
-        return await current_revision(meta.db)
+        return await schema_revision(meta.db)
 
-    revision = _run(settings, action)
-    click.echo(f"database schema at revision {revision} (head {head_revision()})")
+    revision = _run(settings, action, migrate=True)
+    click.echo(f"database schema at revision {revision} (head {SCHEMA_HEAD})")
 
 
 @main.group()

@@ -16,6 +16,17 @@ class Settings(BaseSettings):
     listen: str = Field("127.0.0.1:8080", description="HOST:PORT to listen on")
     data_dir: Path = Field(Path("lfsd-data"), description="directory for the SQLite database, objects and key")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite inside data_dir")
+    database_password: SecretStr | None = Field(
+        None, description="database password; replaces the one in database_url, which then need not hold it"
+    )
+    database_pool_size: int = Field(10, ge=1, description="connections kept open per process (MySQL/PostgreSQL)")
+    database_max_overflow: int = Field(10, ge=0, description="extra connections allowed under load")
+    database_pool_recycle: int = Field(1800, ge=0, description="seconds before a connection is replaced")
+    database_pool_timeout: float = Field(10.0, gt=0, description="seconds to wait for a free connection")
+    database_pool_pre_ping: bool = Field(True, description="check a pooled connection before using it")
+    database_connect_timeout: float = Field(5.0, gt=0, description="seconds to wait for a new connection")
+    database_timeout: float = Field(30.0, gt=0, description="seconds a metadata transaction may take (503 after)")
+    migrate: bool = Field(False, description="apply pending migrations on start (SQLite always does)")
     public_url: str | None = Field(
         None, description="external base URL for transfer links; default: the scheme and host of each request"
     )

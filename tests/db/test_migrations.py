@@ -6,7 +6,8 @@ from pathlib import Path
 
 from sqlalchemy import inspect, text
 
-from lfsd.db.database import Database, create_engine
+from lfsd.db.database import Database
+from lfsd.db.engine import create_engine, parse_url
 from lfsd.db.migrate import current_revision, downgrade, head_revision, upgrade
 from lfsd.db.schema import schema_revision
 
@@ -17,7 +18,7 @@ async def _tables(db: Database) -> set[str]:
 
 
 async def test_upgrade_with_data_then_downgrade_and_again(tmp_path: Path) -> None:
-    db = Database(create_engine(f"sqlite:///{tmp_path / 'm.db'}"))
+    db = Database(create_engine(parse_url(f"sqlite:///{tmp_path / 'm.db'}")))
     try:
         assert await schema_revision(db) is None
         await upgrade(db, "0001")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import GitUser, Server, cli, require_git_lfs
+from tests.e2e.harness import GitUser, Server, require_git_lfs
 
 
 @dataclass
@@ -15,20 +15,34 @@ class Deployment:
     tmp: Path
 
     def user(self, name: str, *, admin: bool = False) -> GitUser:
-        cli(self.server.data_dir, "user", "add", name, *(["--admin"] if admin else []))
-        token = cli(self.server.data_dir, "token", "create", name).stdout.strip().splitlines()[-1]
+        self.server.cli("user", "add", name, *(["--admin"] if admin else []))
+        token = self.server.cli("token", "create", name).stdout.strip().splitlines()[-1]
         return GitUser(self.tmp / f"home-{name}", name, token, self.server.url)
 
     def repo(self, path: str, *grants: tuple[str, str], public: bool = False) -> None:
-        cli(self.server.data_dir, "repo", "create", path, *(["--public"] if public else []))
+        self.server.cli("repo", "create", path, *(["--public"] if public else []))
         for name, level in grants:
-            cli(self.server.data_dir, "repo", "grant", path, name, level)
+            self.server.cli("repo", "grant", path, name, level)
 
 
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[Deployment]:
+    """lfsd on the embedded SQLite database."""
     require_git_lfs()
     server = Server.start(tmp_path / "data")
+    try:
+        yield Deployment(server, tmp_path)
+    finally:
+        code = server.stop()
+        assert code == 0, server.log()
+        assert "Traceback" not in server.log(), server.log()
+
+
+@pytest.fixture
+def any_deployment(tmp_path: Path, database_url: str | None) -> Iterator[Deployment]:
+    """lfsd on each database in turn (SQLite, MariaDB, PostgreSQL)."""
+    require_git_lfs()
+    server = Server.start(tmp_path / "data", database_url=database_url)
     try:
         yield Deployment(server, tmp_path)
     finally:

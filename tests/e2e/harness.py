@@ -45,16 +45,24 @@ def free_port() -> int:
         return port
 
 
-def lfsd_env(data_dir: Path, **extra: str) -> dict[str, str]:
+def lfsd_env(data_dir: Path, database_url: str | None = None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LFSD_")}
     env.update({"LFSD_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", **extra})
+    if database_url is not None:
+        env["LFSD_DATABASE_URL"] = database_url
     return env
 
 
-def cli(data_dir: Path, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(
+    data_dir: Path,
+    *args: str,
+    stdin: str | None = None,
+    check: bool = True,
+    database_url: str | None = None,
+) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, "-m", "lfsd", *args],
-        env=lfsd_env(data_dir),
+        env=lfsd_env(data_dir, database_url),
         input=stdin,
         capture_output=True,
         text=True,
@@ -74,24 +82,32 @@ class Server:
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
+    database_url: str | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     @classmethod
-    def start(cls, data_dir: Path, *, extra_env: dict[str, str] | None = None) -> Server:
+    def start(
+        cls,
+        data_dir: Path,
+        *,
+        extra_env: dict[str, str] | None = None,
+        database_url: str | None = None,
+        args: tuple[str, ...] = (),
+    ) -> Server:
         port = free_port()
         log_path = data_dir.parent / f"lfsd-{port}.log"
         data_dir.mkdir(parents=True, exist_ok=True)
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "lfsd", "serve", "--listen", f"127.0.0.1:{port}"],
-                env=lfsd_env(data_dir, **(extra_env or {})),
+                [sys.executable, "-m", "lfsd", "serve", "--listen", f"127.0.0.1:{port}", *args],
+                env=lfsd_env(data_dir, database_url, **(extra_env or {})),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        server = cls(data_dir, port, process, log_path)
+        server = cls(data_dir, port, process, log_path, database_url)
         server.wait_ready()
         return server
 
@@ -106,6 +122,10 @@ class Server:
             except OSError:
                 time.sleep(0.05)
         raise AssertionError(f"lfsd did not start listening: {self.log()}")
+
+    def cli(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """``lfsd`` on this server's data dir and database."""
+        return cli(self.data_dir, *args, stdin=stdin, check=check, database_url=self.database_url)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

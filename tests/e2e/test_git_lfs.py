@@ -28,7 +28,8 @@ def _clone(user: GitUser, origin: Path, dest: Path, env: dict[str, str] | None =
     return dest
 
 
-def test_push_clone_pull_fetch_all(deployment: Deployment) -> None:
+def test_push_clone_pull_fetch_all(any_deployment: Deployment) -> None:
+    deployment = any_deployment
     alice = deployment.user("alice")
     deployment.repo("acme/game", ("alice", "write"))
     work = alice.new_repo(deployment.tmp / "work", deployment.tmp / "origin.git", "acme/game")

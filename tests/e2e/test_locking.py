@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Deployment
-from tests.e2e.harness import GitUser, Server, cli, require_git_lfs
+from tests.e2e.harness import GitUser, Server, require_git_lfs
 from tests.support import basic
 
 pytestmark = pytest.mark.e2e
@@ -92,12 +92,12 @@ def test_lock_workflow_with_the_real_client(deployment: Deployment) -> None:
 
     # Operators: list and break locks from the command line.
     bob.git("lfs", "lock", "other.psd", cwd=bob_work)
-    listed = cli(deployment.server.data_dir, "locks", "list", "studio/art").stdout
+    listed = deployment.server.cli("locks", "list", "studio/art").stdout
     assert "other.psd" in listed and "bob" in listed
     lock_id = listed.split("\t", 1)[0]
-    cli(deployment.server.data_dir, "locks", "unlock", "studio/art", lock_id, "--force")
-    assert cli(deployment.server.data_dir, "locks", "list", "studio/art").stdout.strip() == ""
-    refused = cli(deployment.server.data_dir, "locks", "unlock", "studio/art", lock_id, "--force", check=False)
+    deployment.server.cli("locks", "unlock", "studio/art", lock_id, "--force")
+    assert deployment.server.cli("locks", "list", "studio/art").stdout.strip() == ""
+    refused = deployment.server.cli("locks", "unlock", "studio/art", lock_id, "--force", check=False)
     assert refused.returncode != 0 and "no lock" in refused.stderr
 
 
@@ -115,17 +115,17 @@ def _create(url: str, auth: dict[str, str]) -> tuple[int, dict[str, Any]]:
         return error.code, json.load(error)
 
 
-def test_two_processes_grant_one_lock(tmp_path: Path) -> None:
+def test_two_processes_grant_one_lock(tmp_path: Path, database_url: str | None) -> None:
     require_git_lfs()
     data = tmp_path / "data"
     key = {"LFSD_SECRET_KEY": os.urandom(24).hex()}
-    first = Server.start(data, extra_env=key)
-    second = Server.start(data, extra_env=key)
+    first = Server.start(data, extra_env=key, database_url=database_url)
+    second = Server.start(data, extra_env=key, database_url=database_url)
     try:
-        cli(data, "user", "add", "alice")
-        token = cli(data, "token", "create", "alice").stdout.splitlines()[-1]
-        cli(data, "repo", "create", "studio/art")
-        cli(data, "repo", "grant", "studio/art", "alice", "write")
+        first.cli("user", "add", "alice")
+        token = first.cli("token", "create", "alice").stdout.splitlines()[-1]
+        first.cli("repo", "create", "studio/art")
+        first.cli("repo", "grant", "studio/art", "alice", "write")
         auth = basic("alice", token)
         urls = [f"{server.url}/studio/art.git/info/lfs/locks" for server in (first, second)] * 25
         with ThreadPoolExecutor(max_workers=50) as pool:

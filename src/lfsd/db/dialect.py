@@ -14,5 +14,7 @@ def insert_ignore(table: Table, dialect: str) -> Insert:
     if dialect == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing()
     if dialect in ("mysql", "mariadb"):
-        return mysql.insert(table).prefix_with("IGNORE")
+        # Not INSERT IGNORE: that would also turn foreign-key and other errors into warnings.
+        statement = mysql.insert(table)
+        return statement.on_duplicate_key_update({column.name: column for column in table.primary_key.columns})
     raise ValueError(f"unsupported dialect {dialect!r}")

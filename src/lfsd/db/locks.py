@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Row, Select, select
 from sqlalchemy.exc import IntegrityError
@@ -20,8 +20,7 @@ def _select() -> Select[tuple[int, str, datetime, int, str]]:
 
 
 def _lock(row: Row[tuple[int, str, datetime, int, str]]) -> Lock:
-    locked_at = row.locked_at if row.locked_at.tzinfo else row.locked_at.replace(tzinfo=UTC)
-    return Lock(id=row.id, path=row.path, locked_at=locked_at, owner_id=row.owner_id, owner_name=row.name)
+    return Lock(id=row.id, path=row.path, locked_at=row.locked_at, owner_id=row.owner_id, owner_name=row.name)
 
 
 class SqlLockRepository:

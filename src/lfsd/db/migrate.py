@@ -1,18 +1,28 @@
-"""Alembic migrations, run on a connection lfsd already holds (no alembic.ini needed)."""
+"""Alembic migrations, run on a connection lfsd already holds (no alembic.ini), one process at a time."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lfsd.core.errors import ServiceUnavailable
 from lfsd.db.database import Database
+from lfsd.offload import in_thread
 
 _SCRIPTS = Path(__file__).parent / "migrations"
+_LOCK_NAME = "lfsd_migrate"
+_LOCK_KEY = 0x6C667364  # "lfsd", the PostgreSQL advisory lock key
+_LOCK_WAIT_SECONDS = 600
 
 
 def _config(connection: Connection | None = None) -> Config:
@@ -28,6 +38,10 @@ def head_revision() -> str:
     return head
 
 
+def known_revisions() -> set[str]:
+    return {script.revision for script in ScriptDirectory.from_config(_config()).walk_revisions()}
+
+
 def _upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(_config(connection), revision)
 
@@ -41,14 +55,54 @@ def _current(connection: Connection) -> str | None:
     return revision
 
 
+@asynccontextmanager
+async def _sqlite_file_lock(db: Database) -> AsyncIterator[None]:
+    name = db.engine.url.database
+    if not name or name == ":memory:":
+        yield
+        return
+    fd = os.open(f"{name}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        await in_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+async def _take_server_lock(conn: AsyncConnection) -> None:
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        # Held until this transaction ends; PostgreSQL's DDL is transactional, so the whole upgrade is inside.
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+    elif dialect in ("mysql", "mariadb"):
+        got = await conn.scalar(text("SELECT GET_LOCK(:name, :wait)"), {"name": _LOCK_NAME, "wait": _LOCK_WAIT_SECONDS})
+        if got != 1:
+            raise ServiceUnavailable("another process holds the migration lock; try again")
+
+
+async def _release_server_lock(conn: AsyncConnection) -> None:
+    if conn.dialect.name in ("mysql", "mariadb"):
+        await conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": _LOCK_NAME})
+
+
 async def upgrade(db: Database, revision: str = "head") -> None:
-    async with db.transaction() as conn:
-        await conn.run_sync(_upgrade, revision)
+    """Upgrade under the database's own lock, so that processes starting together migrate once."""
+    async with _sqlite_file_lock(db), db.transaction(bounded=False) as conn:
+        await _take_server_lock(conn)
+        try:
+            # Alembic reads the current revision after the lock is held: a process that waited finds nothing to do.
+            await conn.run_sync(_upgrade, revision)
+        finally:
+            await _release_server_lock(conn)
 
 
 async def downgrade(db: Database, revision: str) -> None:
-    async with db.transaction() as conn:
-        await conn.run_sync(_downgrade, revision)
+    async with _sqlite_file_lock(db), db.transaction(bounded=False) as conn:
+        await _take_server_lock(conn)
+        try:
+            await conn.run_sync(_downgrade, revision)
+        finally:
+            await _release_server_lock(conn)
 
 
 async def current_revision(db: Database) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -17,6 +19,8 @@ from sqlalchemy import (
     UniqueConstraint,
     true,
 )
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -24,6 +28,30 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every database.
+
+    MySQL's DATETIME and SQLite keep no zone: values are stored as naive UTC and marked UTC again when read.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: lfsd stores aware UTC times only")
+        value = value.astimezone(UTC)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 metadata = MetaData(naming_convention=NAMING)
 
@@ -35,7 +63,7 @@ users = Table(
     Column("password_hash", String(255), nullable=True),
     Column("is_admin", Boolean, nullable=False, default=False),
     Column("disabled", Boolean, nullable=False, default=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     UniqueConstraint("name"),
 )
 
@@ -45,8 +73,8 @@ tokens = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("digest", String(64), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("revoked_at", UtcDateTime(), nullable=True),
     UniqueConstraint("digest"),
     Index(None, "user_id"),
 )
@@ -57,7 +85,7 @@ repos = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("path", String(255), nullable=False),
     Column("is_public", Boolean, nullable=False, default=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     Column("locking_enabled", Boolean, nullable=False, server_default=true()),
     UniqueConstraint("path"),
 )
@@ -76,7 +104,7 @@ objects = Table(
     metadata,
     Column("oid", String(64), primary_key=True),
     Column("size", BigInteger, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 repo_objects = Table(
@@ -84,7 +112,7 @@ repo_objects = Table(
     metadata,
     Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
     Column("oid", String(64), ForeignKey("objects.oid"), primary_key=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     Index(None, "oid"),
 )
 
@@ -98,7 +126,7 @@ locks = Table(
     Column("path_key", String(64), nullable=False),
     Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("ref", String(255), nullable=True),
-    Column("locked_at", DateTime(timezone=True), nullable=False),
+    Column("locked_at", UtcDateTime(), nullable=False),
     UniqueConstraint("repo_id", "path_key"),
     Index(None, "owner_id"),
     sqlite_autoincrement=True,  # never reuse a lock id
