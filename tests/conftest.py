@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,19 @@ def database_url(request: pytest.FixtureRequest, migrated_databases: dict[str, t
     backend: str = request.param
     if backend == "sqlite":
         return None
+    return migrated_url(backend, migrated_databases)
+
+
+def migrated_url(backend: str, migrated_databases: dict[str, tuple[Server, str]]) -> str:
+    """The session's migrated database on ``backend``'s server, emptied for the calling test."""
     if backend not in migrated_databases:
         server = server_for(backend)
         name = server.create()
         migrated_databases[backend] = (server, name)
         settings = Settings(database_url=server.url(name))
-        asyncio.run(_migrate(settings))  # the session's loop-free setup
+        # In a thread of its own: the caller may be inside a running event loop.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(lambda: asyncio.run(_migrate(settings))).result()
     server, name = migrated_databases[backend]
     server.truncate(name)
     return server.url(name)

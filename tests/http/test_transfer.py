@@ -186,3 +186,42 @@ async def test_client_disconnect_mid_upload_removes_temp_file(world: World, sett
     await world.push("acme/game", [item], world.auth("root"))
     assert hashlib.sha256(await world.fetch("acme/game", item, world.auth("root"))).hexdigest() == item.oid
     del reader
+
+
+async def test_two_uploads_of_one_object_at_once(world: World, settings: Settings) -> None:
+    await world.user("alice")
+    await world.repo("acme/game", grants={"alice": "write"})
+    await world.repo("acme/other", grants={"alice": "write"})
+    item = blob(300_000)
+    first = (await world.batch_ok("acme/game", "upload", [item], world.auth("alice")))[0]["actions"]["upload"]
+    second = (await world.batch_ok("acme/other", "upload", [item], world.auth("alice")))[0]["actions"]["upload"]
+    responses = await asyncio.gather(
+        *(
+            world.client.session.put(action["href"], data=_chunked(item.data, 7000), headers=action["header"])
+            for action in (first, second, first)
+        )
+    )
+    assert [r.status for r in responses] == [200, 200, 200]
+    assert [p.read_bytes() for p in _stored_files(settings)] == [item.data]
+    assert _temp_files(settings) == []
+    for repo in ("acme/game", "acme/other"):
+        assert await world.fetch(repo, item, world.auth("alice")) == item.data
+
+
+async def test_upload_racing_a_download(world: World) -> None:
+    await world.repo("acme/game")
+    item = blob(500_000)
+    (obj,) = await world.batch_ok("acme/game", "upload", [item], world.auth("root"))
+    upload = obj["actions"]["upload"]
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        for start in range(0, item.size, 50_000):
+            await asyncio.sleep(0.01)
+            yield item.data[start : start + 50_000]
+
+    put = asyncio.ensure_future(world.client.session.put(upload["href"], data=slow_body(), headers=upload["header"]))
+    # While the upload runs, the object is not there: a download gets a per-object 404, never partial bytes.
+    (early,) = await world.batch_ok("acme/game", "download", [item], world.auth("root"))
+    assert early["error"]["code"] == 404
+    assert (await put).status == 200
+    assert await world.fetch("acme/game", item, world.auth("root")) == item.data
