@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,9 +16,10 @@ from pydantic import ValidationError
 from lfsd.app import Metadata, SchemaMismatch, open_database
 from lfsd.config import Settings
 from lfsd.core.auth import Permission, Repo
-from lfsd.core.errors import LfsError, NotFound
+from lfsd.core.errors import LfsError, NotFound, ServiceUnavailable
 from lfsd.core.locks import Lock
 from lfsd.core.repo import RepoPath
+from lfsd.db.database import describe
 from lfsd.db.engine import DatabaseUrlError
 from lfsd.db.schema import SCHEMA_HEAD, schema_revision
 
@@ -44,7 +46,9 @@ def _one_line_errors(fn: Callable[P, T]) -> Callable[P, T]:
         except click.ClickException:
             raise
         except LfsError as exc:
-            raise click.ClickException(exc.message) from None
+            cause = exc.__cause__
+            detail = f" ({describe(cause)})" if isinstance(exc, ServiceUnavailable) and cause is not None else ""
+            raise click.ClickException(exc.message + detail) from None
         except (DatabaseUrlError, SchemaMismatch, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:
@@ -87,6 +91,8 @@ def _repo_path(value: str) -> RepoPath:
 @click.version_option(package_name="lfsd")
 def main() -> None:
     """lfsd: a Git LFS server."""
+    # Commands report database failures in their one-line error; the server logs them (see server.serve).
+    logging.getLogger("lfsd.db").setLevel(logging.ERROR)
 
 
 @main.command()

@@ -14,6 +14,7 @@ ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tf'
 
 def serve(settings: Settings) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("lfsd.db").setLevel(logging.NOTSET)  # the CLI quiets it for one-line command errors
     app = build_app(settings)
     web.run_app(
         app,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,9 +17,18 @@ from sqlalchemy.pool import QueuePool
 
 from lfsd.core.errors import ServiceUnavailable
 
+log = logging.getLogger("lfsd.db")
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def describe(exc: BaseException) -> str:
+    """A driver failure in one line, for operators: its class and first line (drivers do not print passwords)."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    text = str(cause).strip().splitlines()[0][:300] if str(cause).strip() else ""
+    return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +90,17 @@ class Database:
         except IntegrityError:
             raise
         except TimeoutError as exc:
+            self._log_failure(exc)
             raise ServiceUnavailable("the metadata database did not answer in time") from exc
         except (DBAPIError, PoolTimeoutError, OSError) as exc:
+            self._log_failure(exc)
             raise ServiceUnavailable("the metadata database is unavailable") from exc
         except SQLAlchemyError as exc:
+            self._log_failure(exc)
             raise ServiceUnavailable("the metadata database failed") from exc
+
+    def _log_failure(self, exc: BaseException) -> None:
+        log.warning("metadata database %s: %s", self.engine.url.render_as_string(hide_password=True), describe(exc))
 
     async def dispose(self) -> None:
         await self.engine.dispose()
