@@ -28,12 +28,28 @@ from lfsd.db.repos import SqlRepoDirectory
 from lfsd.db.schema import SCHEMA_HEAD, schema_revision
 from lfsd.db.users import SqlUserDirectory
 from lfsd.http.errors import error_middleware
+from lfsd.http.health import add_health_routes
 from lfsd.http.inflight import InFlight
-from lfsd.http.keys import ACCESS, INFLIGHT, LOCKS, SERVICE, SETTINGS, SIGNER
+from lfsd.http.keys import (
+    ACCESS,
+    HEALTH,
+    INFLIGHT,
+    LOCKS,
+    METRICS,
+    PROBES,
+    SCRAPE,
+    SERVICE,
+    SETTINGS,
+    SIGNER,
+    Probe,
+)
 from lfsd.http.routes import add_routes
+from lfsd.http.state import Health, activity_middleware
 from lfsd.memory import MemoryReleaser
+from lfsd.observability.metrics import Metrics
 from lfsd.passwords import Argon2Passwords
 from lfsd.storage.buffers import BufferPool
+from lfsd.storage.instrumented import InstrumentedStore
 from lfsd.storage.local import LocalStore
 
 log = logging.getLogger("lfsd")
@@ -141,10 +157,13 @@ async def _ensure_schema(db: Database, migrate: bool) -> None:
 
 
 def build_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.batch_max_bytes)
+    app = web.Application(middlewares=[activity_middleware, error_middleware], client_max_size=settings.batch_max_bytes)
     app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[HEALTH] = Health()
     app.cleanup_ctx.append(_lifespan)
     add_routes(app)
+    add_health_routes(app)
     return app
 
 
@@ -155,13 +174,17 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     loop.set_default_executor(executor)
     meta = await Metadata.open(settings)
     try:
-        store = LocalStore(
+        metrics = app[METRICS]
+        local = LocalStore(
             settings.data_dir,
             BufferPool(settings.buffer_size, settings.transfer_memory),
             fsync=settings.fsync,
             direct_io=settings.direct_io,
         )
-        await asyncio.to_thread(store.prepare)
+        await asyncio.to_thread(local.prepare)
+        # Outermost wrapper: the timings include everything the store does.
+        store = InstrumentedStore(local, "local", metrics)
+        metrics.declare_storage("local")
         key = signing_key(settings)
         signer = LinkSigner(key, settings.link_ttl)
         app[SIGNER] = signer
@@ -173,12 +196,22 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
             default_limit=settings.locks_default_limit,
             max_limit=settings.locks_max_limit,
         )
-        inflight = InFlight(MemoryReleaser())
+        inflight = InFlight(MemoryReleaser(), metrics.transfers_in_flight)
         app[INFLIGHT] = inflight
+        metrics.watch_pool(meta.db.pool_stats)
+        probes: dict[str, Probe] = {"database": meta.db.ping, "storage": store.check}
+        app[PROBES] = probes
+
+        async def scrape() -> None:
+            metrics.locks_held.set(await meta.locks.count())
+
+        app[SCRAPE] = scrape
         await _first_start(meta, settings)
+        app[HEALTH].started = True
         try:
             yield
         finally:
+            app[HEALTH].started = False
             await inflight.close()
     finally:
         await meta.close()

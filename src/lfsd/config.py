@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +28,14 @@ class Settings(BaseSettings):
     database_connect_timeout: float = Field(5.0, gt=0, description="seconds to wait for a new connection")
     database_timeout: float = Field(30.0, gt=0, description="seconds a metadata transaction may take (503 after)")
     migrate: bool = Field(False, description="apply pending migrations on start (SQLite always does)")
+    metrics_listen: str | None = Field(
+        None, description="HOST:PORT for /metrics, /healthz and /readyz on a listener of their own"
+    )
+    shutdown_grace: float = Field(
+        900.0, ge=0, description="seconds in-flight transfers may run after SIGTERM before they are cancelled"
+    )
+    log_format: Literal["auto", "json", "text"] = Field("auto", description="json, text, or auto (text on a TTY)")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="lowest level logged")
     public_url: str | None = Field(
         None, description="external base URL for transfer links; default: the scheme and host of each request"
     )
@@ -57,12 +66,14 @@ class Settings(BaseSettings):
     fsync: bool = Field(True, description="fsync each object before it becomes visible")
     direct_io: bool = Field(True, description="write object files with O_DIRECT where the filesystem allows it")
 
-    @field_validator("listen")
+    @field_validator("listen", "metrics_listen")
     @classmethod
-    def _check_listen(cls, value: str) -> str:
+    def _check_listen(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-            raise ValueError("listen must be HOST:PORT")
+            raise ValueError("must be HOST:PORT")
         return value
 
     @field_validator("secret_key")
@@ -83,12 +94,20 @@ class Settings(BaseSettings):
 
     @property
     def host(self) -> str:
-        return self.listen.rpartition(":")[0].strip("[]")
+        return host_of(self.listen)
 
     @property
     def port(self) -> int:
-        return int(self.listen.rpartition(":")[2])
+        return port_of(self.listen)
 
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'lfsd.db').resolve()}"
+
+
+def host_of(listen: str) -> str:
+    return listen.rpartition(":")[0].strip("[]")
+
+
+def port_of(listen: str) -> int:
+    return int(listen.rpartition(":")[2])

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -101,6 +102,10 @@ class Database:
 
     def _log_failure(self, exc: BaseException) -> None:
         log.warning("metadata database %s: %s", self.engine.url.render_as_string(hide_password=True), describe(exc))
+
+    async def ping(self) -> None:
+        async with self.transaction() as conn:
+            await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Row, Select, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.exc import IntegrityError
 
 from lfsd.core.errors import Conflict
@@ -79,3 +79,7 @@ class SqlLockRepository:
         if result.rowcount == 0:
             return None
         return _lock(row)
+
+    async def count(self) -> int:
+        async with self._db.transaction() as conn:
+            return int((await conn.execute(select(func.count()).select_from(locks))).scalar_one())

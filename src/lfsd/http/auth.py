@@ -11,6 +11,7 @@ from lfsd.core.auth import Identity
 from lfsd.core.errors import Unauthorized
 from lfsd.core.service import LINK_AUTH_SCHEME
 from lfsd.http.keys import ACCESS
+from lfsd.http.state import USER
 
 MAX_AUTHORIZATION_LENGTH = 4096
 
@@ -37,6 +38,13 @@ def link_token(request: web.Request) -> str | None:
 
 async def identify(request: web.Request) -> Identity | None:
     """The authenticated caller, or None when the request has no credentials. Bad credentials: 401."""
+    identity = await _identify(request)
+    if identity is not None:
+        request[USER] = identity.name
+    return identity
+
+
+async def _identify(request: web.Request) -> Identity | None:
     parsed = _authorization(request)
     if parsed is None:
         return None

@@ -7,12 +7,12 @@ from functools import partial
 from aiohttp import web
 
 from lfsd.core.auth import Permission
-from lfsd.core.batch import ObjectSpec, Operation
+from lfsd.core.batch import ObjectResult, ObjectSpec, Operation
 from lfsd.core.errors import Conflict, MethodNotAllowed, PayloadTooLarge, Unprocessable
 from lfsd.http.auth import identify
 from lfsd.http.body import read_body
 from lfsd.http.errors import lfs_json
-from lfsd.http.keys import ACCESS, SERVICE, SETTINGS
+from lfsd.http.keys import ACCESS, METRICS, SERVICE, SETTINGS
 from lfsd.http.media import check_accept, check_content_type
 from lfsd.http.paths import base_url, object_href, repo_path
 from lfsd.http.wire import parse_batch, render_object
@@ -45,4 +45,13 @@ async def batch(request: web.Request) -> web.Response:
     results = await request.app[SERVICE].batch(
         identity, repo, operation, specs, partial(object_href, base_url(request))
     )
+    counter = request.app[METRICS].batch_objects
+    for result in results:
+        counter.labels(operation.value, _outcome(result)).inc()
     return lfs_json({"transfer": "basic", "objects": [render_object(r) for r in results], "hash_algo": "sha256"})
+
+
+def _outcome(result: ObjectResult) -> str:
+    if result.error is not None:
+        return {404: "not_found", 422: "invalid"}.get(result.error.code, "error")
+    return "action" if result.actions else "present"

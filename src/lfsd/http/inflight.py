@@ -1,10 +1,12 @@
-"""Uploads in progress; after a burst of them ends, freed heap memory goes back to the OS."""
+"""Transfers in progress (a gauge per direction); after a burst of uploads, freed heap memory goes back to the OS."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+
+from prometheus_client import Gauge
 
 from lfsd.memory import MemoryReleaser
 from lfsd.offload import in_thread
@@ -14,22 +16,42 @@ TRIM_DELAY_SECONDS = 1.0
 
 
 class InFlight:
-    def __init__(self, memory: MemoryReleaser, trim_delay: float = TRIM_DELAY_SECONDS) -> None:
+    def __init__(
+        self, memory: MemoryReleaser, gauge: Gauge | None = None, trim_delay: float = TRIM_DELAY_SECONDS
+    ) -> None:
         self._memory = memory
+        self._gauge = gauge
         self._trim_delay = trim_delay
         self.uploads = 0
+        self.downloads = 0
         self._trim: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     @asynccontextmanager
     async def upload(self) -> AsyncIterator[None]:
         self.uploads += 1
+        self._move("upload", 1)
         try:
             yield
         finally:
             self.uploads -= 1
+            self._move("upload", -1)
             if self.uploads == 0:
                 self._schedule_trim()
+
+    @asynccontextmanager
+    async def download(self) -> AsyncIterator[None]:
+        self.downloads += 1
+        self._move("download", 1)
+        try:
+            yield
+        finally:
+            self.downloads -= 1
+            self._move("download", -1)
+
+    def _move(self, direction: str, delta: int) -> None:
+        if self._gauge is not None:
+            self._gauge.labels(direction).inc(delta)
 
     def _schedule_trim(self) -> None:
         if self._trim is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from lfsd.config import Settings
@@ -10,6 +12,8 @@ from lfsd.core.lock_service import LockService
 from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
 from lfsd.http.inflight import InFlight
+from lfsd.http.state import HEALTH
+from lfsd.observability.metrics import Metrics
 
 SETTINGS = web.AppKey("settings", Settings)
 ACCESS = web.AppKey("access", AccessControl)
@@ -17,3 +21,8 @@ SERVICE = web.AppKey("service", LfsService)
 SIGNER = web.AppKey("signer", LinkSigner)
 INFLIGHT = web.AppKey("inflight", InFlight)
 LOCKS = web.AppKey("locks", LockService)
+__all__ = ["HEALTH"]
+METRICS = web.AppKey("metrics", Metrics)
+Probe = Callable[[], Awaitable[None]]
+PROBES: web.AppKey[dict[str, Probe]] = web.AppKey("probes")
+SCRAPE: web.AppKey[Probe] = web.AppKey("scrape")

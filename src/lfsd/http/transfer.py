@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 from aiohttp import ClientPayloadError, web
+from aiohttp.abc import AbstractStreamWriter
 
 from lfsd.core.auth import Permission
 from lfsd.core.errors import (
@@ -108,8 +109,18 @@ async def download(request: web.Request) -> web.StreamResponse:
     target = await _target(request, LinkOperation.DOWNLOAD, Permission.READ)
     stored = await request.app[SERVICE].download(target.repo_id, target.oid)
     # FileResponse sends with sendfile and answers Range (206, Content-Range) and unsatisfiable ranges (416).
-    return web.FileResponse(
+    return _TrackedFileResponse(
         stored.path,
         chunk_size=256 * 1024,
         headers={"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"},
     )
+
+
+class _TrackedFileResponse(web.FileResponse):
+    """Counts the download as in flight for as long as the file is being sent (prepare sends it all)."""
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        if not isinstance(request, web.Request):
+            return await super().prepare(request)
+        async with request.app[INFLIGHT].download():
+            return await super().prepare(request)

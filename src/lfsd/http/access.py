@@ -1,0 +1,67 @@
+"""After each response is sent: the request's metrics and its one JSON log line."""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from lfsd.http.errors import REQUEST_ID
+from lfsd.http.keys import METRICS
+from lfsd.http.state import USER
+
+UNMATCHED: Final = "unmatched"
+
+log = logging.getLogger("lfsd.access")
+
+
+def route_of(request: web.BaseRequest) -> str:
+    """The route template (``/{repo}/info/lfs/objects/batch``), never the raw path: labels stay bounded."""
+    match_info = getattr(request, "match_info", None)
+    route = getattr(match_info, "route", None)
+    resource = getattr(route, "resource", None)
+    if resource is None:
+        return UNMATCHED
+    return str(resource.canonical)
+
+
+class RequestLog(AbstractAccessLogger):
+    """aiohttp calls this once the whole response (a sendfile download too) has gone out."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        route = route_of(request)
+        method = request.method
+        sent = response.content_length if response.content_length is not None else response.body_length
+        if isinstance(request, web.Request) and METRICS in request.app:
+            metrics = request.app[METRICS]
+            metrics.requests.labels(route, method, str(response.status)).inc()
+            metrics.request_duration.labels(route, method).observe(time)
+            metrics.sent_bytes.labels(route).inc(sent or 0)
+            received = request.content_length
+            if received:
+                metrics.received_bytes.labels(route).inc(received)
+        match_info = getattr(request, "match_info", {})
+        self.logger.info(
+            "%s %s %s",
+            method,
+            route,
+            response.status,
+            extra={
+                "request_id": request.get(REQUEST_ID, ""),
+                "method": method,
+                "route": route,
+                "repo": str(match_info.get("repo", ""))[:300],
+                "status": response.status,
+                "bytes_in": request.content_length or 0,
+                "bytes_out": sent or 0,
+                "duration_s": round(time, 6),
+                "user": request.get(USER, ""),
+                "remote": request.remote or "",
+            },
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return True

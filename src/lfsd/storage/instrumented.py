@@ -1,0 +1,56 @@
+"""An ObjectStore wrapper that times every operation and counts failures, by backend and operation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Protocol
+
+from lfsd.core.errors import LfsError
+from lfsd.core.oid import Oid
+from lfsd.core.ports import ByteSource, ObjectStore, StoredObject
+
+
+class StorageObserver(Protocol):
+    def observe(self, backend: str, operation: str, seconds: float, *, failed: bool) -> None: ...
+
+
+class InstrumentedStore:
+    """Wraps any store. Client-side failures (a bad hash or size, a client gone) are not storage errors."""
+
+    def __init__(self, inner: ObjectStore, backend: str, observer: StorageObserver) -> None:
+        self._inner = inner
+        self._backend = backend
+        self._observer = observer
+
+    @asynccontextmanager
+    async def _timed(self, operation: str) -> AsyncIterator[None]:
+        started = time.perf_counter()
+        failed = False
+        try:
+            yield
+        except LfsError as exc:
+            failed = exc.status >= 500
+            raise
+        except Exception:
+            failed = True
+            raise
+        finally:
+            self._observer.observe(self._backend, operation, time.perf_counter() - started, failed=failed)
+
+    async def put(self, oid: Oid, size: int, source: ByteSource) -> None:
+        async with self._timed("put"):
+            await self._inner.put(oid, size, source)
+
+    async def get(self, oid: Oid) -> StoredObject | None:
+        async with self._timed("get"):
+            return await self._inner.get(oid)
+
+    async def size_of(self, oid: Oid) -> int | None:
+        async with self._timed("size"):
+            return await self._inner.size_of(oid)
+
+    async def check(self) -> None:
+        async with self._timed("check"):
+            await self._inner.check()
