@@ -49,7 +49,9 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 async def _read_all(store: ObjectStore, oid: Oid) -> bytes | None:
     stored = await store.get(oid)
-    return None if stored is None else stored.path.read_bytes()
+    if stored is None:
+        return None
+    return b"".join([chunk async for chunk in store.read(oid, 0, stored.size)])
 
 
 @pytest.mark.parametrize("size", [0, 1, BUFFER - 1, BUFFER, BUFFER + 1, 3 * BUFFER + 17])
@@ -68,6 +70,15 @@ async def test_chunk_sizes_do_not_matter(store: ObjectStore, chunk: int) -> None
     oid = Oid.parse(item.oid)
     await store.put(oid, item.size, Source(item.data, chunk=chunk))
     assert await _read_all(store, oid) == item.data
+
+
+async def test_ranges(store: ObjectStore) -> None:
+    item = blob(3 * BUFFER + 11)
+    oid = Oid.parse(item.oid)
+    await store.put(oid, item.size, Source(item.data))
+    for start, length in [(0, 1), (5, 100), (BUFFER - 3, 7), (item.size - 1, 1), (0, item.size), (17, item.size - 17)]:
+        got = b"".join([chunk async for chunk in store.read(oid, start, length)])
+        assert got == item.data[start : start + length], (start, length)
 
 
 async def test_put_existing_object_verifies_again(store: ObjectStore) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -21,10 +21,10 @@ class ByteSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class StoredObject:
-    """A complete, verified object body. ``path`` is a local file that can be sent with ``sendfile``."""
+    """A complete, verified object body. ``path``, when set, is a local file that can be sent with ``sendfile``."""
 
     size: int
-    path: Path
+    path: Path | None = None
 
 
 class ObjectStore(Protocol):
@@ -34,6 +34,9 @@ class ObjectStore(Protocol):
         """Stream ``source`` in; make it visible under ``oid`` only if its SHA-256 and length match."""
 
     async def get(self, oid: Oid) -> StoredObject | None: ...
+
+    def read(self, oid: Oid, start: int, length: int) -> AsyncIterator[bytes]:
+        """``length`` bytes from ``start``, in bounded chunks."""
 
     async def size_of(self, oid: Oid) -> int | None: ...
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from lfsd.core.auth import Identity, Repo
 from lfsd.core.batch import (
@@ -87,3 +87,6 @@ class LfsService:
         if stored is None:
             raise NotFound("object does not exist")
         return stored
+
+    def read(self, oid: Oid, start: int, length: int) -> AsyncIterator[bytes]:
+        return self._store.read(oid, start, length)

@@ -23,6 +23,7 @@ from lfsd.http.auth import identify, link_token
 from lfsd.http.errors import render, request_id
 from lfsd.http.keys import ACCESS, INFLIGHT, SERVICE, SETTINGS, SIGNER
 from lfsd.http.paths import oid_of, repo_path
+from lfsd.http.ranges import Unsatisfiable, parse_range
 
 log = logging.getLogger("lfsd.http")
 
@@ -108,12 +109,39 @@ async def upload(request: web.Request) -> web.Response:
 async def download(request: web.Request) -> web.StreamResponse:
     target = await _target(request, LinkOperation.DOWNLOAD, Permission.READ)
     stored = await request.app[SERVICE].download(target.repo_id, target.oid)
+    if stored.path is None:
+        return await _stream(request, target.oid, stored.size)
     # FileResponse sends with sendfile and answers Range (206, Content-Range) and unsatisfiable ranges (416).
     return _TrackedFileResponse(
         stored.path,
         chunk_size=256 * 1024,
         headers={"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"},
     )
+
+
+async def _stream(request: web.Request, oid: Oid, size: int) -> web.StreamResponse:
+    """A download from a store without local files, in bounded chunks, with one byte range if asked."""
+    headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
+    try:
+        wanted = parse_range(request.headers.get("Range"), size)
+    except Unsatisfiable:
+        return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    start, length, status = (0, size, 200) if wanted is None else (wanted.start, wanted.length, 206)
+    if wanted is not None:
+        headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
+    chunks = request.app[SERVICE].read(oid, start, length)
+    # Fetch the first chunk before answering, so that a storage error can still become an LFS error.
+    first = await anext(chunks, b"") if length else b""
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_length = length
+    async with request.app[INFLIGHT].download():
+        await response.prepare(request)
+        if first:
+            await response.write(first)
+        async for chunk in chunks:
+            await response.write(chunk)
+        await response.write_eof()
+    return response
 
 
 class _TrackedFileResponse(web.FileResponse):

@@ -47,6 +47,11 @@ class InstrumentedStore:
         async with self._timed("get"):
             return await self._inner.get(oid)
 
+    async def read(self, oid: Oid, start: int, length: int) -> AsyncIterator[bytes]:
+        async with self._timed("read"):
+            async for chunk in self._inner.read(oid, start, length):
+                yield chunk
+
     async def size_of(self, oid: Oid) -> int | None:
         async with self._timed("size"):
             return await self._inner.size_of(oid)

@@ -9,7 +9,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from lfsd.core.errors import InsufficientStorage, ServiceUnavailable
@@ -24,6 +24,7 @@ log = logging.getLogger("lfsd.storage")
 
 TEMP_SUFFIX = ".tmp"
 STALE_TEMP_SECONDS = 24 * 3600
+READ_CHUNK = 256 * 1024
 
 
 def _os_error(exc: OSError) -> Exception:
@@ -100,6 +101,23 @@ class LocalStore:
         except OSError as exc:
             raise _os_error(exc) from exc
         return StoredObject(size=size, path=path)
+
+    async def read(self, oid: Oid, start: int, length: int) -> AsyncIterator[bytes]:
+        try:
+            handle = await in_thread(self.path_of(oid).open, "rb")
+        except OSError as exc:
+            raise _os_error(exc) from exc
+        try:
+            await in_thread(handle.seek, start)
+            left = length
+            while left > 0:
+                chunk = await in_thread(handle.read, min(left, READ_CHUNK))
+                if not chunk:
+                    raise ServiceUnavailable("the stored object is shorter than its size")
+                left -= len(chunk)
+                yield chunk
+        finally:
+            await in_thread(handle.close)
 
     async def size_of(self, oid: Oid) -> int | None:
         stored = await self.get(oid)
