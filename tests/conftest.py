@@ -13,9 +13,20 @@ from aiohttp.test_utils import TestClient
 from lfsd.app import Metadata, build_app
 from lfsd.config import Settings
 from tests.databases import BACKENDS, Server, server_for
+from tests.s3server import CREDENTIALS, S3Server, running_s3
 from tests.support import World
 
 AiohttpClient = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 server for the session; the AWS credential variables point every client (and lfsd) at it."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in CREDENTIALS.items():
+            patch.setenv(name, value)
+        with running_s3() as server:
+            yield server
 
 
 @pytest.fixture(scope="session")

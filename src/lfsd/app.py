@@ -9,6 +9,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -18,6 +19,7 @@ from lfsd.core.access import AccessControl
 from lfsd.core.errors import Conflict
 from lfsd.core.lock_service import LockService
 from lfsd.core.locks import CursorCodec
+from lfsd.core.ports import ObjectStore
 from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
 from lfsd.db.database import Database
@@ -51,6 +53,8 @@ from lfsd.passwords import Argon2Passwords
 from lfsd.storage.buffers import BufferPool
 from lfsd.storage.instrumented import InstrumentedStore
 from lfsd.storage.local import LocalStore
+from lfsd.storage.s3 import S3Location, S3Store
+from lfsd.storage.s3_client import s3_client
 
 log = logging.getLogger("lfsd")
 
@@ -173,18 +177,13 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     executor = ThreadPoolExecutor(max_workers=settings.io_threads, thread_name_prefix="lfsd-io")
     loop.set_default_executor(executor)
     meta = await Metadata.open(settings)
+    resources = AsyncExitStack()
     try:
         metrics = app[METRICS]
-        local = LocalStore(
-            settings.data_dir,
-            BufferPool(settings.buffer_size, settings.transfer_memory),
-            fsync=settings.fsync,
-            direct_io=settings.direct_io,
-        )
-        await asyncio.to_thread(local.prepare)
+        backend, inner = await _open_store(settings, resources)
         # Outermost wrapper: the timings include everything the store does.
-        store = InstrumentedStore(local, "local", metrics)
-        metrics.declare_storage("local")
+        store = InstrumentedStore(inner, backend, metrics)
+        metrics.declare_storage(backend)
         key = signing_key(settings)
         signer = LinkSigner(key, settings.link_ttl)
         app[SIGNER] = signer
@@ -214,9 +213,35 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
             app[HEALTH].started = False
             await inflight.close()
     finally:
+        await resources.aclose()
         await meta.close()
         # Let queued work finish (aiohttp closes sent files on this executor without awaiting it).
         executor.shutdown(wait=True)
+
+
+async def _open_store(settings: Settings, resources: AsyncExitStack) -> tuple[str, ObjectStore]:
+    """The configured object store, its client (if any) registered for closing with the lifespan."""
+    if settings.storage is not None and settings.storage.startswith("s3://"):
+        location = S3Location.parse(settings.storage)
+        client = await resources.enter_async_context(
+            s3_client(
+                endpoint_url=settings.s3_endpoint_url,
+                region=settings.s3_region,
+                path_style=settings.s3_path_style,
+                max_connections=max(10, settings.s3_parts_in_flight * 8),
+            )
+        )
+        s3 = S3Store(client, location, part_size=settings.s3_part_size, parts_in_flight=settings.s3_parts_in_flight)
+        await s3.verify_bucket()
+        return "s3", s3
+    local = LocalStore(
+        settings.local_storage_root,
+        BufferPool(settings.buffer_size, settings.transfer_memory),
+        fsync=settings.fsync,
+        direct_io=settings.direct_io,
+    )
+    await asyncio.to_thread(local.prepare)
+    return "local", local
 
 
 async def _first_start(meta: Metadata, settings: Settings) -> None:

@@ -22,6 +22,7 @@ from lfsd.core.repo import RepoPath
 from lfsd.db.database import describe
 from lfsd.db.engine import DatabaseUrlError
 from lfsd.db.schema import SCHEMA_HEAD, schema_revision
+from lfsd.storage.s3 import StorageConfigError
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -49,7 +50,7 @@ def _one_line_errors(fn: Callable[P, T]) -> Callable[P, T]:
             cause = exc.__cause__
             detail = f" ({describe(cause)})" if isinstance(exc, ServiceUnavailable) and cause is not None else ""
             raise click.ClickException(exc.message + detail) from None
-        except (DatabaseUrlError, SchemaMismatch, ValueError) as exc:
+        except (DatabaseUrlError, SchemaMismatch, StorageConfigError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:
             raise click.ClickException(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None

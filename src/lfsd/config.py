@@ -28,6 +28,14 @@ class Settings(BaseSettings):
     database_connect_timeout: float = Field(5.0, gt=0, description="seconds to wait for a new connection")
     database_timeout: float = Field(30.0, gt=0, description="seconds a metadata transaction may take (503 after)")
     migrate: bool = Field(False, description="apply pending migrations on start (SQLite always does)")
+    storage: str | None = Field(
+        None, description="file:///PATH or s3://BUCKET[/PREFIX]; default: local files in data_dir"
+    )
+    s3_endpoint_url: str | None = Field(None, description="S3 API endpoint (MinIO, Ceph, moto); default: AWS")
+    s3_region: str | None = Field(None, description="S3 region; default: the AWS configuration's, else us-east-1")
+    s3_path_style: bool = Field(False, description="path-style bucket addressing (MinIO, Ceph)")
+    s3_part_size: int = Field(8 * 1024 * 1024, ge=5 * 1024 * 1024, description="bytes per multipart upload part")
+    s3_parts_in_flight: int = Field(4, ge=1, le=64, description="parts of one upload sent at the same time")
     metrics_listen: str | None = Field(
         None, description="HOST:PORT for /metrics, /healthz and /readyz on a listener of their own"
     )
@@ -83,6 +91,13 @@ class Settings(BaseSettings):
             raise ValueError("secret_key must be at least 32 bytes")
         return value
 
+    @field_validator("storage")
+    @classmethod
+    def _check_storage(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("file://", "s3://")):
+            raise ValueError("storage must be file:///PATH or s3://BUCKET[/PREFIX]")
+        return value
+
     @field_validator("public_url")
     @classmethod
     def _check_public_url(cls, value: str | None) -> str | None:
@@ -99,6 +114,13 @@ class Settings(BaseSettings):
     @property
     def port(self) -> int:
         return port_of(self.listen)
+
+    @property
+    def local_storage_root(self) -> Path:
+        """Where local objects live: the file:// path, or the data dir."""
+        if self.storage is not None and self.storage.startswith("file://"):
+            return Path(self.storage.removeprefix("file://"))
+        return self.data_dir
 
     @property
     def effective_database_url(self) -> str:

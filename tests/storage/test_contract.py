@@ -13,9 +13,13 @@ from lfsd.core.oid import Oid
 from lfsd.core.ports import ObjectStore
 from lfsd.storage.buffers import BufferPool
 from lfsd.storage.local import LocalStore
+from lfsd.storage.s3 import S3Location, S3Store
+from lfsd.storage.s3_client import s3_client
+from tests.s3server import S3Server
 from tests.support import blob
 
 BUFFER = 64 * 1024
+PART = 5 * 1024 * 1024  # the S3 store's part size here: S3's minimum
 
 
 class Source:
@@ -37,8 +41,16 @@ class Source:
         return out
 
 
-@pytest.fixture(params=["local-direct", "local-buffered"])
+@pytest.fixture(params=["local-direct", "local-buffered", "s3"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ObjectStore]:
+    if request.param == "s3":
+        server: S3Server = request.getfixturevalue("s3_server")
+        bucket = server.new_bucket()
+        async with s3_client(endpoint_url=server.endpoint, region=None, path_style=True, max_connections=10) as client:
+            yield S3Store(client, S3Location(bucket, "lfsd/objects"), part_size=PART, parts_in_flight=3)
+            pending = await client.list_multipart_uploads(Bucket=bucket)
+            assert pending.get("Uploads", []) == [], "a multipart upload was left behind"
+        return
     direct = request.param == "local-direct"
     local = LocalStore(tmp_path / "store", BufferPool(BUFFER, 1 << 20), fsync=True, direct_io=direct)
     local.prepare()
@@ -54,7 +66,7 @@ async def _read_all(store: ObjectStore, oid: Oid) -> bytes | None:
     return b"".join([chunk async for chunk in store.read(oid, 0, stored.size)])
 
 
-@pytest.mark.parametrize("size", [0, 1, BUFFER - 1, BUFFER, BUFFER + 1, 3 * BUFFER + 17])
+@pytest.mark.parametrize("size", [0, 1, BUFFER - 1, BUFFER, BUFFER + 1, 3 * BUFFER + 17, PART - 1, PART, PART + 1])
 async def test_put_then_get(store: ObjectStore, size: int) -> None:
     item = blob(size)
     oid = Oid.parse(item.oid)
@@ -91,8 +103,9 @@ async def test_put_existing_object_verifies_again(store: ObjectStore) -> None:
     assert await _read_all(store, oid) == item.data
 
 
-async def test_hash_mismatch_leaves_nothing(store: ObjectStore) -> None:
-    item = blob(BUFFER * 2)
+@pytest.mark.parametrize("size", [BUFFER * 2, PART * 2 + 1])
+async def test_hash_mismatch_leaves_nothing(store: ObjectStore, size: int) -> None:
+    item = blob(size)
     wrong = Oid.parse("0" * 64)
     with pytest.raises(ChecksumMismatch):
         await store.put(wrong, item.size, Source(item.data))
@@ -100,24 +113,27 @@ async def test_hash_mismatch_leaves_nothing(store: ObjectStore) -> None:
 
 
 @pytest.mark.parametrize("declared_delta", [-1, 1, -BUFFER])
-async def test_size_mismatch_leaves_nothing(store: ObjectStore, declared_delta: int) -> None:
-    item = blob(BUFFER * 2)
+@pytest.mark.parametrize("base", [BUFFER * 2, PART + BUFFER])
+async def test_size_mismatch_leaves_nothing(store: ObjectStore, declared_delta: int, base: int) -> None:
+    item = blob(base)
     oid = Oid.parse(item.oid)
     with pytest.raises(SizeMismatch):
         await store.put(oid, item.size + declared_delta, Source(item.data))
     assert await store.get(oid) is None
 
 
-async def test_truncated_stream_leaves_nothing(store: ObjectStore) -> None:
-    item = blob(BUFFER * 3)
+@pytest.mark.parametrize("size", [BUFFER * 3, PART * 2 + 100])
+async def test_truncated_stream_leaves_nothing(store: ObjectStore, size: int) -> None:
+    item = blob(size)
     oid = Oid.parse(item.oid)
     with pytest.raises(ConnectionResetError):
-        await store.put(oid, item.size, Source(item.data, fail_after=BUFFER + 5))
+        await store.put(oid, item.size, Source(item.data, fail_after=size - 5 * BUFFER))
     assert await store.get(oid) is None
 
 
-async def test_concurrent_puts_of_one_oid(store: ObjectStore) -> None:
-    item = blob(BUFFER * 4 + 3)
+@pytest.mark.parametrize("size", [BUFFER * 4 + 3, PART + 3])
+async def test_concurrent_puts_of_one_oid(store: ObjectStore, size: int) -> None:
+    item = blob(size)
     oid = Oid.parse(item.oid)
     await asyncio.gather(*(store.put(oid, item.size, Source(item.data, chunk=7000 + i)) for i in range(6)))
     assert await _read_all(store, oid) == item.data
