@@ -318,3 +318,44 @@ async def _require_repo(meta: Metadata, path: RepoPath) -> Repo:
     if found is None:
         raise NotFound(f"no repository {path}")
     return found
+
+
+@main.group()
+def storage() -> None:
+    """Maintain the object store."""
+
+
+@storage.command("cleanup")
+@click.option("--storage", "storage_url", default=None, help="file:///PATH or s3://BUCKET[/PREFIX] [env LFSD_STORAGE]")
+@click.option("--older-than", type=float, default=24.0, show_default=True, help="hours")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="[env LFSD_DATA_DIR]")
+@_one_line_errors
+def storage_cleanup(storage_url: str | None, older_than: float, data_dir: Path | None) -> None:
+    """Remove what crashed processes left: multipart uploads on S3, temp files on local disk."""
+    from datetime import timedelta
+
+    settings = _settings(storage=storage_url, data_dir=data_dir)
+    age = timedelta(hours=older_than)
+    if settings.storage is not None and settings.storage.startswith("s3://"):
+        from lfsd.storage.s3 import S3Location, S3Store
+        from lfsd.storage.s3_client import s3_client
+
+        async def run() -> int:
+            async with s3_client(
+                endpoint_url=settings.s3_endpoint_url,
+                region=settings.s3_region,
+                path_style=settings.s3_path_style,
+                max_connections=4,
+            ) as client:
+                store = S3Store(client, S3Location.parse(settings.storage or ""), part_size=settings.s3_part_size)
+                await store.verify_bucket()
+                return await store.cleanup(age)
+
+        click.echo(f"aborted {asyncio.run(run())} multipart uploads older than {older_than:g} h")
+        return
+    from lfsd.storage.buffers import BufferPool
+    from lfsd.storage.local import LocalStore
+
+    local = LocalStore(settings.local_storage_root, BufferPool(64 * 1024, 64 * 1024))
+    local.prepare()
+    click.echo(f"removed {local.sweep_temp(max_age_seconds=age.total_seconds())} temp files")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import GitUser, Server, require_git_lfs
+from tests.s3server import S3Server
 
 
 @dataclass
@@ -43,6 +44,28 @@ def any_deployment(tmp_path: Path, database_url: str | None) -> Iterator[Deploym
     """lfsd on each database in turn (SQLite, MariaDB, PostgreSQL)."""
     require_git_lfs()
     server = Server.start(tmp_path / "data", database_url=database_url)
+    try:
+        yield Deployment(server, tmp_path)
+    finally:
+        code = server.stop()
+        assert code == 0, server.log()
+        assert "Traceback" not in server.log(), server.log()
+
+
+@pytest.fixture(params=["proxied"])
+def s3_deployment(request: pytest.FixtureRequest, tmp_path: Path, s3_server: S3Server) -> Iterator[Deployment]:
+    """lfsd on SQLite with object bodies in moto's S3 server."""
+    require_git_lfs()
+    bucket = s3_server.new_bucket()
+    env = {
+        "LFSD_STORAGE": f"s3://{bucket}/lfs",
+        "LFSD_S3_ENDPOINT_URL": s3_server.endpoint,
+        "LFSD_S3_PATH_STYLE": "true",
+        "LFSD_S3_PART_SIZE": str(5 * 1024 * 1024),
+    }
+    if request.param == "direct":
+        env["LFSD_S3_DIRECT"] = "true"
+    server = Server.start(tmp_path / "data", extra_env=env)
     try:
         yield Deployment(server, tmp_path)
     finally:

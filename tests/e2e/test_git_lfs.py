@@ -109,3 +109,27 @@ def test_interrupted_download_resumes_with_range(deployment: Deployment) -> None
     out = alice.git("lfs", "pull", cwd=lazy, env={"GIT_TRACE": "1"})
     assert "server accepted resume download request" in out, out
     assert _digest(lazy / "big.bin") == oid
+
+
+def test_push_clone_pull_on_s3(s3_deployment: Deployment) -> None:
+    deployment = s3_deployment
+    alice = deployment.user("alice")
+    deployment.repo("acme/game", ("alice", "write"))
+    work = alice.new_repo(deployment.tmp / "work", deployment.tmp / "origin.git", "acme/game")
+    sizes = {"empty.bin": 0, "one.bin": 1, "mib.bin": MiB, "multipart.bin": 23 * MiB}
+    expected = {name: write_random(work / name, size) for name, size in sizes.items()}
+    (work / "small").mkdir()
+    for i in range(50):
+        expected[f"small/{i:02}.bin"] = write_random(work / "small" / f"{i:02}.bin", 1000 + i)
+    alice.git("add", ".", cwd=work)
+    alice.git("commit", "-q", "-m", "assets", cwd=work)
+    alice.git("push", "-q", "origin", "main", cwd=work)
+
+    clone = _clone(alice, deployment.tmp / "origin.git", deployment.tmp / "clone")
+    for name, oid in expected.items():
+        assert _digest(clone / name) == oid, name
+    lazy = _clone(alice, deployment.tmp / "origin.git", deployment.tmp / "lazy", env={"GIT_LFS_SKIP_SMUDGE": "1"})
+    alice.git("lfs", "pull", cwd=lazy)
+    alice.git("lfs", "fsck", cwd=lazy)
+    assert _digest(lazy / "multipart.bin") == expected["multipart.bin"]
+    assert not any((deployment.server.data_dir / "objects").rglob("*.bin"))  # bodies went to S3, not to disk

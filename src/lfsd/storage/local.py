@@ -52,7 +52,8 @@ class LocalStore:
         self._tmp.mkdir(parents=True, exist_ok=True)
         self.sweep_temp()
 
-    def sweep_temp(self) -> int:
+    def sweep_temp(self, max_age_seconds: float = STALE_TEMP_SECONDS) -> int:
+        """Remove temp files of dead processes on this host, and any older than ``max_age_seconds``."""
         removed = 0
         now = time.time()
         for entry in self._tmp.iterdir():
@@ -61,7 +62,7 @@ class LocalStore:
             parts = entry.name.split(".")
             mine_and_dead = len(parts) >= 4 and parts[1] == self._host and not _pid_alive(parts[2])
             with contextlib.suppress(FileNotFoundError):
-                if mine_and_dead or now - entry.stat().st_mtime > STALE_TEMP_SECONDS:
+                if mine_and_dead or now - entry.stat().st_mtime > max_age_seconds:
                     entry.unlink()
                     removed += 1
         return removed
