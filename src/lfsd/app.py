@@ -19,7 +19,7 @@ from lfsd.core.access import AccessControl
 from lfsd.core.errors import Conflict
 from lfsd.core.lock_service import LockService
 from lfsd.core.locks import CursorCodec
-from lfsd.core.ports import ObjectStore
+from lfsd.core.ports import DirectTransfers, ObjectStore
 from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
 from lfsd.db.database import Database
@@ -53,7 +53,7 @@ from lfsd.passwords import Argon2Passwords
 from lfsd.storage.buffers import BufferPool
 from lfsd.storage.instrumented import InstrumentedStore
 from lfsd.storage.local import LocalStore
-from lfsd.storage.s3 import S3Location, S3Store
+from lfsd.storage.s3 import S3DirectTransfers, S3Location, S3Store
 from lfsd.storage.s3_client import s3_client
 
 log = logging.getLogger("lfsd")
@@ -180,7 +180,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     resources = AsyncExitStack()
     try:
         metrics = app[METRICS]
-        backend, inner = await _open_store(settings, resources)
+        backend, inner, direct = await _open_store(settings, resources)
         # Outermost wrapper: the timings include everything the store does.
         store = InstrumentedStore(inner, backend, metrics)
         metrics.declare_storage(backend)
@@ -188,7 +188,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         signer = LinkSigner(key, settings.link_ttl)
         app[SIGNER] = signer
         app[ACCESS] = AccessControl(meta.users, meta.repos)
-        app[SERVICE] = LfsService(meta.objects, store, signer, time.time)
+        app[SERVICE] = LfsService(meta.objects, store, signer, time.time, direct)
         app[LOCKS] = LockService(
             meta.locks,
             CursorCodec(key),
@@ -219,7 +219,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         executor.shutdown(wait=True)
 
 
-async def _open_store(settings: Settings, resources: AsyncExitStack) -> tuple[str, ObjectStore]:
+async def _open_store(settings: Settings, resources: AsyncExitStack) -> tuple[str, ObjectStore, DirectTransfers | None]:
     """The configured object store, its client (if any) registered for closing with the lifespan."""
     if settings.storage is not None and settings.storage.startswith("s3://"):
         location = S3Location.parse(settings.storage)
@@ -233,7 +233,7 @@ async def _open_store(settings: Settings, resources: AsyncExitStack) -> tuple[st
         )
         s3 = S3Store(client, location, part_size=settings.s3_part_size, parts_in_flight=settings.s3_parts_in_flight)
         await s3.verify_bucket()
-        return "s3", s3
+        return "s3", s3, S3DirectTransfers(s3) if settings.s3_direct else None
     local = LocalStore(
         settings.local_storage_root,
         BufferPool(settings.buffer_size, settings.transfer_memory),
@@ -241,7 +241,7 @@ async def _open_store(settings: Settings, resources: AsyncExitStack) -> tuple[st
         direct_io=settings.direct_io,
     )
     await asyncio.to_thread(local.prepare)
-    return "local", local
+    return "local", local, None
 
 
 async def _first_start(meta: Metadata, settings: Settings) -> None:

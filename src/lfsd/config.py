@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     s3_path_style: bool = Field(False, description="path-style bucket addressing (MinIO, Ceph)")
     s3_part_size: int = Field(8 * 1024 * 1024, ge=5 * 1024 * 1024, description="bytes per multipart upload part")
     s3_parts_in_flight: int = Field(4, ge=1, le=64, description="parts of one upload sent at the same time")
+    s3_direct: bool = Field(
+        False, description="hand out presigned S3 URLs in batch responses instead of lfsd's own hrefs"
+    )
     metrics_listen: str | None = Field(
         None, description="HOST:PORT for /metrics, /healthz and /readyz on a listener of their own"
     )

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from tests.s3server import S3Server
 class Deployment:
     server: Server
     tmp: Path
+    env: dict[str, str] = field(default_factory=dict)
 
     def user(self, name: str, *, admin: bool = False) -> GitUser:
         self.server.cli("user", "add", name, *(["--admin"] if admin else []))
@@ -52,7 +53,7 @@ def any_deployment(tmp_path: Path, database_url: str | None) -> Iterator[Deploym
         assert "Traceback" not in server.log(), server.log()
 
 
-@pytest.fixture(params=["proxied"])
+@pytest.fixture(params=["proxied", "direct"])
 def s3_deployment(request: pytest.FixtureRequest, tmp_path: Path, s3_server: S3Server) -> Iterator[Deployment]:
     """lfsd on SQLite with object bodies in moto's S3 server."""
     require_git_lfs()
@@ -67,7 +68,7 @@ def s3_deployment(request: pytest.FixtureRequest, tmp_path: Path, s3_server: S3S
         env["LFSD_S3_DIRECT"] = "true"
     server = Server.start(tmp_path / "data", extra_env=env)
     try:
-        yield Deployment(server, tmp_path)
+        yield Deployment(server, tmp_path, env)
     finally:
         code = server.stop()
         assert code == 0, server.log()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,10 @@ def test_push_clone_pull_on_s3(s3_deployment: Deployment) -> None:
     alice.git("lfs", "fsck", cwd=lazy)
     assert _digest(lazy / "multipart.bin") == expected["multipart.bin"]
     assert not any((deployment.server.data_dir / "objects").rglob("*.bin"))  # bodies went to S3, not to disk
+    routes = [json.loads(line)["route"] for line in deployment.server.log().splitlines() if '"lfsd.access"' in line]
+    if "LFSD_S3_DIRECT" in deployment.env:
+        # Bodies went straight to S3; lfsd only answered batch and verify requests.
+        assert routes.count("/{repo}/info/lfs/objects/{oid}/verify") == 53
+        assert "/{repo}/info/lfs/objects/{oid}" not in routes
+    else:
+        assert routes.count("/{repo}/info/lfs/objects/{oid}") >= 53

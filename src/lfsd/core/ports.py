@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from lfsd.core.auth import Identity, Permission, Repo
+from lfsd.core.batch import Action
 from lfsd.core.locks import Lock
 from lfsd.core.oid import Oid
 from lfsd.core.repo import RepoPath
@@ -87,3 +88,15 @@ class LockRepository(Protocol):
 
     async def delete(self, repo_id: int, lock_id: int, owner_id: int | None) -> Lock | None:
         """Delete the lock (only if ``owner_id`` owns it, unless None); the deleted lock or None."""
+
+
+class DirectTransfers(Protocol):
+    """Transfers that bypass lfsd: the store hands out short-lived signed URLs (S3 presigned requests)."""
+
+    async def download_action(self, oid: Oid, ttl_seconds: int) -> Action: ...
+
+    async def upload_action(self, oid: Oid, size: int, ttl_seconds: int) -> Action | None:
+        """A signed upload bound to the oid's checksum, or None when this object must go through lfsd."""
+
+    async def verify_upload(self, oid: Oid, size: int) -> None:
+        """Check that the store holds exactly this object; remove it and raise if not."""

@@ -15,6 +15,7 @@ from lfsd.http.keys import SETTINGS
 REPO_PATTERN: Final = r"{repo:[^{}]+?}"
 BATCH_ROUTE: Final = f"/{REPO_PATTERN}/info/lfs/objects/batch"
 OBJECT_ROUTE: Final = f"/{REPO_PATTERN}/info/lfs/objects/{{oid:[^/]+}}"
+VERIFY_ROUTE: Final = f"/{REPO_PATTERN}/info/lfs/objects/{{oid:[^/]+}}/verify"
 
 
 def repo_path(request: web.Request) -> RepoPath:
@@ -30,5 +31,6 @@ def base_url(request: web.Request) -> str:
     return configured if configured is not None else f"{request.scheme}://{request.host}"
 
 
-def object_href(base: str, repo: Repo, oid: Oid, _op: LinkOperation) -> str:
-    return f"{base}/{repo.path}.git/info/lfs/objects/{oid}"
+def object_href(base: str, repo: Repo, oid: Oid, op: LinkOperation) -> str:
+    href = f"{base}/{repo.path}.git/info/lfs/objects/{oid}"
+    return href + "/verify" if op is LinkOperation.VERIFY else href

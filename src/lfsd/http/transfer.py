@@ -16,14 +16,18 @@ from lfsd.core.errors import (
     LfsError,
     PayloadTooLarge,
     SizeMismatch,
+    Unprocessable,
 )
 from lfsd.core.oid import Oid
 from lfsd.core.signing import LinkOperation
 from lfsd.http.auth import identify, link_token
+from lfsd.http.body import read_body
 from lfsd.http.errors import render, request_id
 from lfsd.http.keys import ACCESS, INFLIGHT, SERVICE, SETTINGS, SIGNER
+from lfsd.http.media import check_content_type
 from lfsd.http.paths import oid_of, repo_path
 from lfsd.http.ranges import Unsatisfiable, parse_range
+from lfsd.http.wire import VerifyObjectRequest, parse_json
 
 log = logging.getLogger("lfsd.http")
 
@@ -152,3 +156,16 @@ class _TrackedFileResponse(web.FileResponse):
             return await super().prepare(request)
         async with request.app[INFLIGHT].download():
             return await super().prepare(request)
+
+
+async def verify(request: web.Request) -> web.Response:
+    """The verify action of a direct upload: ``{oid, size}``, authorized by the link the batch response gave."""
+    target = await _target(request, LinkOperation.VERIFY, Permission.WRITE)
+    check_content_type(request)
+    body = parse_json(VerifyObjectRequest, await read_body(request, 64 * 1024), "verify request")
+    if body.oid != target.oid:
+        raise Unprocessable("the oid in the body is not the one in the URL")
+    if target.size is not None and body.size != target.size:
+        raise SizeMismatch("the size in the body is not the one declared in the batch request")
+    await request.app[SERVICE].verify(target.repo_id, target.oid, body.size)
+    return web.Response(status=200)

@@ -38,6 +38,13 @@ class BatchRequest(BaseModel):
     hash_algo: str | None = None
 
 
+class VerifyObjectRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    oid: str
+    size: int
+
+
 class CreateLockRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 

@@ -24,7 +24,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lfsd.core.errors import ChecksumMismatch, LfsError, ServiceUnavailable, SizeMismatch
+from lfsd.core.batch import Action
+from lfsd.core.errors import ChecksumMismatch, LfsError, NotFound, ServiceUnavailable, SizeMismatch
 from lfsd.core.oid import Oid
 from lfsd.core.ports import ByteSource, StoredObject
 from lfsd.offload import in_thread
@@ -122,7 +123,7 @@ class S3Store:
     ) -> None:
         if part_size < MIN_PART_SIZE or part_size % mmap.PAGESIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes and a multiple of {mmap.PAGESIZE}")
-        self._client = client
+        self.client = client
         self.location = location
         self.part_size = part_size
         self.parts_in_flight = max(1, parts_in_flight)
@@ -138,12 +139,12 @@ class S3Store:
 
     async def check(self) -> None:
         with s3_errors("head_bucket"):
-            await self._client.head_bucket(Bucket=self.location.bucket)
+            await self.client.head_bucket(Bucket=self.location.bucket)
 
     async def verify_bucket(self) -> None:
         """At start-up: a missing bucket or denied access is a configuration error, said plainly."""
         try:
-            await self._client.head_bucket(Bucket=self.location.bucket)
+            await self.client.head_bucket(Bucket=self.location.bucket)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -159,7 +160,7 @@ class S3Store:
         try:
             with s3_errors("head_object"):
                 try:
-                    head = await self._client.head_object(Bucket=self.location.bucket, Key=self.location.key(oid))
+                    head = await self.client.head_object(Bucket=self.location.bucket, Key=self.location.key(oid))
                 except ClientError as exc:
                     if _missing(exc):
                         return None
@@ -176,7 +177,7 @@ class S3Store:
         if length <= 0:
             return
         with s3_errors("get_object"):
-            response = await self._client.get_object(
+            response = await self.client.get_object(
                 Bucket=self.location.bucket,
                 Key=self.location.key(oid),
                 Range=f"bytes={start}-{start + length - 1}",
@@ -224,7 +225,7 @@ class S3Store:
             digest = await in_thread(lambda: hashlib.sha256(view).digest())
             _verify(state.total, size, digest, oid)
             with s3_errors("put_object"):
-                await self._client.put_object(
+                await self.client.put_object(
                     Bucket=self.location.bucket,
                     Key=self.location.key(oid),
                     Body=_ViewReader(view),
@@ -241,7 +242,7 @@ class S3Store:
             raise ServiceUnavailable("the object is too large for the configured S3 part size")
         key = self.location.key(oid)
         with s3_errors("create_multipart_upload"):
-            created = await self._client.create_multipart_upload(
+            created = await self.client.create_multipart_upload(
                 Bucket=self.location.bucket, Key=key, ContentType="application/octet-stream"
             )
         upload_id = created["UploadId"]
@@ -274,7 +275,7 @@ class S3Store:
             _verify(state.total, size, digest.digest(), oid)
             parts = [{"ETag": etags[n], "PartNumber": n} for n in sorted(etags)]
             with s3_errors("complete_multipart_upload"):
-                await self._client.complete_multipart_upload(
+                await self.client.complete_multipart_upload(
                     Bucket=self.location.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
                 )
             completed = True
@@ -301,7 +302,7 @@ class S3Store:
     ) -> None:
         try:
             with s3_errors("upload_part"):
-                reply = await self._client.upload_part(
+                reply = await self.client.upload_part(
                     Bucket=self.location.bucket,
                     Key=key,
                     UploadId=upload_id,
@@ -315,7 +316,7 @@ class S3Store:
 
     async def _abort(self, key: str, upload_id: str) -> None:
         try:
-            await self._client.abort_multipart_upload(Bucket=self.location.bucket, Key=key, UploadId=upload_id)
+            await self.client.abort_multipart_upload(Bucket=self.location.bucket, Key=key, UploadId=upload_id)
         except (ClientError, BotoCoreError, OSError) as exc:
             # `lfsd storage cleanup` removes it later.
             log.warning("could not abort multipart upload %s: %s", upload_id, type(exc).__name__)
@@ -329,14 +330,14 @@ class S3Store:
             params["Prefix"] = self.location.prefix + "/"
         while True:
             with s3_errors("list_multipart_uploads"):
-                listing = await self._client.list_multipart_uploads(**params)
+                listing = await self.client.list_multipart_uploads(**params)
             for upload in listing.get("Uploads", []):
                 initiated = upload["Initiated"]
                 if initiated.tzinfo is None:
                     initiated = initiated.replace(tzinfo=UTC)
                 if initiated < cutoff:
                     with s3_errors("abort_multipart_upload"):
-                        await self._client.abort_multipart_upload(
+                        await self.client.abort_multipart_upload(
                             Bucket=self.location.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                         )
                     aborted += 1
@@ -367,3 +368,75 @@ def _raise_failed(tasks: list[asyncio.Task[None]]) -> None:
             error = task.exception()
             if error is not None:
                 raise error
+
+
+class S3DirectTransfers:
+    """Presigned S3 requests instead of lfsd's own hrefs (direct mode).
+
+    An upload URL is bound to the object: the SHA-256 (``x-amz-checksum-sha256``, which S3 checks) and a fixed
+    ``Content-Type`` are signed, and sent by the client from the action's ``header`` (git-lfs would otherwise guess a
+    content type and break the signature). Objects above S3's single-PUT limit, and objects the store already has
+    (a PUT would overwrite a verified object), keep going through lfsd.
+    """
+
+    SINGLE_PUT_LIMIT = 5 * 1024**3
+
+    def __init__(self, store: S3Store) -> None:
+        self._store = store
+
+    async def download_action(self, oid: Oid, ttl_seconds: int) -> Action:
+        with s3_errors("presign"):
+            url = await self._store.client.generate_presigned_url(
+                "get_object",
+                Params={"Bucket": self._store.location.bucket, "Key": self._store.location.key(oid)},
+                ExpiresIn=ttl_seconds,
+            )
+        return Action(href=url, header={}, expires_in=ttl_seconds)
+
+    async def upload_action(self, oid: Oid, size: int, ttl_seconds: int) -> Action | None:
+        if size > self.SINGLE_PUT_LIMIT or await self._store.size_of(oid) is not None:
+            return None
+        checksum = base64.b64encode(bytes.fromhex(oid)).decode("ascii")
+        with s3_errors("presign"):
+            url = await self._store.client.generate_presigned_url(
+                "put_object",
+                Params={
+                    "Bucket": self._store.location.bucket,
+                    "Key": self._store.location.key(oid),
+                    "ContentType": "application/octet-stream",
+                    "ChecksumSHA256": checksum,
+                },
+                ExpiresIn=ttl_seconds,
+            )
+        header = {"Content-Type": "application/octet-stream", "x-amz-checksum-sha256": checksum}
+        return Action(href=url, header=header, expires_in=ttl_seconds)
+
+    async def verify_upload(self, oid: Oid, size: int) -> None:
+        """The object must be there with this size and content; wrong content is deleted, never linked."""
+        store = self._store
+        key = store.location.key(oid)
+        with s3_errors("head_object"):
+            try:
+                head = await store.client.head_object(Bucket=store.location.bucket, Key=key, ChecksumMode="ENABLED")
+            except ClientError as exc:
+                if _missing(exc):
+                    raise NotFound("the object was not uploaded") from None
+                raise
+        if int(head["ContentLength"]) != size:
+            await self._discard(key)
+            raise SizeMismatch("the uploaded object does not have the declared size")
+        stored = head.get("ChecksumSHA256")
+        expected = base64.b64encode(bytes.fromhex(oid)).decode("ascii")
+        if stored == expected:
+            return
+        # The store kept no SHA-256 (not every S3-compatible store does): hash the object itself.
+        digest = hashlib.sha256()
+        async for chunk in store.read(oid, 0, size):
+            await in_thread(digest.update, chunk)
+        if digest.hexdigest() != oid:
+            await self._discard(key)
+            raise ChecksumMismatch()
+
+    async def _discard(self, key: str) -> None:
+        with s3_errors("delete_object"):
+            await self._store.client.delete_object(Bucket=self._store.location.bucket, Key=key)
