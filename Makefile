@@ -39,6 +39,9 @@ test: lint typecheck pytest
 
 bench: setup
 	$(BIN)/python bench/run.py
+	@# s3rver (npm) keeps multi-GiB objects on disk; without npm the S3 benchmark falls back to moto's server.
+	-@[ -x bench/node_modules/.bin/s3rver ] || (command -v npm >/dev/null && npm install --silent --prefix bench s3rver@3.7.1)
+	$(BIN)/python bench/s3.py
 
 clean:
 	rm -rf $(VENV) lfsd-data .mypy_cache .pytest_cache .ruff_cache
