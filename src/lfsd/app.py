@@ -29,7 +29,7 @@ from lfsd.db.objects import SqlObjectIndex
 from lfsd.db.repos import SqlRepoDirectory
 from lfsd.db.schema import SCHEMA_HEAD, schema_revision
 from lfsd.db.users import SqlUserDirectory
-from lfsd.http.errors import error_middleware
+from lfsd.http.errors import error_middleware, limits_middleware
 from lfsd.http.health import add_health_routes
 from lfsd.http.inflight import InFlight
 from lfsd.http.keys import (
@@ -161,7 +161,10 @@ async def _ensure_schema(db: Database, migrate: bool) -> None:
 
 
 def build_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[activity_middleware, error_middleware], client_max_size=settings.batch_max_bytes)
+    app = web.Application(
+        middlewares=[activity_middleware, error_middleware, limits_middleware],
+        client_max_size=settings.batch_max_bytes,
+    )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[HEALTH] = Health()

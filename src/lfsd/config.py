@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     batch_max_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="largest batch request body (413 above)")
     locks_default_limit: int = Field(100, ge=1, description="locks per page when the client gives no limit")
     locks_max_limit: int = Field(1000, ge=1, description="largest page of locks a client may ask for (422 above)")
+    max_transfers_per_user: int = Field(
+        64, ge=1, description="uploads and downloads one user may run at once (429 + Retry-After above)"
+    )
+    body_timeout: float = Field(120.0, gt=0, description="seconds a request body may stall before 408")
+    keepalive_timeout: float = Field(75.0, gt=0, description="seconds an idle keep-alive connection stays open")
+    max_url_length: int = Field(4096, ge=256, description="longest request path and query (414 above)")
+    max_header_bytes: int = Field(16384, ge=1024, description="largest request header block (431 above)")
     max_object_size: int = Field(2**40, ge=0, description="largest object accepted for upload (413 above)")
     buffer_size: int = Field(
         4 * 1024 * 1024, ge=64 * 1024, description="largest pooled transfer buffer (a power of two); uploads use two"

@@ -60,6 +60,10 @@ async def _serve(settings: Settings) -> None:
         access_log_class=RequestLog,
         access_log=logging.getLogger("lfsd.access"),
         shutdown_timeout=CANCEL_SECONDS,
+        keepalive_timeout=settings.keepalive_timeout,
+        # aiohttp's parser limits sit above lfsd's own (limits_middleware), which answer in LFS JSON.
+        max_line_size=settings.max_url_length * 2,
+        max_field_size=settings.max_header_bytes,
     )
     await runner.setup()
     admin: web.AppRunner | None = None

@@ -47,6 +47,11 @@ class NotAcceptable(LfsError):
     default_message = "the Accept header must allow application/vnd.git-lfs+json"
 
 
+class RequestTimeout(LfsError):
+    status = 408
+    default_message = "the request body stopped arriving"
+
+
 class Conflict(LfsError):
     status = 409
     default_message = "conflict"
@@ -72,6 +77,11 @@ class RangeNotSatisfiable(LfsError):
     default_message = "requested range not satisfiable"
 
 
+class UriTooLong(LfsError):
+    status = 414
+    default_message = "the request path is too long"
+
+
 class Unprocessable(LfsError):
     status = 422
     default_message = "validation error"
@@ -80,6 +90,14 @@ class Unprocessable(LfsError):
 class TooManyRequests(LfsError):
     status = 429
     default_message = "too many requests"
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 2) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class HeadersTooLarge(LfsError):
+    status = 431
+    default_message = "the request headers are too large"
 
 
 class InternalError(LfsError):

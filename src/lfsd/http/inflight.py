@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from prometheus_client import Gauge
 
+from lfsd.core.errors import TooManyRequests
 from lfsd.memory import MemoryReleaser
 from lfsd.offload import in_thread
 
@@ -24,8 +25,26 @@ class InFlight:
         self._trim_delay = trim_delay
         self.uploads = 0
         self.downloads = 0
+        self._per_user: dict[str, int] = {}
         self._trim: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def check_user(self, user: str, limit: int) -> None:
+        """429 when ``user`` already runs ``limit`` transfers (git-lfs waits for Retry-After and tries again)."""
+        if self._per_user.get(user, 0) >= limit:
+            raise TooManyRequests(f"at most {limit} transfers at once per user")
+
+    @asynccontextmanager
+    async def user(self, user: str) -> AsyncIterator[None]:
+        self._per_user[user] = self._per_user.get(user, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._per_user[user] - 1
+            if left:
+                self._per_user[user] = left
+            else:
+                del self._per_user[user]
 
     @asynccontextmanager
     async def upload(self) -> AsyncIterator[None]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import ClientPayloadError, web
 from aiohttp.abc import AbstractStreamWriter
@@ -15,6 +17,7 @@ from lfsd.core.errors import (
     LengthRequired,
     LfsError,
     PayloadTooLarge,
+    RequestTimeout,
     SizeMismatch,
     Unprocessable,
 )
@@ -41,6 +44,7 @@ class Target:
     repo_id: int
     oid: Oid
     size: int | None  # the declared size, for uploads
+    user: str  # whose transfer this is, for the per-user cap
 
 
 UPLOAD_TARGET = web.RequestKey("upload_target", Target)
@@ -53,10 +57,12 @@ async def _target(request: web.Request, op: LinkOperation, needed: Permission) -
     token = link_token(request)
     if token is not None:
         grant = request.app[SIGNER].verify(token, path, oid, op, int(time.time()))
-        return Target(grant.repo_id, oid, grant.size)
+        user = f"user:{grant.user_id}" if grant.user_id else f"anonymous:{request.remote}"
+        return Target(grant.repo_id, oid, grant.size, user)
     identity = await identify(request)
     repo = await request.app[ACCESS].authorize(identity, path, needed)
-    return Target(repo.id, oid, None)
+    user = f"user:{identity.user_id}" if identity is not None else f"anonymous:{request.remote}"
+    return Target(repo.id, oid, None, user)
 
 
 async def _upload_target(request: web.Request) -> Target:
@@ -72,7 +78,7 @@ async def _upload_target(request: web.Request) -> Target:
     limit = request.app[SETTINGS].max_object_size
     if size > limit:
         raise PayloadTooLarge(f"objects are limited to {limit} bytes")
-    target = Target(target.repo_id, target.oid, size)
+    target = Target(target.repo_id, target.oid, size, target.user)
     request[UPLOAD_TARGET] = target
     return target
 
@@ -90,14 +96,18 @@ async def expect_continue(request: web.Request) -> web.StreamResponse | None:
 
 
 class _RequestBody:
-    """The request body as a ``ByteSource``; a dropped connection becomes a domain error."""
+    """The request body as a ``ByteSource``; a dropped or stalled connection becomes a domain error."""
 
     def __init__(self, request: web.Request) -> None:
         self._content = request.content
+        self._timeout = request.app[SETTINGS].body_timeout
 
     async def read(self) -> bytes:
         try:
-            return await self._content.readany()
+            async with asyncio.timeout(self._timeout):
+                return await self._content.readany()
+        except TimeoutError:
+            raise RequestTimeout(f"no body data for {self._timeout:g} seconds") from None
         except (ClientPayloadError, ConnectionError) as exc:
             raise ClientDisconnected() from exc
 
@@ -105,25 +115,29 @@ class _RequestBody:
 async def upload(request: web.Request) -> web.Response:
     target = await _upload_target(request)
     assert target.size is not None
-    async with request.app[INFLIGHT].upload():
+    inflight = request.app[INFLIGHT]
+    inflight.check_user(target.user, request.app[SETTINGS].max_transfers_per_user)
+    async with inflight.user(target.user), inflight.upload():
         await request.app[SERVICE].upload(target.repo_id, target.oid, target.size, _RequestBody(request))
     return web.Response(status=200)
 
 
 async def download(request: web.Request) -> web.StreamResponse:
     target = await _target(request, LinkOperation.DOWNLOAD, Permission.READ)
+    request.app[INFLIGHT].check_user(target.user, request.app[SETTINGS].max_transfers_per_user)
     stored = await request.app[SERVICE].download(target.repo_id, target.oid)
     if stored.path is None:
-        return await _stream(request, target.oid, stored.size)
+        return await _stream(request, target, stored.size)
     # FileResponse sends with sendfile and answers Range (206, Content-Range) and unsatisfiable ranges (416).
     return _TrackedFileResponse(
+        target.user,
         stored.path,
         chunk_size=256 * 1024,
         headers={"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"},
     )
 
 
-async def _stream(request: web.Request, oid: Oid, size: int) -> web.StreamResponse:
+async def _stream(request: web.Request, target: Target, size: int) -> web.StreamResponse:
     """A download from a store without local files, in bounded chunks, with one byte range if asked."""
     headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
     try:
@@ -133,12 +147,13 @@ async def _stream(request: web.Request, oid: Oid, size: int) -> web.StreamRespon
     start, length, status = (0, size, 200) if wanted is None else (wanted.start, wanted.length, 206)
     if wanted is not None:
         headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
-    chunks = request.app[SERVICE].read(oid, start, length)
+    chunks = request.app[SERVICE].read(target.oid, start, length)
     # Fetch the first chunk before answering, so that a storage error can still become an LFS error.
     first = await anext(chunks, b"") if length else b""
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = length
-    async with request.app[INFLIGHT].download():
+    inflight = request.app[INFLIGHT]
+    async with inflight.user(target.user), inflight.download():
         await response.prepare(request)
         if first:
             await response.write(first)
@@ -151,10 +166,15 @@ async def _stream(request: web.Request, oid: Oid, size: int) -> web.StreamRespon
 class _TrackedFileResponse(web.FileResponse):
     """Counts the download as in flight for as long as the file is being sent (prepare sends it all)."""
 
+    def __init__(self, user: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._user = user
+
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         if not isinstance(request, web.Request):
             return await super().prepare(request)
-        async with request.app[INFLIGHT].download():
+        inflight = request.app[INFLIGHT]
+        async with inflight.user(self._user), inflight.download():
             return await super().prepare(request)
 
 
