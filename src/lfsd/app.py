@@ -7,7 +7,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -57,6 +57,8 @@ from lfsd.storage.s3 import S3DirectTransfers, S3Location, S3Store
 from lfsd.storage.s3_client import s3_client
 
 log = logging.getLogger("lfsd")
+
+STORE_WRAPPER: web.AppKey[Callable[[ObjectStore], ObjectStore]] = web.AppKey("store_wrapper")
 
 SECRET_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
 
@@ -160,7 +162,11 @@ async def _ensure_schema(db: Database, migrate: bool) -> None:
     await upgrade(db)
 
 
-def build_app(settings: Settings) -> web.Application:
+StoreWrapper = Callable[[ObjectStore], ObjectStore]
+
+
+def build_app(settings: Settings, *, wrap_store: StoreWrapper | None = None) -> web.Application:
+    """The application. ``wrap_store`` stacks one more wrapper on the object store (fault injection in tests)."""
     app = web.Application(
         middlewares=[activity_middleware, error_middleware, limits_middleware],
         client_max_size=settings.batch_max_bytes,
@@ -168,6 +174,7 @@ def build_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[HEALTH] = Health()
+    app[STORE_WRAPPER] = wrap_store or (lambda store: store)
     app.cleanup_ctx.append(_lifespan)
     add_routes(app)
     add_health_routes(app)
@@ -184,8 +191,8 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     try:
         metrics = app[METRICS]
         backend, inner, direct = await _open_store(settings, resources)
-        # Outermost wrapper: the timings include everything the store does.
-        store = InstrumentedStore(inner, backend, metrics)
+        # Outermost wrapper: the timings include everything the store does (and any injected fault).
+        store = InstrumentedStore(app[STORE_WRAPPER](inner), backend, metrics)
         metrics.declare_storage(backend)
         key = signing_key(settings)
         signer = LinkSigner(key, settings.link_ttl)

@@ -27,7 +27,8 @@ STALE_TEMP_SECONDS = 24 * 3600
 READ_CHUNK = 256 * 1024
 
 
-def _os_error(exc: OSError) -> Exception:
+def storage_error(exc: OSError) -> Exception:
+    """The domain error for an OS error of the object store: a full disk is 507, anything else 503."""
     log.warning("object store I/O error: %s", exc)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return InsufficientStorage("the object store is full")
@@ -81,7 +82,7 @@ class LocalStore:
         try:
             file = await in_thread(ObjectFile, tmp, size, direct=self._direct)
         except OSError as exc:
-            raise _os_error(exc) from exc
+            raise storage_error(exc) from exc
         committed = False
         try:
             # Only our own file operations map to storage errors: the source's errors (a client that went
@@ -100,14 +101,14 @@ class LocalStore:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise _os_error(exc) from exc
+            raise storage_error(exc) from exc
         return StoredObject(size=size, path=path)
 
     async def read(self, oid: Oid, start: int, length: int) -> AsyncIterator[bytes]:
         try:
             handle = await in_thread(self.path_of(oid).open, "rb")
         except OSError as exc:
-            raise _os_error(exc) from exc
+            raise storage_error(exc) from exc
         try:
             await in_thread(handle.seek, start)
             left = length
@@ -128,7 +129,7 @@ class LocalStore:
         try:
             await in_thread(self._check_writable)
         except OSError as exc:
-            raise _os_error(exc) from exc
+            raise storage_error(exc) from exc
 
     def _check_writable(self) -> None:
         probe = self._tmp / f"probe.{self._host}.{os.getpid()}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
@@ -140,7 +141,7 @@ def _mapped(fn: Callable[..., None], *args: object) -> None:
     try:
         fn(*args)
     except OSError as exc:
-        raise _os_error(exc) from exc
+        raise storage_error(exc) from exc
 
 
 def _pid_alive(text: str) -> bool:
