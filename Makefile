@@ -42,6 +42,7 @@ bench: setup
 	@# s3rver (npm) keeps multi-GiB objects on disk; without npm the S3 benchmark falls back to moto's server.
 	-@[ -x bench/node_modules/.bin/s3rver ] || (command -v npm >/dev/null && npm install --silent --prefix bench s3rver@3.7.1)
 	$(BIN)/python bench/s3.py
+	$(BIN)/python bench/load.py
 
 clean:
 	rm -rf $(VENV) lfsd-data .mypy_cache .pytest_cache .ruff_cache
