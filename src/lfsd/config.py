@@ -62,7 +62,9 @@ class Settings(BaseSettings):
         64, ge=1, description="uploads and downloads one user may run at once (429 + Retry-After above)"
     )
     body_timeout: float = Field(120.0, gt=0, description="seconds a request body may stall before 408")
-    keepalive_timeout: float = Field(75.0, gt=0, description="seconds an idle keep-alive connection stays open")
+    keepalive_timeout: float = Field(
+        75.0, gt=0, description="seconds a connection may sit idle, or send its request headers, before it is closed"
+    )
     max_url_length: int = Field(4096, ge=256, description="longest request path and query (414 above)")
     max_header_bytes: int = Field(16384, ge=1024, description="largest request header block (431 above)")
     max_object_size: int = Field(2**40, ge=0, description="largest object accepted for upload (413 above)")
@@ -90,7 +92,7 @@ class Settings(BaseSettings):
         if value is None:
             return None
         host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
             raise ValueError("must be HOST:PORT")
         return value
 

@@ -47,6 +47,7 @@ def test_link_is_bound_to_repo_oid_operation_and_time(repo: RepoPath, oid: Oid, 
         lambda t: "garbage",
         lambda t: t + ".x",
         lambda t: t.replace(".123.", ".-1."),
+        lambda t: t.replace(".123.", ".¹²³."),  # digits, but not ASCII ones
     ],
 )
 def test_forged_tokens_fail(mutate: object) -> None:

@@ -263,3 +263,25 @@ def test_two_processes_share_one_database_and_object_store(tmp_path: Path) -> No
     finally:
         assert first.stop() == 0
         assert second.stop() == 0
+
+
+def test_slow_clients_do_not_tie_up_the_server(tmp_path: Path) -> None:
+    require_git_lfs()
+    server = Server.start(tmp_path / "data", extra_env={"LFSD_KEEPALIVE_TIMEOUT": "1"})
+    try:
+        slow = []
+        for _ in range(50):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # headers that never finish
+            slow.append(sock)
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert b" 200 " in sock.recv(1024)
+        assert time.monotonic() - started < 1, "a normal request waited behind slow clients"
+        for sock in slow:  # the header timeout closes them
+            assert sock.recv(1024) == b""
+            sock.close()
+        assert time.monotonic() - started < 5
+    finally:
+        assert server.stop() == 0

@@ -167,7 +167,7 @@ async def test_bad_create_requests(world: World, body: bytes, content_type: str,
     await lfs_error(await world.client.post(BASE, data=body, headers=headers), status)
 
 
-@pytest.mark.parametrize("limit", ["-1", "0", "abc", "1.5", "100000", "99999999999999999999"])
+@pytest.mark.parametrize("limit", ["-1", "0", "abc", "1.5", "100000", "99999999999999999999", "²", "٣"])
 async def test_bad_limits_are_422(world: World, limit: str) -> None:
     await _setup(world)
     await lfs_error(await world.client.get(f"{BASE}?limit={limit}", headers=world.auth("alice")), 422)
@@ -180,7 +180,7 @@ async def test_bad_json_limits_are_422(world: World, limit: object) -> None:
     await lfs_error(await _post(world, BASE + "/verify", {"limit": limit}, "alice"), 422)
 
 
-@pytest.mark.parametrize("cursor", ["bogus", "12", "12.AAAAAAAAAAAAAAAAAAAAAA", "-1.x", 7])
+@pytest.mark.parametrize("cursor", ["bogus", "12", "12.AAAAAAAAAAAAAAAAAAAAAA", "-1.x", 7, "²."])
 async def test_cursors_never_issued_are_refused(world: World, cursor: object) -> None:
     await _setup(world)
     await _lock(world, "a", "alice")

@@ -49,7 +49,7 @@ class LockService:
         after = self._cursors.decode(repo.id, cursor) if cursor else 0
         wanted_id: int | None = None
         if lock_id:
-            if not lock_id.isdigit() or len(lock_id) > 18:
+            if not (lock_id.isascii() and lock_id.isdigit()) or len(lock_id) > 18:
                 return LockPage([], None)  # no lock has such an id
             wanted_id = int(lock_id)
         locks, more = await self._locks.page(repo.id, after_id=after, limit=size, path=path or None, lock_id=wanted_id)
@@ -66,7 +66,7 @@ class LockService:
 
     async def unlock(self, identity: Identity, repo: Repo, lock_id: str, *, force: bool, granted: Permission) -> Lock:
         """Only the owner unlocks without ``force``; ``force`` on another user's lock needs admin."""
-        if not lock_id.isdigit() or len(lock_id) > 18:
+        if not (lock_id.isascii() and lock_id.isdigit()) or len(lock_id) > 18:
             raise NotFound("lock not found")
         lock = await self._locks.get(repo.id, int(lock_id))
         if lock is None:

@@ -69,7 +69,7 @@ def parse_limit(value: object, *, default: int, maximum: int) -> int:
     if isinstance(value, bool):
         raise InvalidLimit(f"limit must be a whole number from 1 to {maximum}")
     if isinstance(value, str):
-        if not value.isdigit() or len(value) > 10:
+        if not (value.isascii() and value.isdigit()) or len(value) > 10:
             raise InvalidLimit(f"limit must be a whole number from 1 to {maximum}")
         value = int(value)
     if not isinstance(value, int) or not 1 <= value <= maximum:
@@ -98,7 +98,7 @@ class CursorCodec:
         if not isinstance(cursor, str) or len(cursor) > 64:
             raise InvalidCursor()
         last, _, mac = cursor.partition(".")
-        if not last.isdigit() or len(last) > 19:
+        if not (last.isascii() and last.isdigit()) or len(last) > 19:
             raise InvalidCursor()
         if not hmac.compare_digest(self._mac(repo_id, int(last)).encode(), mac.encode("ascii", "replace")):
             raise InvalidCursor()

@@ -58,7 +58,11 @@ class LinkSigner:
 
     def verify(self, token: str, repo: RepoPath, oid: Oid, op: LinkOperation, now: int) -> LinkGrant:
         parts = token.split(".")
-        if len(parts) != 6 or parts[0] != _VERSION or not all(part.isdigit() and len(part) < 20 for part in parts[1:5]):
+        if (
+            len(parts) != 6
+            or parts[0] != _VERSION
+            or not all(part.isascii() and part.isdigit() and len(part) < 20 for part in parts[1:5])
+        ):
             raise Unauthorized("invalid transfer link")
         user_id, repo_id, size, expires_at = (int(part) for part in parts[1:5])
         expected = self._mac(repo, oid, op, (user_id, repo_id, size, expires_at))

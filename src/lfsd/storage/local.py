@@ -145,7 +145,7 @@ def _mapped(fn: Callable[..., None], *args: object) -> None:
 
 
 def _pid_alive(text: str) -> bool:
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         return False
     try:
         os.kill(int(text), 0)
