@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from lfsd.app import Metadata, build_app
+from lfsd.app import Metadata, StoreWrapper, build_app
 from lfsd.config import Settings
 from tests.databases import BACKENDS, Server, server_for
 from tests.s3server import CREDENTIALS, S3Server, running_s3
@@ -83,6 +83,19 @@ async def meta(settings: Settings) -> AsyncIterator[Metadata]:
     opened = await Metadata.open(settings)
     yield opened
     await opened.close()
+
+
+async def open_world(
+    settings: Settings, aiohttp_client: AiohttpClient, *, wrap_store: StoreWrapper | None = None
+) -> World:
+    """A world on its own settings, with a server admin ``root`` and repository ``acme/game``; close its meta."""
+    meta = await Metadata.open(settings)
+    await meta.users.add("root", is_admin=True, password=None)
+    token = await meta.users.create_token("root")
+    client = await aiohttp_client(build_app(settings, wrap_store=wrap_store))
+    world = World(meta=meta, client=client, tokens={"root": token})
+    await world.repo("acme/game")
+    return world
 
 
 @pytest.fixture

@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-from lfsd.app import Metadata, build_app
 from lfsd.config import Settings
-from tests.conftest import AiohttpClient, migrated_url
+from tests.conftest import AiohttpClient, migrated_url, open_world
 from tests.databases import Server
 from tests.db.proxy import FlakyProxy
 from tests.support import World, blob, lfs_error
@@ -37,15 +36,10 @@ async def outage_world(
         database_connect_timeout=1.0,
         database_pool_timeout=1.0,
     )
-    meta = await Metadata.open(settings)
-    await meta.users.add("root", is_admin=True, password=None)
-    token = await meta.users.create_token("root")
-    client = await aiohttp_client(build_app(settings))
-    world = World(meta=meta, client=client, tokens={"root": token})
-    await world.repo("acme/game")
+    world = await open_world(settings, aiohttp_client)
     yield world, proxy
     await proxy.close()
-    await meta.close()
+    await world.meta.close()
 
 
 async def _batch(world: World) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -16,7 +15,7 @@ import pytest
 
 from tests.e2e.client import batch, curl
 from tests.e2e.conftest import Deployment
-from tests.e2e.harness import Server, require_git_lfs, write_random
+from tests.e2e.harness import Server, require_git_lfs, sha256_file, write_random
 
 pytestmark = pytest.mark.e2e
 
@@ -29,14 +28,6 @@ def _setup(server: Server) -> str:
     server.cli("repo", "create", "acme/big")
     server.cli("repo", "grant", "acme/big", "alice", "write")
     return token
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as src:
-        while chunk := src.read(4 * MiB):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _server_errors(log: str) -> list[str]:
@@ -101,7 +92,7 @@ def test_kill_9_mid_upload_leaves_nothing_and_a_retry_succeeds(tmp_path: Path) -
         retry = batch(restarted.url, "acme/big", "alice", token, "upload", oid, 200 * MiB)["actions"]["upload"]
         assert curl(retry, "-T", str(source)).stdout == "200 0"
         stored = data / "objects" / oid[:2] / oid[2:4] / oid
-        assert _sha256(stored) == oid
+        assert sha256_file(stored) == oid
     finally:
         assert restarted.stop() == 0
 
@@ -142,7 +133,7 @@ def test_full_disk_gives_507_then_recovers_without_a_restart(tmp_path: Path) -> 
             assert list((mount / "tmp").iterdir()) == []
             subprocess.run(["mount", "-o", "remount,size=16m", str(mount)], check=True)
             assert curl(action, "-T", str(source)).stdout == "200 0"
-            assert _sha256(mount / "objects" / oid[:2] / oid[2:4] / oid) == oid
+            assert sha256_file(mount / "objects" / oid[:2] / oid[2:4] / oid) == oid
         finally:
             assert server.stop() == 0
             assert not _server_errors(server.log()), server.log()
@@ -237,7 +228,7 @@ def test_two_processes_share_one_database_and_object_store(tmp_path: Path) -> No
             for action in actions
         ]
         assert [upload.communicate(timeout=120)[0] for upload in uploads] == ["200", "200"]
-        assert _sha256(data / "objects" / oid[:2] / oid[2:4] / oid) == oid
+        assert sha256_file(data / "objects" / oid[:2] / oid[2:4] / oid) == oid
         assert list((data / "tmp").iterdir()) == []
 
         # Push through one, clone through the other.
@@ -250,7 +241,7 @@ def test_two_processes_share_one_database_and_object_store(tmp_path: Path) -> No
         alice.git("config", "lfs.url", f"{second.url}/acme/game.git/info/lfs", cwd=tmp_path / "clone")
         alice.git("lfs", "pull", cwd=tmp_path / "clone")
         for name, file_oid in files.items():
-            assert _sha256(tmp_path / "clone" / name) == file_oid
+            assert sha256_file(tmp_path / "clone" / name) == file_oid
 
         # Restart the first while the second serves: nothing is lost.
         assert first.stop() == 0

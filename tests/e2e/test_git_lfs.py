@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import Deployment
-from tests.e2e.harness import GitUser, write_random
+from tests.e2e.harness import GitUser, sha256_file, write_random
 
 pytestmark = pytest.mark.e2e
 
 MiB = 1024 * 1024
-
-
-def _digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as src:
-        while chunk := src.read(4 * MiB):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _clone(user: GitUser, origin: Path, dest: Path, env: dict[str, str] | None = None) -> Path:
@@ -53,13 +44,13 @@ def test_push_clone_pull_fetch_all(any_deployment: Deployment) -> None:
 
     clone = _clone(alice, deployment.tmp / "origin.git", deployment.tmp / "clone")
     for name, oid in expected.items():
-        assert _digest(clone / name) == oid, name
+        assert sha256_file(clone / name) == oid, name
 
     # Clone without smudge, then git lfs pull.
     lazy = _clone(alice, deployment.tmp / "origin.git", deployment.tmp / "lazy", env={"GIT_LFS_SKIP_SMUDGE": "1"})
     assert (lazy / "big.bin").stat().st_size < 200  # still a pointer
     alice.git("lfs", "pull", cwd=lazy)
-    assert _digest(lazy / "big.bin") == expected["big.bin"]
+    assert sha256_file(lazy / "big.bin") == expected["big.bin"]
 
     # fetch --all brings the objects of every ref and every commit, including the old version.
     alice.git("lfs", "fetch", "--all", cwd=lazy)
@@ -109,7 +100,7 @@ def test_interrupted_download_resumes_with_range(deployment: Deployment) -> None
         (incomplete / f"{oid}.part").write_bytes(src.read(3 * MiB + 7))
     out = alice.git("lfs", "pull", cwd=lazy, env={"GIT_TRACE": "1"})
     assert "server accepted resume download request" in out, out
-    assert _digest(lazy / "big.bin") == oid
+    assert sha256_file(lazy / "big.bin") == oid
 
 
 def test_push_clone_pull_on_s3(s3_deployment: Deployment) -> None:
@@ -128,11 +119,11 @@ def test_push_clone_pull_on_s3(s3_deployment: Deployment) -> None:
 
     clone = _clone(alice, deployment.tmp / "origin.git", deployment.tmp / "clone")
     for name, oid in expected.items():
-        assert _digest(clone / name) == oid, name
+        assert sha256_file(clone / name) == oid, name
     lazy = _clone(alice, deployment.tmp / "origin.git", deployment.tmp / "lazy", env={"GIT_LFS_SKIP_SMUDGE": "1"})
     alice.git("lfs", "pull", cwd=lazy)
     alice.git("lfs", "fsck", cwd=lazy)
-    assert _digest(lazy / "multipart.bin") == expected["multipart.bin"]
+    assert sha256_file(lazy / "multipart.bin") == expected["multipart.bin"]
     assert not any((deployment.server.data_dir / "objects").rglob("*.bin"))  # bodies went to S3, not to disk
     routes = [json.loads(line)["route"] for line in deployment.server.log().splitlines() if '"lfsd.access"' in line]
     if "LFSD_S3_DIRECT" in deployment.env:

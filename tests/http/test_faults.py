@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from lfsd.app import Metadata, build_app
 from lfsd.config import Settings
 from lfsd.core.oid import Oid
 from lfsd.core.ports import ByteSource, ObjectStore, StoredObject
 from lfsd.storage.local import storage_error
-from tests.conftest import AiohttpClient
+from tests.conftest import AiohttpClient, open_world
 from tests.support import World, blob, lfs_error
 
 
@@ -59,14 +58,9 @@ async def faulty(tmp_path: Path, aiohttp_client: AiohttpClient) -> AsyncIterator
         stores.append(FaultyStore(inner))
         return stores[-1]
 
-    meta = await Metadata.open(settings)
-    await meta.users.add("root", is_admin=True, password=None)
-    token = await meta.users.create_token("root")
-    client = await aiohttp_client(build_app(settings, wrap_store=wrap))
-    world = World(meta=meta, client=client, tokens={"root": token})
-    await world.repo("acme/game")
+    world = await open_world(settings, aiohttp_client, wrap_store=wrap)
     yield world, stores[0]
-    await meta.close()
+    await world.meta.close()
 
 
 @pytest.mark.parametrize(("fault", "status"), [(errno.ENOSPC, 507), (errno.EIO, 503), (errno.EROFS, 503)])

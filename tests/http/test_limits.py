@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from lfsd.app import Metadata, build_app
 from lfsd.config import Settings
-from tests.conftest import AiohttpClient
+from tests.conftest import AiohttpClient, open_world
 from tests.support import World, blob, lfs_error
 
 
@@ -26,14 +25,9 @@ async def strict_world(tmp_path: Path, aiohttp_client: AiohttpClient) -> AsyncIt
         max_url_length=512,
         max_header_bytes=2048,
     )
-    meta = await Metadata.open(settings)
-    await meta.users.add("root", is_admin=True, password=None)
-    token = await meta.users.create_token("root")
-    client = await aiohttp_client(build_app(settings))
-    world = World(meta=meta, client=client, tokens={"root": token})
-    await world.repo("acme/game")
+    world = await open_world(settings, aiohttp_client)
     yield world
-    await meta.close()
+    await world.meta.close()
 
 
 async def _upload_action(world: World, size: int) -> tuple[dict[str, Any], bytes]:
