@@ -53,8 +53,6 @@ from lfsd.passwords import Argon2Passwords
 from lfsd.storage.buffers import BufferPool
 from lfsd.storage.instrumented import InstrumentedStore
 from lfsd.storage.local import LocalStore
-from lfsd.storage.s3 import S3DirectTransfers, S3Location, S3Store
-from lfsd.storage.s3_client import s3_client
 
 log = logging.getLogger("lfsd")
 
@@ -232,6 +230,10 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
 async def _open_store(settings: Settings, resources: AsyncExitStack) -> tuple[str, ObjectStore, DirectTransfers | None]:
     """The configured object store, its client (if any) registered for closing with the lifespan."""
     if settings.storage is not None and settings.storage.startswith("s3://"):
+        # Loaded only for S3: aiobotocore and botocore add tens of MiB to the resident size.
+        from lfsd.storage.s3 import S3DirectTransfers, S3Location, S3Store
+        from lfsd.storage.s3_client import s3_client
+
         location = S3Location.parse(settings.storage)
         client = await resources.enter_async_context(
             s3_client(

@@ -22,7 +22,7 @@ from lfsd.core.repo import RepoPath
 from lfsd.db.database import describe
 from lfsd.db.engine import DatabaseUrlError
 from lfsd.db.schema import SCHEMA_HEAD, schema_revision
-from lfsd.storage.s3 import StorageConfigError
+from lfsd.storage.errors import StorageConfigError
 
 P = ParamSpec("P")
 T = TypeVar("T")

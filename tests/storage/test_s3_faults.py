@@ -9,7 +9,8 @@ from botocore.exceptions import ClientError
 
 from lfsd.core.errors import ServiceUnavailable
 from lfsd.core.oid import Oid
-from lfsd.storage.s3 import S3Location, S3Store, StorageConfigError
+from lfsd.storage.errors import StorageConfigError
+from lfsd.storage.s3 import S3Location, S3Store
 from lfsd.storage.s3_client import s3_client
 from tests.s3server import S3Server
 from tests.storage.test_contract import PART, Source

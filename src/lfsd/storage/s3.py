@@ -29,6 +29,7 @@ from lfsd.core.errors import ChecksumMismatch, LfsError, NotFound, ServiceUnavai
 from lfsd.core.oid import Oid
 from lfsd.core.ports import ByteSource, StoredObject
 from lfsd.offload import in_thread
+from lfsd.storage.errors import StorageConfigError
 
 log = logging.getLogger("lfsd.storage")
 
@@ -37,10 +38,6 @@ MAX_PARTS = 10_000
 READ_CHUNK = 256 * 1024
 SMALL_OBJECT = 1024 * 1024
 _MISSING = {"404", "NoSuchKey", "NotFound"}
-
-
-class StorageConfigError(Exception):
-    """The bucket cannot be used (missing, access denied): a start-up error."""
 
 
 @dataclass(frozen=True, slots=True)
