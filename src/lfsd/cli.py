@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -117,8 +118,32 @@ def serve(
     settings = _settings(
         listen=listen, public_url=public_url, data_dir=data_dir, database_url=database_url, migrate=migrate_schema
     )
-    _run(settings, lambda _meta: asyncio.sleep(0))  # check (or migrate) the schema; fail fast on a bad database
+    _migrate_in_child(settings)
+    _run(settings, lambda _meta: asyncio.sleep(0), migrate=False)  # check the schema; fail fast on a bad database
     run_server(settings)
+
+
+def _migrate_in_child(settings: Settings) -> None:
+    """Apply pending migrations in a child process, so that the server never loads Alembic (about 10 MiB)."""
+
+    async def current() -> str | None:
+        db = open_database(settings)
+        try:
+            return await schema_revision(db)
+        finally:
+            await db.dispose()
+
+    revision = asyncio.run(current())
+    allowed = settings.migrate or settings.effective_database_url.startswith("sqlite")
+    if revision == SCHEMA_HEAD or not allowed or (revision is not None and revision > SCHEMA_HEAD):
+        return  # nothing to do, or the check below reports what is wrong
+    command = [sys.executable, "-m", "lfsd", "migrate", "--data-dir", str(settings.data_dir)]
+    if settings.database_url is not None:
+        command += ["--database-url", settings.database_url]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        lines = result.stderr.strip().splitlines() or ["migration failed"]
+        raise click.ClickException(lines[-1].removeprefix("Error: "))
 
 
 @main.command()
