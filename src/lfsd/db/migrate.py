@@ -85,24 +85,26 @@ async def _release_server_lock(conn: AsyncConnection) -> None:
         await conn.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": _LOCK_NAME})
 
 
-async def upgrade(db: Database, revision: str = "head") -> None:
-    """Upgrade under the database's own lock, so that processes starting together migrate once."""
+@asynccontextmanager
+async def _locked(db: Database) -> AsyncIterator[AsyncConnection]:
+    """A transaction holding the database's migration lock, so that processes starting together migrate once."""
     async with _sqlite_file_lock(db), db.transaction(bounded=False) as conn:
         await _take_server_lock(conn)
         try:
-            # Alembic reads the current revision after the lock is held: a process that waited finds nothing to do.
-            await conn.run_sync(_upgrade, revision)
+            yield conn
         finally:
             await _release_server_lock(conn)
+
+
+async def upgrade(db: Database, revision: str = "head") -> None:
+    async with _locked(db) as conn:
+        # Alembic reads the current revision after the lock is held: a process that waited finds nothing to do.
+        await conn.run_sync(_upgrade, revision)
 
 
 async def downgrade(db: Database, revision: str) -> None:
-    async with _sqlite_file_lock(db), db.transaction(bounded=False) as conn:
-        await _take_server_lock(conn)
-        try:
-            await conn.run_sync(_downgrade, revision)
-        finally:
-            await _release_server_lock(conn)
+    async with _locked(db) as conn:
+        await conn.run_sync(_downgrade, revision)
 
 
 async def current_revision(db: Database) -> str | None:
