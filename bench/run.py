@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.client import batch, curl  # noqa: E402
+from tests.e2e.client import batch, curl, start_curl  # noqa: E402
 from tests.e2e.harness import GitUser, Server, cli, free_port, write_random  # noqa: E402
 
 MiB = 1024 * 1024
@@ -243,28 +243,9 @@ def run(work: Path, *, quick: bool) -> None:
             for _, oid in parts
         ]
         with measured(pid, "16 x 256 MiB concurrent PUT (aggregate)", 16 * 256 * MiB, figures):
-            procs = [
-                subprocess.Popen(
-                    [
-                        "curl",
-                        "-sS",
-                        "-o",
-                        "/dev/null",
-                        "-w",
-                        "%{http_code}",
-                        "-T",
-                        str(path),
-                        "-H",
-                        f"Authorization: {action['header']['Authorization']}",
-                        action["href"],
-                    ],
-                    stdout=subprocess.PIPE,
-                    text=True,
-                )
-                for (path, _), action in zip(parts, actions, strict=True)
-            ]
+            procs = [start_curl(action, "-T", str(path)) for (path, _), action in zip(parts, actions, strict=True)]
             codes = [proc.communicate()[0] for proc in procs]
-        assert codes == ["200"] * 16, codes
+        assert codes == ["200 0"] * 16, codes
         time.sleep(2)  # past the server's trim delay
         print(f"  server RSS once the burst is over            {current_rss_mib(pid):8.1f} MiB")
         for path, _ in parts:

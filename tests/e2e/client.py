@@ -29,13 +29,16 @@ def batch(server_url: str, repo: str, user: str, token: str, operation: str, oid
         return entry
 
 
-def curl(action: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
-    """Run curl against an action's href with its headers; stdout is ``<http code> <bytes downloaded>``."""
+def curl_command(action: dict[str, Any], *args: str) -> list[str]:
+    """curl against an action's href with its headers; it prints ``<http code> <bytes downloaded>``."""
     headers = [arg for name, value in action.get("header", {}).items() for arg in ("-H", f"{name}: {value}")]
-    return subprocess.run(
-        ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", *headers, *args, action["href"]],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-        check=False,
-    )
+    return ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", *headers, *args, action["href"]]
+
+
+def curl(action: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(curl_command(action, *args), capture_output=True, text=True, timeout=1200, check=False)
+
+
+def start_curl(action: dict[str, Any], *args: str) -> subprocess.Popen[str]:
+    """The same, in the background (for concurrent or interrupted transfers)."""
+    return subprocess.Popen(curl_command(action, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.client import batch, curl
+from tests.e2e.client import batch, curl, start_curl
 from tests.e2e.conftest import Deployment
 from tests.e2e.harness import Server, require_git_lfs, sha256_file, write_random
 
@@ -52,26 +52,7 @@ def test_kill_9_mid_upload_leaves_nothing_and_a_retry_succeeds(tmp_path: Path) -
     server = Server.start(data, extra_env=key)
     token = _setup(server)
     action = batch(server.url, "acme/big", "alice", token, "upload", oid, 200 * MiB)["actions"]["upload"]
-    headers = ["-H", f"Authorization: {action['header']['Authorization']}"]
-    upload = subprocess.Popen(
-        [
-            "curl",
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            *headers,
-            "--limit-rate",
-            "20M",
-            "-T",
-            str(source),
-            action["href"],
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    upload = start_curl(action, "--limit-rate", "20M", "-T", str(source))
     deadline = time.monotonic() + 20
     while not list((data / "tmp").glob(f"{oid}*")):
         assert time.monotonic() < deadline
@@ -207,27 +188,8 @@ def test_two_processes_share_one_database_and_object_store(tmp_path: Path) -> No
             batch(server.url, "acme/game", "alice", token, "upload", oid, 48 * MiB)["actions"]["upload"]
             for server in (first, second)
         ]
-        uploads = [
-            subprocess.Popen(
-                [
-                    "curl",
-                    "-sS",
-                    "-o",
-                    "/dev/null",
-                    "-w",
-                    "%{http_code}",
-                    "-H",
-                    f"Authorization: {action['header']['Authorization']}",
-                    "-T",
-                    str(source),
-                    action["href"],
-                ],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for action in actions
-        ]
-        assert [upload.communicate(timeout=120)[0] for upload in uploads] == ["200", "200"]
+        uploads = [start_curl(action, "-T", str(source)) for action in actions]
+        assert [upload.communicate(timeout=120)[0] for upload in uploads] == ["200 0", "200 0"]
         assert sha256_file(data / "objects" / oid[:2] / oid[2:4] / oid) == oid
         assert list((data / "tmp").iterdir()) == []
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.client import batch
+from tests.e2e.client import batch, start_curl
 from tests.e2e.conftest import Deployment
 from tests.e2e.harness import ROOT, Server, free_port, require_git_lfs, write_random
 
@@ -166,28 +166,6 @@ def _drain_server(tmp_path: Path, grace: str = "120") -> tuple[Server, int, str]
     return server, metrics_port, token
 
 
-def _curl(action: dict[str, object], *args: str) -> subprocess.Popen[str]:
-    headers = action["header"]
-    assert isinstance(headers, dict)
-    return subprocess.Popen(
-        [
-            "curl",
-            "-sS",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code} %{size_download}",
-            "-H",
-            f"Authorization: {headers['Authorization']}",
-            *args,
-            str(action["href"]),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def _wait_for(predicate: object, seconds: float) -> None:
     assert callable(predicate)
     deadline = time.monotonic() + seconds
@@ -205,7 +183,7 @@ def test_sigterm_lets_an_upload_in_flight_finish(tmp_path: Path) -> None:
     oid = write_random(source, 200 * MiB)
     server, metrics_port, token = _drain_server(tmp_path)
     action = batch(server.url, "acme/big", "alice", token, "upload", oid, 200 * MiB)["actions"]["upload"]
-    upload = _curl(action, "--limit-rate", "40M", "-T", str(source))  # about 5 s
+    upload = start_curl(action, "--limit-rate", "40M", "-T", str(source))  # about 5 s
     _wait_for(lambda: any((server.data_dir / "tmp").glob(f"{oid}*")), 10)
     server.process.send_signal(signal.SIGTERM)
     _wait_for(lambda: _get(f"http://127.0.0.1:{metrics_port}/readyz")[0] == 503, 5)
@@ -226,10 +204,10 @@ def test_sigterm_lets_a_download_in_flight_finish(tmp_path: Path) -> None:
     oid = write_random(source, 200 * MiB)
     server, metrics_port, token = _drain_server(tmp_path)
     action = batch(server.url, "acme/big", "alice", token, "upload", oid, 200 * MiB)["actions"]["upload"]
-    put = _curl(action, "-T", str(source))
+    put = start_curl(action, "-T", str(source))
     assert put.communicate(timeout=120)[0] == "200 0"
     action = batch(server.url, "acme/big", "alice", token, "download", oid, 200 * MiB)["actions"]["download"]
-    download = _curl(action, "--limit-rate", "40M")
+    download = start_curl(action, "--limit-rate", "40M")
     time.sleep(1)
     server.process.send_signal(signal.SIGTERM)
     _wait_for(lambda: _get(f"http://127.0.0.1:{metrics_port}/readyz")[0] == 503, 5)
@@ -246,7 +224,7 @@ def test_grace_expiry_cancels_and_cleans_up_and_a_second_signal_exits_at_once(tm
     oid = write_random(source, 50 * MiB)
     server, _, token = _drain_server(tmp_path, grace="1")
     action = batch(server.url, "acme/big", "alice", token, "upload", oid, 50 * MiB)["actions"]["upload"]
-    upload = _curl(action, "--limit-rate", "1M", "-T", str(source))  # far longer than the grace period
+    upload = start_curl(action, "--limit-rate", "1M", "-T", str(source))  # far longer than the grace period
     _wait_for(lambda: any((server.data_dir / "tmp").glob(f"{oid}*")), 10)
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(timeout=30) == 0
@@ -256,7 +234,7 @@ def test_grace_expiry_cancels_and_cleans_up_and_a_second_signal_exits_at_once(tm
 
     second, _, token = _drain_server(tmp_path / "second")
     action = batch(second.url, "acme/big", "alice", token, "upload", oid, 50 * MiB)["actions"]["upload"]
-    upload = _curl(action, "--limit-rate", "1M", "-T", str(source))
+    upload = start_curl(action, "--limit-rate", "1M", "-T", str(source))
     _wait_for(lambda: any((second.data_dir / "tmp").glob(f"{oid}*")), 10)
     second.process.send_signal(signal.SIGTERM)
     time.sleep(0.5)
