@@ -245,7 +245,8 @@ async def _open_store(settings: Settings, resources: AsyncExitStack) -> tuple[st
         )
         s3 = S3Store(client, location, part_size=settings.s3_part_size, parts_in_flight=settings.s3_parts_in_flight)
         await s3.verify_bucket()
-        return "s3", s3, S3DirectTransfers(s3) if settings.s3_direct else None
+        direct = S3DirectTransfers(s3, trust_store_checksum=settings.s3_trust_checksum) if settings.s3_direct else None
+        return "s3", s3, direct
     local = LocalStore(
         settings.local_storage_root,
         BufferPool(settings.buffer_size, settings.transfer_memory),

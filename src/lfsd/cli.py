@@ -362,10 +362,10 @@ def storage_cleanup(storage_url: str | None, older_than: float, data_dir: Path |
     settings = _settings(storage=storage_url, data_dir=data_dir)
     age = timedelta(hours=older_than)
     if settings.storage is not None and settings.storage.startswith("s3://"):
-        from lfsd.storage.s3 import S3Location, S3Store
+        from lfsd.storage.s3 import Cleaned, S3Location, S3Store
         from lfsd.storage.s3_client import s3_client
 
-        async def run() -> int:
+        async def run() -> Cleaned:
             async with s3_client(
                 endpoint_url=settings.s3_endpoint_url,
                 region=settings.s3_region,
@@ -374,9 +374,14 @@ def storage_cleanup(storage_url: str | None, older_than: float, data_dir: Path |
             ) as client:
                 store = S3Store(client, S3Location.parse(settings.storage or ""), part_size=settings.s3_part_size)
                 await store.verify_bucket()
-                return await store.cleanup(age)
+                # A staged direct upload older than a link's lifetime can no longer be verified by anyone.
+                return await store.cleanup(age, staged_older_than=timedelta(seconds=settings.link_ttl))
 
-        click.echo(f"aborted {asyncio.run(run())} multipart uploads older than {older_than:g} h")
+        cleaned = asyncio.run(run())
+        click.echo(
+            f"aborted {cleaned.multipart_uploads} multipart uploads older than {older_than:g} h; "
+            f"removed {cleaned.staged_objects} unverified direct uploads older than {settings.link_ttl} s"
+        )
         return
     from lfsd.storage.buffers import BufferPool
     from lfsd.storage.local import LocalStore

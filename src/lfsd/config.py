@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     s3_direct: bool = Field(
         False, description="hand out presigned S3 URLs in batch responses instead of lfsd's own hrefs"
     )
+    s3_trust_checksum: bool = Field(
+        False,
+        description="direct mode: accept the store's SHA-256 of an upload instead of reading it back (only for "
+        "stores that refuse a body not matching x-amz-checksum-sha256, as AWS S3 does)",
+    )
     metrics_listen: str | None = Field(
         None, description="HOST:PORT for /metrics, /healthz and /readyz on a listener of their own"
     )

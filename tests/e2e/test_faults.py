@@ -122,6 +122,48 @@ def test_full_disk_gives_507_then_recovers_without_a_restart(tmp_path: Path) -> 
         subprocess.run(["umount", str(mount)], check=False)
 
 
+def _mount_tmpfs(mount: Path, size: str) -> None:
+    mount.mkdir()
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True
+    ).returncode:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI runs as root and must be able to mount a small tmpfs for this test")
+        pytest.skip("cannot mount a tmpfs here (not root)")
+
+
+def test_a_declared_size_reserves_no_disk_before_its_bytes_arrive(tmp_path: Path) -> None:
+    """A 1-byte PUT that declares 24 MiB and stalls must not make a real 12 MiB upload fail on a 32 MiB volume."""
+    mount = tmp_path / "small"
+    _mount_tmpfs(mount, "32m")
+    try:
+        server = Server.start(tmp_path / "data", extra_env={"LFSD_STORAGE": f"file://{mount}"})
+        try:
+            token = _setup(server)
+            claimed = "c" * 64
+            stall = batch(server.url, "acme/big", "alice", token, "upload", claimed, 24 * MiB)["actions"]["upload"]
+            path = stall["href"].removeprefix(server.url)
+            with socket.create_connection(("127.0.0.1", server.port)) as stalled:
+                stalled.sendall(
+                    f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    f"Authorization: {stall['header']['Authorization']}\r\n"
+                    f"Content-Length: {24 * MiB}\r\n\r\nx".encode()
+                )
+                deadline = time.monotonic() + 10
+                while not list((mount / "tmp").glob(f"{claimed}*")):
+                    assert time.monotonic() < deadline, "the stalled upload should have its temp file"
+                    time.sleep(0.05)
+                source = tmp_path / "12m.bin"
+                oid = write_random(source, 12 * MiB)
+                action = batch(server.url, "acme/big", "alice", token, "upload", oid, 12 * MiB)["actions"]["upload"]
+                assert curl(action, "-T", str(source)).stdout == "200 0"
+            assert sha256_file(mount / "objects" / oid[:2] / oid[2:4] / oid) == oid
+        finally:
+            assert server.stop() == 0
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
 @pytest.fixture
 def big_object(tmp_path: Path, deployment: Deployment) -> Iterator[tuple[Server, str, str, Path]]:
     server = deployment.server

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import errno
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from pathlib import Path
 
 import pytest
@@ -43,6 +43,10 @@ class FaultyStore:
     async def size_of(self, oid: Oid) -> int | None:
         self._check()
         return await self._inner.size_of(oid)
+
+    async def present(self, oids: Collection[Oid]) -> set[Oid]:
+        self._check()
+        return await self._inner.present(oids)
 
     async def check(self) -> None:
         self._check()

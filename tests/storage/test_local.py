@@ -42,3 +42,32 @@ async def test_buffers_are_reused_not_grown(tmp_path: Path) -> None:
         item = blob(65536 * 5 + 1)
         await store.put(Oid.parse(item.oid), item.size, Source(item.data))
     assert pool.allocated == 2
+
+
+class _WatchingSource:
+    """A body that records, once it has been read to the end, whether the store was writing a temp file for it."""
+
+    def __init__(self, data: bytes, tmp: Path) -> None:
+        self._chunks = [data[i : i + 4096] for i in range(0, len(data), 4096)]
+        self._tmp = tmp
+        self.writing: bool | None = None
+
+    async def read(self) -> bytes:
+        if self._chunks:
+            return self._chunks.pop(0)
+        self.writing = any(self._tmp.iterdir())
+        return b""
+
+
+async def test_an_object_stored_already_is_written_again_not_skipped(tmp_path: Path) -> None:
+    """Skipping the write for a stored oid would answer faster, proving that some repository holds it."""
+    store = LocalStore(tmp_path, BufferPool(65536, 1 << 20), fsync=False)
+    store.prepare()
+    item = blob(50_000)
+    oid = Oid.parse(item.oid)
+    for _ in range(2):
+        source = _WatchingSource(item.data, tmp_path / "tmp")
+        await store.put(oid, item.size, source)
+        assert source.writing is True
+    assert store.path_of(oid).read_bytes() == item.data
+    assert list((tmp_path / "tmp").iterdir()) == []

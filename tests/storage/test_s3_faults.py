@@ -68,8 +68,8 @@ async def test_cleanup_aborts_only_old_multipart_uploads(s3_server: S3Server) ->
         await client.create_multipart_upload(Bucket=bucket, Key="p/aa/bb/crashed")
         await client.create_multipart_upload(Bucket=bucket, Key="elsewhere/not-ours")
         # moto reports every upload as initiated on 2010-11-10, so "recent" here means younger than 50 years.
-        assert await store.cleanup(timedelta(days=365 * 50)) == 0
-        assert await store.cleanup(timedelta(hours=1)) == 1
+        assert (await store.cleanup(timedelta(days=365 * 50))).multipart_uploads == 0
+        assert (await store.cleanup(timedelta(hours=1))).multipart_uploads == 1
         remaining = (await client.list_multipart_uploads(Bucket=bucket)).get("Uploads", [])
         assert [upload["Key"] for upload in remaining] == ["elsewhere/not-ours"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -40,6 +40,10 @@ class ObjectStore(Protocol):
         """``length`` bytes from ``start``, in bounded chunks."""
 
     async def size_of(self, oid: Oid) -> int | None: ...
+
+    async def present(self, oids: Collection[Oid]) -> set[Oid]:
+        """Those of ``oids`` whose bodies the store holds (the index may say more: a store restored from an old
+        backup, a replica on the wrong volume)."""
 
     async def check(self) -> None:
         """Raise if the store cannot be used (for readiness and start-up)."""
@@ -95,8 +99,10 @@ class DirectTransfers(Protocol):
 
     async def download_action(self, oid: Oid, ttl_seconds: int) -> Action: ...
 
-    async def upload_action(self, oid: Oid, size: int, ttl_seconds: int) -> Action | None:
-        """A signed upload bound to the oid's checksum, or None when this object must go through lfsd."""
+    async def upload_action(self, oid: Oid, size: int, ttl_seconds: int, upload_id: str) -> Action | None:
+        """A signed upload of this object to a staging place of its own (``upload_id``: 32 hex digits), or None when
+        this object must go through lfsd."""
 
-    async def verify_upload(self, oid: Oid, size: int) -> None:
-        """Check that the store holds exactly this object; remove it and raise if not."""
+    async def verify_upload(self, oid: Oid, size: int, upload_id: str) -> None:
+        """Make the staged upload the stored object if it has exactly this size and SHA-256, else raise; either way
+        the staged upload is removed, and a stored object is never touched by a failed verify."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 from lfsd.core.auth import Identity, Repo
 from lfsd.core.batch import (
@@ -24,6 +26,13 @@ HrefBuilder = Callable[[Repo, Oid, LinkOperation], str]
 Clock = Callable[[], float]
 
 LINK_AUTH_SCHEME = "LFSD-Link"
+
+log = logging.getLogger("lfsd.service")
+
+
+def upload_id_for(verify_token: str) -> str:
+    """The staging place of a direct upload, derived from its verify link so that only that link can verify it."""
+    return hashlib.sha256(verify_token.encode("ascii")).hexdigest()[:32]
 
 
 class LfsService:
@@ -79,6 +88,10 @@ class LfsService:
 
         missing = oids - held.keys()
         linkable = await self._index.readable_sizes(identity, missing) if missing else {}
+        if held or linkable:
+            # The index can claim more than the store holds (a store restored from an old backup, a replica on the
+            # wrong volume): such objects are offered for upload again, so the next push repairs them.
+            held, linkable = await self._stored_only(repo, held, linkable)
 
         def upload(item: ValidObject) -> dict[str, Action]:
             return {"upload": self._action(identity, repo, item, LinkOperation.UPLOAD, href)}
@@ -92,22 +105,44 @@ class LfsService:
                     await self._direct_upload(identity, repo, ValidObject(Oid(result.oid), result.size), result, href)
         return results
 
+    async def _stored_only(
+        self, repo: Repo, held: Mapping[Oid, int], linkable: Mapping[Oid, int]
+    ) -> tuple[dict[Oid, int], dict[Oid, int]]:
+        stored = await self._store.present(held.keys() | linkable.keys())
+        for oid in sorted((held.keys() | linkable.keys()) - stored):
+            # Never unlinked here: a mis-mounted volume would otherwise erase the index. `lfsd fsck` finds them all.
+            log.error(
+                "object %s is in the index but missing from the store; offering it for upload again",
+                oid,
+                extra={"event": "object_missing", "oid": str(oid), "repo": str(repo.path)},
+            )
+        return (
+            {oid: size for oid, size in held.items() if oid in stored},
+            {oid: size for oid, size in linkable.items() if oid in stored},
+        )
+
     async def _direct_upload(
         self, identity: Identity | None, repo: Repo, item: ValidObject, result: ObjectResult, href: HrefBuilder
     ) -> None:
-        """A presigned upload plus a verify action on lfsd, which links the object once the store holds it."""
+        """A presigned upload to a staging place plus a verify action on lfsd, which promotes and links it."""
         assert self._direct is not None
-        action = await self._direct.upload_action(item.oid, item.size, self._signer.ttl_seconds)
-        if action is None:
-            return  # too large for one PUT, or already stored: the proxied upload stays
         verify = self._action(identity, repo, item, LinkOperation.VERIFY, href)
+        token = verify.header["Authorization"].removeprefix(f"{LINK_AUTH_SCHEME} ")
+        action = await self._direct.upload_action(item.oid, item.size, self._signer.ttl_seconds, upload_id_for(token))
+        if action is None:
+            return  # too large for one PUT: the proxied upload stays
         result.actions = {"upload": action, "verify": verify}
 
-    async def verify(self, repo_id: int, oid: Oid, size: int) -> None:
-        """The client says it uploaded straight to the store: check that, then record the repository's link."""
+    async def verify(self, repo_id: int, oid: Oid, size: int, link_token: str | None) -> None:
+        """The client says it uploaded straight to the store: promote its staged upload, then link the object.
+
+        Only the verify link of the batch response names a staged upload; plain credentials have none to verify.
+        """
         if self._direct is None:
             raise NotFound("this server does not hand out direct uploads")
-        await self._direct.verify_upload(oid, size)
+        if link_token is None:
+            raise NotFound("the object was not uploaded through a direct upload of this server")
+        await self._direct.verify_upload(oid, size, upload_id_for(link_token))
         await self._index.link(repo_id, {oid: size})
 
     async def upload(self, repo_id: int, oid: Oid, size: int, source: ByteSource) -> None:
@@ -121,7 +156,12 @@ class LfsService:
             raise NotFound("object does not exist")
         stored = await self._store.get(oid)
         if stored is None:
-            raise NotFound("object does not exist")
+            log.error(
+                "object %s is in the index but missing from the store",
+                oid,
+                extra={"event": "object_missing", "oid": str(oid), "repo_id": repo_id},
+            )
+            raise NotFound("object is missing from the server's storage; push it again or ask an administrator")
         return stored
 
     def read(self, oid: Oid, start: int, length: int) -> AsyncIterator[bytes]:

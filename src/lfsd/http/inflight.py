@@ -29,22 +29,23 @@ class InFlight:
         self._trim: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def check_user(self, user: str, limit: int) -> None:
-        """429 when ``user`` already runs ``limit`` transfers (git-lfs waits for Retry-After and tries again)."""
-        if self._per_user.get(user, 0) >= limit:
-            raise TooManyRequests(f"at most {limit} transfers at once per user")
+    def admit(self, user: str, limit: int) -> Slot:
+        """Take one of ``user``'s ``limit`` transfer slots, or 429 (git-lfs waits for Retry-After and tries again).
 
-    @asynccontextmanager
-    async def user(self, user: str) -> AsyncIterator[None]:
-        self._per_user[user] = self._per_user.get(user, 0) + 1
-        try:
-            yield
-        finally:
-            left = self._per_user[user] - 1
-            if left:
-                self._per_user[user] = left
-            else:
-                del self._per_user[user]
+        The check and the taking are one step, with no await between them: concurrent requests cannot all pass.
+        """
+        held = self._per_user.get(user, 0)
+        if held >= limit:
+            raise TooManyRequests(f"at most {limit} transfers at once per user")
+        self._per_user[user] = held + 1
+        return Slot(self, user)
+
+    def _leave(self, user: str) -> None:
+        left = self._per_user[user] - 1
+        if left:
+            self._per_user[user] = left
+        else:
+            del self._per_user[user]
 
     @asynccontextmanager
     async def upload(self) -> AsyncIterator[None]:
@@ -89,3 +90,22 @@ class InFlight:
             self._trim.cancel()
         if self._tasks:
             await asyncio.wait(self._tasks)
+
+
+class Slot:
+    """One admitted transfer; released once, by ``with`` or by whoever ends the transfer (a response being sent)."""
+
+    def __init__(self, inflight: InFlight, user: str) -> None:
+        self._inflight = inflight
+        self._user: str | None = user
+
+    def release(self) -> None:
+        if self._user is not None:
+            self._inflight._leave(self._user)
+            self._user = None
+
+    def __enter__(self) -> Slot:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.release()

@@ -26,6 +26,7 @@ from lfsd.core.signing import LinkOperation
 from lfsd.http.auth import identify, link_token
 from lfsd.http.body import read_body
 from lfsd.http.errors import render, request_id
+from lfsd.http.inflight import Slot
 from lfsd.http.keys import ACCESS, INFLIGHT, SERVICE, SETTINGS, SIGNER
 from lfsd.http.media import check_content_type
 from lfsd.http.paths import oid_of, repo_path
@@ -116,25 +117,30 @@ async def upload(request: web.Request) -> web.Response:
     target = await _upload_target(request)
     assert target.size is not None
     inflight = request.app[INFLIGHT]
-    inflight.check_user(target.user, request.app[SETTINGS].max_transfers_per_user)
-    async with inflight.user(target.user), inflight.upload():
-        await request.app[SERVICE].upload(target.repo_id, target.oid, target.size, _RequestBody(request))
+    with inflight.admit(target.user, request.app[SETTINGS].max_transfers_per_user):
+        async with inflight.upload():
+            await request.app[SERVICE].upload(target.repo_id, target.oid, target.size, _RequestBody(request))
     return web.Response(status=200)
 
 
 async def download(request: web.Request) -> web.StreamResponse:
     target = await _target(request, LinkOperation.DOWNLOAD, Permission.READ)
-    request.app[INFLIGHT].check_user(target.user, request.app[SETTINGS].max_transfers_per_user)
-    stored = await request.app[SERVICE].download(target.repo_id, target.oid)
-    if stored.path is None:
-        return await _stream(request, target, stored.size)
-    # FileResponse sends with sendfile and answers Range (206, Content-Range) and unsatisfiable ranges (416).
-    return _TrackedFileResponse(
-        target.user,
-        stored.path,
-        chunk_size=256 * 1024,
-        headers={"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"},
-    )
+    slot = request.app[INFLIGHT].admit(target.user, request.app[SETTINGS].max_transfers_per_user)
+    try:
+        stored = await request.app[SERVICE].download(target.repo_id, target.oid)
+        if stored.path is None:
+            with slot:
+                return await _stream(request, target, stored.size)
+        # FileResponse sends with sendfile and answers Range (206, Content-Range) and unsatisfiable ranges (416).
+        return _TrackedFileResponse(
+            slot,
+            stored.path,
+            chunk_size=256 * 1024,
+            headers={"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"},
+        )
+    except BaseException:
+        slot.release()
+        raise
 
 
 async def _stream(request: web.Request, target: Target, size: int) -> web.StreamResponse:
@@ -153,7 +159,7 @@ async def _stream(request: web.Request, target: Target, size: int) -> web.Stream
     response = web.StreamResponse(status=status, headers=headers)
     response.content_length = length
     inflight = request.app[INFLIGHT]
-    async with inflight.user(target.user), inflight.download():
+    async with inflight.download():
         await response.prepare(request)
         if first:
             await response.write(first)
@@ -164,18 +170,18 @@ async def _stream(request: web.Request, target: Target, size: int) -> web.Stream
 
 
 class _TrackedFileResponse(web.FileResponse):
-    """Counts the download as in flight for as long as the file is being sent (prepare sends it all)."""
+    """Holds the transfer's slot and counts the download as in flight while the file is sent (prepare sends it all)."""
 
-    def __init__(self, user: str, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, slot: Slot, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._user = user
+        self._slot = slot
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
-        if not isinstance(request, web.Request):
-            return await super().prepare(request)
-        inflight = request.app[INFLIGHT]
-        async with inflight.user(self._user), inflight.download():
-            return await super().prepare(request)
+        with self._slot:
+            if not isinstance(request, web.Request):
+                return await super().prepare(request)
+            async with request.app[INFLIGHT].download():
+                return await super().prepare(request)
 
 
 async def verify(request: web.Request) -> web.Response:
@@ -187,5 +193,5 @@ async def verify(request: web.Request) -> web.Response:
         raise Unprocessable("the oid in the body is not the one in the URL")
     if target.size is not None and body.size != target.size:
         raise SizeMismatch("the size in the body is not the one declared in the batch request")
-    await request.app[SERVICE].verify(target.repo_id, target.oid, body.size)
+    await request.app[SERVICE].verify(target.repo_id, target.oid, body.size, link_token(request))
     return web.Response(status=200)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from typing import Protocol
 
@@ -55,6 +55,10 @@ class InstrumentedStore:
     async def size_of(self, oid: Oid) -> int | None:
         async with self._timed("size"):
             return await self._inner.size_of(oid)
+
+    async def present(self, oids: Collection[Oid]) -> set[Oid]:
+        async with self._timed("present"):
+            return await self._inner.present(oids)
 
     async def check(self) -> None:
         async with self._timed("check"):

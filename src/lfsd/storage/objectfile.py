@@ -33,16 +33,16 @@ class ObjectFile:
                 raise
             self._direct = False
             self._fd = os.open(tmp, flags, 0o644)
-        try:
-            if size > 0:
-                # Reserve all blocks at once: cheaper than growing the file, and a full disk shows before the body.
-                _preallocate(self._fd, size)
-        except BaseException:
-            self.discard()
-            raise
+        self._size = size
+        self._reserved = 0
 
     def write(self, view: memoryview) -> None:
         """Append ``view``; with ``O_DIRECT`` every write but the last must be a whole number of pages."""
+        # Blocks are reserved as bytes arrive, a buffer at a time (cheaper than growing the file write by write,
+        # and a full disk shows before the write), never for what the client only declared: a stalled upload
+        # declaring gigabytes must not fill the disk for everyone else.
+        _preallocate(self._fd, self._reserved, min(len(view), self._size - self._reserved))
+        self._reserved += len(view)
         if self._direct:
             whole = len(view) - len(view) % PAGE
             if whole:
@@ -92,9 +92,11 @@ class ObjectFile:
             self.tmp.unlink()
 
 
-def _preallocate(fd: int, size: int) -> None:
+def _preallocate(fd: int, offset: int, length: int) -> None:
+    if length <= 0:
+        return
     try:
-        os.posix_fallocate(fd, 0, size)
+        os.posix_fallocate(fd, offset, length)
     except OSError as exc:
         if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
             raise

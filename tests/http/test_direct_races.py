@@ -1,0 +1,149 @@
+"""S3 direct mode against a store that checks no checksum (moto): two writers in two repositories race on one oid.
+
+The verified object must survive every interleaving of the other writer's batch, presigned PUT and verify, whether
+that writer sends junk of the right size, declares a wrong size, or never uploads at all.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from lfsd.config import Settings
+from lfsd.core.oid import Oid
+from tests.conftest import AiohttpClient, open_world
+from tests.s3server import S3Server
+from tests.support import LFS_HEADERS, Blob, World, blob
+
+Step = Callable[[], Coroutine[Any, Any, None]]
+
+
+@dataclass
+class DirectWorld:
+    world: World
+    bucket: str
+    endpoint: str
+
+    def keys(self) -> list[str]:
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1")
+        return sorted(item["Key"] for item in client.list_objects_v2(Bucket=self.bucket).get("Contents", []))
+
+
+@pytest.fixture
+async def direct_world(
+    tmp_path: Path, s3_server: S3Server, aiohttp_client: AiohttpClient
+) -> AsyncIterator[DirectWorld]:
+    bucket = s3_server.new_bucket()
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        storage=f"s3://{bucket}/lfs",
+        s3_endpoint_url=s3_server.endpoint,
+        s3_path_style=True,
+        s3_direct=True,
+        fsync=False,
+        buffer_size=64 * 1024,
+    )
+    world = await open_world(settings, aiohttp_client)
+    await world.user("alice")
+    await world.user("mallory")
+    await world.repo("acme/private", grants={"alice": "write"})
+    await world.repo("evil/repo", grants={"mallory": "write"})
+    yield DirectWorld(world, bucket, s3_server.endpoint)
+    await world.meta.close()
+
+
+async def _put(action: dict[str, Any], data: bytes) -> int:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.put(action["href"], data=io.BytesIO(data), headers=action["header"]) as response,
+    ):
+        return response.status
+
+
+async def _verify(world: World, action: dict[str, Any], oid: str, size: int) -> int:
+    response = await world.client.session.post(
+        action["href"], json={"oid": oid, "size": size}, headers={**LFS_HEADERS, **action["header"]}
+    )
+    return response.status
+
+
+class Writer:
+    """One writer's batch → PUT → verify, each a step that can be interleaved with another writer's."""
+
+    def __init__(self, world: World, name: str, repo: str, item: Blob, *, size: int, body: bytes | None) -> None:
+        self.world, self.name, self.repo, self.item = world, name, repo, item
+        self.size = size
+        self.body = body
+        self.actions: dict[str, Any] = {}
+        self.verify_status: int | None = None
+
+    async def batch(self) -> None:
+        spec = {"oid": self.item.oid, "size": self.size}
+        response = await self.world.batch(self.repo, "upload", [spec], self.world.auth(self.name))
+        assert response.status == 200, await response.text()
+        (obj,) = (await response.json(content_type=None))["objects"]
+        assert set(obj["actions"]) == {"upload", "verify"}, obj
+        self.actions = obj["actions"]
+
+    async def put(self) -> None:
+        assert self.body is not None
+        assert await _put(self.actions["upload"], self.body) == 200
+
+    async def verify(self) -> None:
+        self.verify_status = await _verify(self.world, self.actions["verify"], self.item.oid, self.size)
+
+    def steps(self) -> list[Step]:
+        return [self.batch, self.verify] if self.body is None else [self.batch, self.put, self.verify]
+
+
+def _interleavings(first: list[Step], second: list[Step]) -> list[list[Step]]:
+    """Every merge of the two sequences that keeps each one's own order."""
+    total = len(first) + len(second)
+    orders = []
+    for slots in itertools.combinations(range(total), len(first)):
+        a, b = iter(first), iter(second)
+        orders.append([next(a) if i in slots else next(b) for i in range(total)])
+    return orders
+
+
+VARIANTS: dict[str, Callable[[Blob], tuple[int, bytes | None]]] = {
+    "junk of the right size": lambda item: (item.size, b"j" * item.size),
+    "a wrong size": lambda item: (item.size + 1, b"w" * (item.size + 1)),
+    "no upload at all": lambda item: (item.size, None),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+async def test_the_verified_object_survives_every_interleaving(direct_world: DirectWorld, variant: str) -> None:
+    world = direct_world.world
+    stored: list[str] = []
+    for number in itertools.count():
+        item = blob(3000 + number)
+        owner = Writer(world, "alice", "acme/private", item, size=item.size, body=item.data)
+        size, body = VARIANTS[variant](item)
+        other = Writer(world, "mallory", "evil/repo", item, size=size, body=body)
+        orders = _interleavings(owner.steps(), other.steps())
+        if number >= len(orders):
+            break
+        for step in orders[number]:
+            await step()
+        assert owner.verify_status == 200
+        assert other.verify_status in (404, 422), other.verify_status
+        assert await world.fetch("acme/private", item, world.auth("alice")) == item.data
+        (again,) = await world.batch_ok("acme/private", "upload", [item], world.auth("alice"))
+        assert "actions" not in again  # held and present: nothing to send
+        (theirs,) = await world.batch_ok("evil/repo", "download", [item], world.auth("mallory"))
+        assert theirs["error"]["code"] == 404
+        oid = Oid.parse(item.oid)
+        stored.append(f"lfs/{oid.shard[0]}/{oid.shard[1]}/{oid}")
+    assert len(stored) == len(_interleavings([owner.batch] * 3, [other.batch] * len(other.steps())))
+    assert direct_world.keys() == sorted(stored)  # the objects, and no staging key left behind
