@@ -24,7 +24,7 @@ class RedisSpace:
     url: str
     prefix: str
 
-    def keys(self) -> list[bytes]:
+    def stored_keys(self) -> list[bytes]:
         with redis.Redis.from_url(self.url) as client:
             return list(client.scan_iter(match=self.prefix + "*"))
 
