@@ -260,6 +260,7 @@ async def _open_access(settings: Settings, meta: Metadata, resources: AsyncExitS
         LruCache(settings.credential_cache_size, settings.credential_cache_ttl),
         secrets.token_bytes(32),
     )
+    # One standing per (repository, user, token) in use within a few seconds: 10,000 is far above a busy server's.
     return AccessControl(meta.users, meta.repos, logins, LruCache(10_000, settings.link_standing_ttl))
 
 

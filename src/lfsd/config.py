@@ -168,6 +168,13 @@ class Settings(BaseSettings):
         5.0, ge=0, le=300, description="seconds a transfer link's user, token and grant check is remembered"
     )
 
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        return value
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_trusted_proxies(cls, value: object) -> object:
