@@ -198,7 +198,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         key = signing_key(settings)
         signer = LinkSigner(key, settings.link_ttl)
         app[SIGNER] = signer
-        app[ACCESS] = await _open_access(settings, meta, resources)
+        app[ACCESS] = _open_access(settings, meta, resources)
         app[SERVICE] = LfsService(meta.objects, store, signer, time.time, direct)
         app[LOCKS] = LockService(
             meta.locks,
@@ -230,7 +230,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         executor.shutdown(wait=True)
 
 
-async def _open_access(settings: Settings, meta: Metadata, resources: AsyncExitStack) -> AccessControl:
+def _open_access(settings: Settings, meta: Metadata, resources: AsyncExitStack) -> AccessControl:
     """Access control with its login throttle (counters in Redis when configured, so replicas share them) and
     its caches (in process)."""
     counter: FailureCounter
