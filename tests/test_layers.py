@@ -14,6 +14,7 @@ FORBIDDEN = {
     "storage": ("aiohttp", "sqlalchemy", "lfsd.http", "lfsd.db", "lfsd.app"),
     "db": ("aiohttp", "lfsd.http", "lfsd.storage", "lfsd.app"),
     "http": ("sqlalchemy", "lfsd.db", "lfsd.storage", "lfsd.app"),
+    "state": ("aiohttp", "sqlalchemy", "lfsd.http", "lfsd.db", "lfsd.storage", "lfsd.app"),
     "observability": ("aiohttp", "sqlalchemy", "lfsd.http", "lfsd.storage", "lfsd.app"),
 }
 

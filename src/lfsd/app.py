@@ -19,9 +19,11 @@ from lfsd.core.access import AccessControl
 from lfsd.core.errors import Conflict
 from lfsd.core.lock_service import LockService
 from lfsd.core.locks import CursorCodec
+from lfsd.core.login import PasswordLogin
 from lfsd.core.ports import DirectTransfers, ObjectStore
 from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
+from lfsd.core.throttle import FailureCounter, LoginThrottle, ThrottleLimits
 from lfsd.db.database import Database
 from lfsd.db.engine import PoolOptions, create_engine, parse_url
 from lfsd.db.locks import SqlLockRepository
@@ -50,6 +52,7 @@ from lfsd.http.state import Health, activity_middleware
 from lfsd.memory import MemoryReleaser
 from lfsd.observability.metrics import Metrics
 from lfsd.passwords import Argon2Passwords
+from lfsd.state.memory import LruCache, MemoryFailureCounter
 from lfsd.storage.buffers import BufferPool
 from lfsd.storage.instrumented import InstrumentedStore
 from lfsd.storage.local import LocalStore
@@ -134,12 +137,12 @@ class Metadata:
         except BaseException:
             await db.dispose()
             raise
-        return cls(
-            db, SqlUserDirectory(db, Argon2Passwords()), SqlRepoDirectory(db), SqlObjectIndex(db), SqlLockRepository(db)
-        )
+        passwords = Argon2Passwords(threads=settings.password_threads, queue=settings.password_queue)
+        return cls(db, SqlUserDirectory(db, passwords), SqlRepoDirectory(db), SqlObjectIndex(db), SqlLockRepository(db))
 
     async def close(self) -> None:
         await self.db.dispose()
+        self.users.passwords.close()
 
 
 async def _ensure_schema(db: Database, migrate: bool) -> None:
@@ -195,7 +198,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         key = signing_key(settings)
         signer = LinkSigner(key, settings.link_ttl)
         app[SIGNER] = signer
-        app[ACCESS] = AccessControl(meta.users, meta.repos)
+        app[ACCESS] = _open_access(settings, meta, resources)
         app[SERVICE] = LfsService(meta.objects, store, signer, time.time, direct)
         app[LOCKS] = LockService(
             meta.locks,
@@ -225,6 +228,40 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         await meta.close()
         # Let queued work finish (aiohttp closes sent files on this executor without awaiting it).
         executor.shutdown(wait=True)
+
+
+def _open_access(settings: Settings, meta: Metadata, resources: AsyncExitStack) -> AccessControl:
+    """Access control with its login throttle (counters in Redis when configured, so replicas share them) and
+    its caches (in process)."""
+    counter: FailureCounter
+    if settings.redis_url is not None:
+        # Loaded only when configured: the Redis client adds to the resident size of every other deployment.
+        from redis.asyncio import Redis
+
+        from lfsd.state.redis_counter import RedisFailureCounter
+
+        client = Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        resources.push_async_callback(client.aclose)
+        counter = RedisFailureCounter(client, settings.redis_key_prefix)
+    else:
+        counter = MemoryFailureCounter()
+    limits = ThrottleLimits(
+        window_seconds=settings.login_failure_window,
+        per_user_address=settings.login_failures_per_user_address,
+        per_address=settings.login_failures_per_address,
+        per_user=settings.login_failures_per_user,
+        trusted_seconds=settings.login_trusted_address_ttl,
+    )
+    # The cache lives only in this process, so its key need not outlive it nor be shared: a fresh random one.
+    logins = PasswordLogin(
+        meta.users,
+        meta.users.passwords,
+        LoginThrottle(counter, limits),
+        LruCache(settings.credential_cache_size, settings.credential_cache_ttl),
+        secrets.token_bytes(32),
+    )
+    # One standing per (repository, user, token) in use within a few seconds: 10,000 is far above a busy server's.
+    return AccessControl(meta.users, meta.repos, logins, LruCache(10_000, settings.link_standing_ttl))
 
 
 async def _open_store(settings: Settings, resources: AsyncExitStack) -> tuple[str, ObjectStore, DirectTransfers | None]:

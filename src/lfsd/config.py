@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -142,6 +143,49 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'lfsd.db').resolve()}"
+
+    # Authentication: password checks, the failed-login throttle, client addresses and link revocation.
+    redis_url: str | None = Field(
+        None, description="redis://HOST:PORT/DB for state shared by replicas (the login throttle); default: in process"
+    )
+    redis_key_prefix: str = Field("lfsd:", min_length=1, max_length=100, description="prefix of lfsd's Redis keys")
+    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = Field(
+        (), description="CIDRs of reverse proxies whose X-Forwarded-For is believed; default: none"
+    )
+    password_threads: int = Field(2, ge=1, le=64, description="password (Argon2id) checks run at once")
+    password_queue: int = Field(16, ge=0, description="password checks that may wait for a thread (503 above)")
+    credential_cache_size: int = Field(10000, ge=0, description="verified password logins remembered (0: none)")
+    credential_cache_ttl: int = Field(300, ge=0, le=3600, description="seconds a verified password is remembered")
+    login_failure_window: int = Field(300, ge=1, description="seconds over which failed logins are counted")
+    login_failures_per_user_address: int = Field(
+        10, ge=1, description="failed logins of one user name from one address per window (429 above)"
+    )
+    login_failures_per_address: int = Field(
+        50, ge=1, description="failed logins from one address, any user names, per window (429 above)"
+    )
+    login_failures_per_user: int = Field(
+        100, ge=1, description="failed logins of one user name from anywhere per window (429 above)"
+    )
+    login_trusted_address_ttl: int = Field(
+        7 * 86400, ge=0, description="seconds an address stays exempt from the per-user limit after a good login"
+    )
+    link_standing_ttl: float = Field(
+        5.0, ge=0, le=300, description="seconds a transfer link's user, token and grant check is remembered"
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_trusted_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part for part in value.replace(",", " ").split() if part)
+        return value
 
 
 def host_of(listen: str) -> str:

@@ -15,9 +15,9 @@ NOW = 1_700_000_000
 
 def test_round_trip() -> None:
     signer = LinkSigner(KEY, 600)
-    token = signer.sign(REPO, OID, LinkOperation.UPLOAD, user_id=7, repo_id=3, size=123, now=NOW)
+    token = signer.sign(REPO, OID, LinkOperation.UPLOAD, user_id=7, token_id=5, repo_id=3, size=123, now=NOW)
     grant = signer.verify(token, REPO, OID, LinkOperation.UPLOAD, NOW + 599)
-    assert (grant.user_id, grant.repo_id, grant.size, grant.expires_at) == (7, 3, 123, NOW + 600)
+    assert (grant.user_id, grant.token_id, grant.repo_id, grant.size, grant.expires_at) == (7, 5, 3, 123, NOW + 600)
 
 
 @pytest.mark.parametrize(
@@ -40,10 +40,13 @@ def test_link_is_bound_to_repo_oid_operation_and_time(repo: RepoPath, oid: Oid, 
     "mutate",
     [
         lambda t: t.replace(".123.", ".124."),  # a larger size
-        lambda t: t.replace("v1.7.", "v1.8."),  # another user
+        lambda t: t.replace("v2.7.", "v2.8."),  # another user
+        lambda t: t.replace(".7.5.", ".7.0."),  # no token (a password login's link), so no revocation check
         lambda t: t.replace(".3.123.", ".4.123."),  # another repository id
         lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"),
-        lambda t: "v2" + t[2:],
+        lambda t: "v1" + t[2:],
+        lambda t: "v3" + t[2:],
+        lambda t: t.replace(".7.5.", ".7."),  # the version 1 layout, without a token id
         lambda t: "garbage",
         lambda t: t + ".x",
         lambda t: t.replace(".123.", ".-1."),
@@ -52,7 +55,7 @@ def test_link_is_bound_to_repo_oid_operation_and_time(repo: RepoPath, oid: Oid, 
 )
 def test_forged_tokens_fail(mutate: object) -> None:
     signer = LinkSigner(KEY, 600)
-    token = signer.sign(REPO, OID, LinkOperation.UPLOAD, user_id=7, repo_id=3, size=123, now=NOW)
+    token = signer.sign(REPO, OID, LinkOperation.UPLOAD, user_id=7, token_id=5, repo_id=3, size=123, now=NOW)
     assert callable(mutate)
     with pytest.raises(Unauthorized):
         signer.verify(mutate(token), REPO, OID, LinkOperation.UPLOAD, NOW)

@@ -2,28 +2,41 @@
 
 from __future__ import annotations
 
-from lfsd.core.auth import Identity, Permission, Repo, effective_permission, require
+from lfsd.core.auth import Identity, Permission, Repo, Standing, effective_permission, require
 from lfsd.core.errors import NotFound, Unauthorized
+from lfsd.core.login import Cache, PasswordLogin
 from lfsd.core.ports import RepoDirectory, UserDirectory
 from lfsd.core.repo import RepoPath
+from lfsd.core.signing import LinkGrant
 from lfsd.core.tokens import looks_like_token
+
+StandingKey = tuple[int, int, int]  # repo id, user id, token id
 
 
 class AccessControl:
-    def __init__(self, users: UserDirectory, repos: RepoDirectory) -> None:
+    def __init__(
+        self,
+        users: UserDirectory,
+        repos: RepoDirectory,
+        passwords: PasswordLogin,
+        standings: Cache[StandingKey, Standing],
+    ) -> None:
         self._users = users
         self._repos = repos
+        self._passwords = passwords
+        self._standings = standings
 
-    async def authenticate_basic(self, name: str, secret: str) -> Identity:
-        """HTTP Basic with either a password or a personal access token of that user."""
+    async def authenticate_basic(self, name: str, secret: str, address: str) -> Identity:
+        """HTTP Basic with either a password or a personal access token of that user.
+
+        ``address`` is the client's, for the failed-login throttle; tokens never wait for it nor for a password
+        hash.
+        """
         if looks_like_token(secret):
             identity = await self._users.identity_for_token(secret)
             if identity is not None and identity.name == name:
                 return identity
-        identity = await self._users.identity_for_password(name, secret)
-        if identity is None:
-            raise Unauthorized("invalid credentials")
-        return identity
+        return await self._passwords.authenticate(name, secret, address)
 
     async def authenticate_bearer(self, token: str) -> Identity:
         identity = await self._users.identity_for_token(token)
@@ -36,18 +49,38 @@ class AccessControl:
     ) -> Repo:
         """The repository at ``path`` if the caller holds ``needed`` on it.
 
-        With ``create``, a server admin's first push creates a missing repository (private).
+        With ``create``, a server admin's first push creates a missing repository (private). The repository and
+        the grant come from one query, so a missing repository and a private one are refused after the same work.
         """
-        repo = await self._repos.find(path)
+        repo, grant = await self._repos.find_with_grant(path, identity.user_id if identity is not None else 0)
         if repo is None:
             if create and identity is not None and identity.is_admin:
                 return await self._repos.create(path, is_public=False)
             if identity is None:
                 raise Unauthorized()
             raise NotFound("repository not found")
-        require(identity, await self.permission(identity, repo), needed)
+        require(identity, effective_permission(identity, repo, grant), needed)
         return repo
 
     async def permission(self, identity: Identity | None, repo: Repo) -> Permission:
         grant = await self._repos.grant_of(repo, identity.user_id) if identity is not None else Permission.NONE
         return effective_permission(identity, repo, grant)
+
+    async def admit_link(self, grant: LinkGrant, needed: Permission) -> None:
+        """Refuse a validly signed link whose caller no longer stands: user disabled or deleted, token revoked,
+        grant below ``needed``, repository gone or no longer public for an anonymous link.
+
+        One indexed query, remembered for a few seconds per (repository, user, token): revocation takes effect
+        within that time, and a transfer burst costs one query.
+        """
+        key = (grant.repo_id, grant.user_id, grant.token_id)
+        standing = self._standings.get(key)
+        if standing is None:
+            standing = await self._repos.standing(*key)
+            if standing is None:
+                raise NotFound("repository not found")
+            self._standings.put(key, standing)
+        if not standing.user_ok or not standing.token_ok:
+            raise Unauthorized("the credentials this link was issued for are no longer valid")
+        user = standing.user
+        require(user, effective_permission(user, standing.repo, standing.grant), needed)

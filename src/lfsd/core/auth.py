@@ -30,11 +30,12 @@ class Permission(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """An authenticated user."""
+    """An authenticated user. ``token_id`` is the personal access token that authenticated them (0: a password)."""
 
     user_id: int
     name: str
     is_admin: bool
+    token_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,21 @@ class Repo:
     path: RepoPath
     is_public: bool
     locking_enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """What holds now for the caller a transfer link was issued to, read when the link is used.
+
+    ``user`` is None for an anonymous link, and for a user who has since been disabled or deleted (then
+    ``user_ok`` is False); ``token_ok`` is False when the link's token has been revoked.
+    """
+
+    repo: Repo
+    user: Identity | None
+    user_ok: bool
+    token_ok: bool
+    grant: Permission
 
 
 def effective_permission(identity: Identity | None, repo: Repo, grant: Permission) -> Permission:

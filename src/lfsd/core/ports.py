@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from lfsd.core.auth import Identity, Permission, Repo
+from lfsd.core.auth import Identity, Permission, Repo, Standing
 from lfsd.core.batch import Action
 from lfsd.core.locks import Lock
+from lfsd.core.login import PasswordRecord
 from lfsd.core.oid import Oid
 from lfsd.core.repo import RepoPath
 
@@ -52,11 +53,18 @@ class ObjectStore(Protocol):
 class UserDirectory(Protocol):
     async def identity_for_token(self, token: str) -> Identity | None: ...
 
-    async def identity_for_password(self, name: str, password: str) -> Identity | None: ...
+    async def password_record(self, name: str) -> PasswordRecord | None:
+        """The enabled user ``name`` with a password, else None."""
 
 
 class RepoDirectory(Protocol):
     async def find(self, path: RepoPath) -> Repo | None: ...
+
+    async def find_with_grant(self, path: RepoPath, user_id: int) -> tuple[Repo | None, Permission]:
+        """The repository and the user's grant, with the same work whether or not the repository exists."""
+
+    async def standing(self, repo_id: int, user_id: int, token_id: int) -> Standing | None:
+        """What holds now for a transfer link's caller on ``repo_id``; None when the repository is gone."""
 
     async def create(self, path: RepoPath, *, is_public: bool) -> Repo: ...
 

@@ -54,8 +54,10 @@ class LfsService:
         self, identity: Identity | None, repo: Repo, item: ValidObject, op: LinkOperation, href: HrefBuilder
     ) -> Action:
         now = int(self._clock())
-        user_id = identity.user_id if identity is not None else 0
-        token = self._signer.sign(repo.path, item.oid, op, user_id=user_id, repo_id=repo.id, size=item.size, now=now)
+        user_id, token_id = (identity.user_id, identity.token_id) if identity is not None else (0, 0)
+        token = self._signer.sign(
+            repo.path, item.oid, op, user_id=user_id, token_id=token_id, repo_id=repo.id, size=item.size, now=now
+        )
         return Action(
             href=href(repo, item.oid, op),
             header={"Authorization": f"{LINK_AUTH_SCHEME} {token}"},

@@ -1,7 +1,9 @@
-"""Short-lived transfer links: an HMAC over user, repository, oid, operation, size and expiry.
+"""Short-lived transfer links: an HMAC over user, token, repository, oid, operation, size and expiry.
 
 A link token is only valid for the exact repository, oid and operation it was issued for, and only until it
-expires; the comparison is constant-time.
+expires; the comparison is constant-time. The signature proves only what was true when the batch was answered: the
+caller's standing (user enabled, token not revoked, grant) is checked again when the link is used
+(``AccessControl.admit_link``), so revocation does not wait for the link to expire.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from lfsd.core.errors import Unauthorized
 from lfsd.core.oid import Oid
 from lfsd.core.repo import RepoPath
 
-_VERSION = "v1"
+# v2 added the token id. v1 links are refused: they cannot say which token to check for revocation.
+_VERSION = "v2"
+_CLAIMS = 5
 
 
 class LinkOperation(StrEnum):
@@ -27,9 +31,14 @@ class LinkOperation(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class LinkGrant:
-    """What a valid link token allows: ``size`` is the object size the batch request declared."""
+    """What a valid link token allows: ``size`` is the object size the batch request declared.
+
+    ``user_id`` is 0 for an anonymous caller; ``token_id`` is the personal access token the batch request was
+    authenticated with, 0 for a password or no credentials.
+    """
 
     user_id: int
+    token_id: int
     repo_id: int
     size: int
     expires_at: int
@@ -42,32 +51,41 @@ class LinkSigner:
         self._key = key
         self.ttl_seconds = ttl_seconds
 
-    def _mac(self, repo: RepoPath, oid: Oid, op: LinkOperation, claims: tuple[int, int, int, int]) -> str:
-        user_id, repo_id, size, expires_at = claims
-        message = f"{_VERSION}\n{op.value}\n{repo}\n{oid}\n{user_id}\n{repo_id}\n{size}\n{expires_at}".encode()
+    def _mac(self, repo: RepoPath, oid: Oid, op: LinkOperation, claims: tuple[int, ...]) -> str:
+        message = "\n".join([_VERSION, op.value, str(repo), str(oid), *(str(value) for value in claims)]).encode()
         digest = hmac.new(self._key, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
     def sign(
-        self, repo: RepoPath, oid: Oid, op: LinkOperation, *, user_id: int, repo_id: int, size: int, now: int
+        self,
+        repo: RepoPath,
+        oid: Oid,
+        op: LinkOperation,
+        *,
+        user_id: int,
+        token_id: int = 0,
+        repo_id: int,
+        size: int,
+        now: int,
     ) -> str:
         """A token for ``op`` on ``repo``/``oid``; the repository id rides along so transfers need no lookup."""
-        claims = (user_id, repo_id, size, now + self.ttl_seconds)
+        claims = (user_id, token_id, repo_id, size, now + self.ttl_seconds)
         mac = self._mac(repo, oid, op, claims)
         return _VERSION + "." + ".".join(str(value) for value in claims) + "." + mac
 
     def verify(self, token: str, repo: RepoPath, oid: Oid, op: LinkOperation, now: int) -> LinkGrant:
         parts = token.split(".")
         if (
-            len(parts) != 6
+            len(parts) != _CLAIMS + 2
             or parts[0] != _VERSION
-            or not all(part.isascii() and part.isdigit() and len(part) < 20 for part in parts[1:5])
+            or not all(part.isascii() and part.isdigit() and len(part) < 20 for part in parts[1:-1])
         ):
             raise Unauthorized("invalid transfer link")
-        user_id, repo_id, size, expires_at = (int(part) for part in parts[1:5])
-        expected = self._mac(repo, oid, op, (user_id, repo_id, size, expires_at))
-        if not hmac.compare_digest(expected.encode("ascii"), parts[5].encode("ascii", "replace")):
+        claims = tuple(int(part) for part in parts[1:-1])
+        expected = self._mac(repo, oid, op, claims)
+        if not hmac.compare_digest(expected.encode("ascii"), parts[-1].encode("ascii", "replace")):
             raise Unauthorized("invalid transfer link")
+        user_id, token_id, repo_id, size, expires_at = claims
         if expires_at <= now:
             raise Unauthorized("transfer link expired")
-        return LinkGrant(user_id=user_id, repo_id=repo_id, size=size, expires_at=expires_at)
+        return LinkGrant(user_id=user_id, token_id=token_id, repo_id=repo_id, size=size, expires_at=expires_at)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
 
-from lfsd.core.auth import Permission, Repo
+from lfsd.core.auth import Identity, Permission, Repo, Standing
 from lfsd.core.errors import Conflict
 from lfsd.core.repo import RepoPath
 from lfsd.db.database import Database, utcnow
-from lfsd.db.tables import grants, repos
+from lfsd.db.tables import grants, repos, tokens, users
 
 
 class SqlRepoDirectory:
@@ -17,12 +17,27 @@ class SqlRepoDirectory:
         self._db = db
 
     async def find(self, path: RepoPath) -> Repo | None:
-        query = select(repos.c.id, repos.c.path, repos.c.is_public, repos.c.locking_enabled).where(repos.c.path == path)
+        repo, _ = await self.find_with_grant(path, 0)
+        return repo
+
+    async def find_with_grant(self, path: RepoPath, user_id: int) -> tuple[Repo | None, Permission]:
+        """The repository and ``user_id``'s grant on it, in one query.
+
+        One statement whether or not the repository exists, so a refusal takes as long for a missing repository as
+        for a private one (user id 0 matches no grant).
+        """
+        query = (
+            select(repos.c.id, repos.c.path, repos.c.is_public, repos.c.locking_enabled, grants.c.permission)
+            .select_from(repos)
+            .outerjoin(grants, and_(grants.c.repo_id == repos.c.id, grants.c.user_id == user_id))
+            .where(repos.c.path == str(path))
+        )
         async with self._db.transaction() as conn:
             row = (await conn.execute(query)).first()
         if row is None:
-            return None
-        return Repo(id=row.id, path=RepoPath(row.path), is_public=row.is_public, locking_enabled=row.locking_enabled)
+            return None, Permission.NONE
+        repo = Repo(id=row.id, path=RepoPath(row.path), is_public=row.is_public, locking_enabled=row.locking_enabled)
+        return repo, Permission.NONE if row.permission is None else Permission(row.permission)
 
     async def create(self, path: RepoPath, *, is_public: bool) -> Repo:
         try:
@@ -44,6 +59,10 @@ class SqlRepoDirectory:
         async with self._db.transaction() as conn:
             await conn.execute(repos.update().where(repos.c.id == repo.id).values(locking_enabled=enabled))
 
+    async def set_public(self, repo: Repo, public: bool) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(repos.update().where(repos.c.id == repo.id).values(is_public=public))
+
     async def grant_of(self, repo: Repo, user_id: int) -> Permission:
         query = select(grants.c.permission).where(grants.c.repo_id == repo.id, grants.c.user_id == user_id)
         async with self._db.transaction() as conn:
@@ -54,3 +73,45 @@ class SqlRepoDirectory:
         async with self._db.transaction() as conn:
             await conn.execute(grants.delete().where(grants.c.repo_id == repo.id, grants.c.user_id == user_id))
             await conn.execute(grants.insert().values(repo_id=repo.id, user_id=user_id, permission=int(permission)))
+
+    async def remove_grant(self, repo: Repo, user_id: int) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(grants.delete().where(grants.c.repo_id == repo.id, grants.c.user_id == user_id))
+
+    async def standing(self, repo_id: int, user_id: int, token_id: int) -> Standing | None:
+        """Whether a transfer link still holds, in one indexed query: the repository (None once deleted), the
+        user (enabled?), the link's token (revoked?) and the user's grant. Ids 0 match nothing."""
+        query = (
+            select(
+                repos.c.id,
+                repos.c.path,
+                repos.c.is_public,
+                repos.c.locking_enabled,
+                users.c.id.label("user_id"),
+                users.c.name,
+                users.c.is_admin,
+                users.c.disabled,
+                tokens.c.id.label("token_id"),
+                tokens.c.revoked_at,
+                grants.c.permission,
+            )
+            .select_from(repos)
+            .outerjoin(users, users.c.id == user_id)
+            .outerjoin(tokens, and_(tokens.c.id == token_id, tokens.c.user_id == users.c.id))
+            .outerjoin(grants, and_(grants.c.repo_id == repos.c.id, grants.c.user_id == users.c.id))
+            .where(repos.c.id == repo_id)
+        )
+        async with self._db.transaction() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        repo = Repo(id=row.id, path=RepoPath(row.path), is_public=row.is_public, locking_enabled=row.locking_enabled)
+        enabled = row.user_id is not None and not row.disabled
+        user = Identity(row.user_id, row.name, row.is_admin, token_id) if enabled else None
+        return Standing(
+            repo=repo,
+            user=user,
+            user_ok=user_id == 0 or enabled,
+            token_ok=token_id == 0 or (row.token_id is not None and row.revoked_at is None),
+            grant=Permission.NONE if row.permission is None else Permission(row.permission),
+        )

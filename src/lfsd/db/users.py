@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from lfsd.core.auth import Identity
 from lfsd.core.errors import Conflict, NotFound
+from lfsd.core.login import PasswordRecord
 from lfsd.core.tokens import new_token, token_digest
 from lfsd.db.database import Database, utcnow
 from lfsd.db.tables import tokens, users
@@ -27,12 +28,12 @@ class UserRecord:
 class SqlUserDirectory:
     def __init__(self, db: Database, passwords: Argon2Passwords) -> None:
         self._db = db
-        self._passwords = passwords
+        self.passwords = passwords
 
     async def identity_for_token(self, token: str) -> Identity | None:
         digest = token_digest(token)
         query = (
-            select(users.c.id, users.c.name, users.c.is_admin, tokens.c.digest)
+            select(users.c.id, users.c.name, users.c.is_admin, tokens.c.id.label("token_id"), tokens.c.digest)
             .join(tokens, tokens.c.user_id == users.c.id)
             .where(tokens.c.digest == digest, tokens.c.revoked_at.is_(None), users.c.disabled.is_(False))
         )
@@ -40,21 +41,27 @@ class SqlUserDirectory:
             row = (await conn.execute(query)).first()
         if row is None or not hmac.compare_digest(row.digest, digest):
             return None
-        return Identity(user_id=row.id, name=row.name, is_admin=row.is_admin)
+        return Identity(user_id=row.id, name=row.name, is_admin=row.is_admin, token_id=row.token_id)
 
-    async def identity_for_password(self, name: str, password: str) -> Identity | None:
+    async def password_record(self, name: str) -> PasswordRecord | None:
         query = select(users.c.id, users.c.name, users.c.is_admin, users.c.password_hash).where(
-            users.c.name == name, users.c.disabled.is_(False)
+            users.c.name == name, users.c.disabled.is_(False), users.c.password_hash.is_not(None)
         )
         async with self._db.transaction() as conn:
             row = (await conn.execute(query)).first()
-        stored = row.password_hash if row is not None else None
-        if not await self._passwords.verify(stored, password) or row is None:
+        if row is None:
             return None
-        return Identity(user_id=row.id, name=row.name, is_admin=row.is_admin)
+        return PasswordRecord(Identity(user_id=row.id, name=row.name, is_admin=row.is_admin), row.password_hash)
+
+    async def identity_for_password(self, name: str, password: str) -> Identity | None:
+        """A direct check (no throttle, no cache), for the command line; servers go through ``PasswordLogin``."""
+        record = await self.password_record(name)
+        if not await self.passwords.verify(record.password_hash if record else None, password) or record is None:
+            return None
+        return record.identity
 
     async def add(self, name: str, *, is_admin: bool, password: str | None) -> UserRecord:
-        password_hash = self._passwords.hash(password) if password else None
+        password_hash = self.passwords.hash(password) if password else None
         try:
             async with self._db.transaction() as conn:
                 result = await conn.execute(
@@ -91,6 +98,15 @@ class SqlUserDirectory:
     async def set_disabled(self, name: str, disabled: bool) -> None:
         async with self._db.transaction() as conn:
             result = await conn.execute(update(users).where(users.c.name == name).values(disabled=disabled))
+        if result.rowcount == 0:
+            raise NotFound(f"no user named {name!r}")
+
+    async def set_password(self, name: str, password: str | None) -> None:
+        """A new password (None: none). Hashed first, off the database transaction; remembered logins of the old
+        one stop matching at once, as the stored hash they were checked against is gone."""
+        password_hash = self.passwords.hash(password) if password else None
+        async with self._db.transaction() as conn:
+            result = await conn.execute(update(users).where(users.c.name == name).values(password_hash=password_hash))
         if result.rowcount == 0:
             raise NotFound(f"no user named {name!r}")
 

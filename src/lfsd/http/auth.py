@@ -10,6 +10,7 @@ from aiohttp import web
 from lfsd.core.auth import Identity
 from lfsd.core.errors import Unauthorized
 from lfsd.core.service import LINK_AUTH_SCHEME
+from lfsd.http.client import client_address
 from lfsd.http.keys import ACCESS
 from lfsd.http.state import USER
 
@@ -58,7 +59,7 @@ async def _identify(request: web.Request) -> Identity | None:
         name, sep, secret = decoded.partition(":")
         if not sep or not name or not secret:
             raise Unauthorized("malformed Basic credentials")
-        return await access.authenticate_basic(name, secret)
+        return await access.authenticate_basic(name, secret, client_address(request))
     if scheme == "bearer":
         return await access.authenticate_bearer(value)
     raise Unauthorized("unsupported authorization scheme")

@@ -58,6 +58,8 @@ async def _target(request: web.Request, op: LinkOperation, needed: Permission) -
     token = link_token(request)
     if token is not None:
         grant = request.app[SIGNER].verify(token, path, oid, op, int(time.time()))
+        # The signature says what held when the batch was answered; revocation must not wait for the expiry.
+        await request.app[ACCESS].admit_link(grant, needed)
         user = f"user:{grant.user_id}" if grant.user_id else f"anonymous:{request.remote}"
         return Target(grant.repo_id, oid, grant.size, user)
     identity = await identify(request)
