@@ -280,7 +280,14 @@ async def _open_store(settings: Settings, resources: AsyncExitStack) -> tuple[st
                 max_connections=max(10, settings.s3_parts_in_flight * 8),
             )
         )
-        s3 = S3Store(client, location, part_size=settings.s3_part_size, parts_in_flight=settings.s3_parts_in_flight)
+        ring = (settings.s3_parts_in_flight + 1) * settings.s3_part_size
+        s3 = S3Store(
+            client,
+            location,
+            part_size=settings.s3_part_size,
+            parts_in_flight=settings.s3_parts_in_flight,
+            pool=BufferPool(settings.buffer_size, settings.transfer_memory, max_idle_bytes=ring),
+        )
         await s3.verify_bucket()
         direct = S3DirectTransfers(s3, trust_store_checksum=settings.s3_trust_checksum) if settings.s3_direct else None
         return "s3", s3, direct

@@ -1,10 +1,23 @@
 from __future__ import annotations
 
+import mmap
+
 import pytest
 
 from lfsd.storage.buffers import FLOOR, SMALLEST, BufferPool
 
 MiB = 1024 * 1024
+
+
+def _pair(pool: BufferPool, object_size: int) -> tuple[mmap.mmap, mmap.mmap]:
+    size = pool.size_for(object_size)
+    return pool.take(size), pool.take(size)
+
+
+def test_fitting_sizes_hold_the_whole_object() -> None:
+    assert BufferPool.fitting(0) == SMALLEST
+    assert BufferPool.fitting(SMALLEST + 1) == 2 * SMALLEST
+    assert BufferPool.fitting(5 * MiB) == 8 * MiB
 
 
 def test_small_objects_get_small_buffers() -> None:
@@ -17,7 +30,7 @@ def test_small_objects_get_small_buffers() -> None:
 
 def test_buffers_shrink_under_load_but_not_below_the_floor() -> None:
     pool = BufferPool(4 * MiB, 16 * MiB)
-    pairs = [pool.take_pair(1024**3) for _ in range(6)]
+    pairs = [_pair(pool, 1024**3) for _ in range(6)]
     sizes = [len(a) for a, _ in pairs]
     assert sizes[:2] == [4 * MiB, 4 * MiB]
     assert all(size >= FLOOR for size in sizes)
@@ -32,13 +45,13 @@ def test_buffers_shrink_under_load_but_not_below_the_floor() -> None:
 
 def test_idle_buffers_are_reused_and_bounded() -> None:
     pool = BufferPool(1 * MiB, 8 * MiB, max_idle_bytes=2 * MiB)
-    pairs = [pool.take_pair(MiB) for _ in range(3)]
+    pairs = [_pair(pool, MiB) for _ in range(3)]
     for a, b in pairs:
         pool.give(a)
         pool.give(b)
     assert pool.idle_bytes == 2 * MiB
     allocated = pool.allocated
-    a, b = pool.take_pair(MiB)
+    a, b = _pair(pool, MiB)
     assert pool.allocated == allocated and pool.idle_bytes == 0
     assert len(a) == len(b) == MiB
 

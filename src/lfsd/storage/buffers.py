@@ -29,21 +29,26 @@ class BufferPool:
         self.in_use_bytes = 0
         self.allocated = 0
 
-    def size_for(self, object_size: int) -> int:
-        """The buffer size for an upload of ``object_size`` bytes under the current load."""
+    def size_for(self, object_size: int, count: int = 2) -> int:
+        """The size of each of ``count`` buffers for an upload of ``object_size`` bytes under the current load."""
         size = SMALLEST
         while size < object_size and size < self.max_buffer:
             size *= 2
         floor = min(size, FLOOR)
-        while size > floor and self.in_use_bytes + 2 * size > self.budget:
+        while size > floor and self.in_use_bytes + count * size > self.budget:
             size //= 2
         return size
 
-    def take_pair(self, object_size: int) -> tuple[mmap.mmap, mmap.mmap]:
-        size = self.size_for(object_size)
-        return self._take(size), self._take(size)
+    @staticmethod
+    def fitting(object_size: int) -> int:
+        """The smallest buffer size that holds ``object_size`` bytes whole (a power of two, so idle buffers fit
+        the next upload of a similar size)."""
+        size = SMALLEST
+        while size < object_size:
+            size *= 2
+        return size
 
-    def _take(self, size: int) -> mmap.mmap:
+    def take(self, size: int) -> mmap.mmap:
         self.in_use_bytes += size
         idle = self._idle[size]
         if idle:

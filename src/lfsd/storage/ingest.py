@@ -1,15 +1,22 @@
-"""Streaming ingest: read a body into pooled buffers while worker threads hash and write the previous one.
+"""The one upload pipeline: the only code that reads a body, bounds it, hashes it and decides commit or abort.
 
-Double buffering keeps the event loop receiving while SHA-256 and the write (both release the GIL) run in two
-worker threads side by side. The declared size is enforced as bytes arrive, so an over-long body is refused
-without reading it all.
+Every backend supplies a :class:`Sink` (the local object file, one S3 PUT, an S3 multipart upload, an S3 promotion of
+a staged direct upload); the guarantee "never a partial or wrong object" lives here, once (rudolfs keeps it in one
+storage wrapper, ``verify.rs``, for the same reason).
+
+Bodies are read into a ring of pooled buffers. While the event loop fills the next buffer, worker threads hash the
+previous ones (in order) and the sink writes them (in whatever order and concurrency the sink allows), so receiving,
+hashing and writing overlap; a buffer is refilled only when its hash and write are done. The declared size is enforced
+as bytes arrive, so an over-long body is refused without reading it all; a failed write ends the upload at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+import mmap
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from lfsd.core.errors import ChecksumMismatch, SizeMismatch
 from lfsd.core.oid import Oid
@@ -17,72 +24,126 @@ from lfsd.core.ports import ByteSource
 from lfsd.offload import in_thread
 from lfsd.storage.buffers import BufferPool
 
-Sink = Callable[[memoryview], None]
+
+class Sink(Protocol):
+    """Where the bytes of one upload go. ``write`` is called for each buffer in body order (the buffer stays untouched
+    until the returned awaitable is done); then exactly one of ``commit`` (size and SHA-256 are right) or ``abort``.
+    """
+
+    @property
+    def buffer_size(self) -> int: ...
+
+    @property
+    def buffers(self) -> int:
+        """How many buffers the ring holds: one filling, the others hashed and written meanwhile."""
+
+    def write(self, view: memoryview) -> Awaitable[None]: ...
+
+    async def commit(self, sha256: bytes) -> None: ...
+
+    async def abort(self) -> None: ...
+
+
+class InOrder:
+    """Blocking calls that run in worker threads one after another, in the order they were submitted."""
+
+    def __init__(self) -> None:
+        self._last: asyncio.Future[None] | None = None
+
+    def submit(self, fn: Callable[[memoryview], None], view: memoryview) -> asyncio.Future[None]:
+        previous = self._last
+
+        async def run() -> None:
+            if previous is not None:
+                await previous  # a failure before stops the ones after
+            await in_thread(fn, view)
+
+        self._last = asyncio.ensure_future(run())
+        return self._last
 
 
 async def ingest(source: ByteSource, size: int, oid: Oid, pool: BufferPool, sink: Sink) -> None:
-    """Feed exactly ``size`` bytes from ``source`` to ``sink`` (in a thread); check their SHA-256 is ``oid``.
+    """Feed exactly ``size`` bytes from ``source`` to ``sink``; commit if their SHA-256 is ``oid``, else abort.
 
-    Raises ``SizeMismatch`` or ``ChecksumMismatch``; errors from ``source`` and ``sink`` propagate. The caller
-    commits what ``sink`` wrote only if this returns normally.
+    Raises ``SizeMismatch`` or ``ChecksumMismatch``; errors from ``source`` and ``sink`` propagate (after the abort).
     """
     digest = hashlib.sha256()
-    buffers = pool.take_pair(size)
-    # Hashing and writing only read a buffer, so they run side by side; each stays in order because the next
-    # buffer is handed over only after both finished with the previous one.
-    pending: list[asyncio.Future[None]] = []
-    total = 0
-    index = 0
-    leftover = memoryview(b"")
+    hashing = InOrder()
+    body = _Body(source, size)
+    ring = [pool.take(sink.buffer_size) for _ in range(max(1, sink.buffers))]
+    pending: list[list[asyncio.Future[None]]] = [[] for _ in ring]
+    committed = False
     try:
-        while True:
-            buffer = buffers[index]
-            capacity = len(buffer)
-            filled = 0
-            at_end = False
-            while filled < capacity:
-                if not leftover:
-                    chunk = await source.read()
-                    if not chunk:
-                        at_end = True
-                        break
-                    total += len(chunk)
-                    if total > size:
-                        raise SizeMismatch("the request body is longer than the declared size")
-                    leftover = memoryview(chunk)
-                # Chunks arrive in whatever sizes the socket gave; copy each into the pooled buffer.
-                n = min(len(leftover), capacity - filled)
-                buffer[filled : filled + n] = leftover[:n]
-                leftover = leftover[n:]
-                filled += n
-            await _settle(pending)
-            pending = []
-            if filled:
-                view = memoryview(buffer)[:filled]
-                pending = [
-                    asyncio.ensure_future(in_thread(digest.update, view)),
-                    asyncio.ensure_future(in_thread(sink, view)),
-                ]
-            if at_end:
-                break
-            index ^= 1
-        await _settle(pending)
-        pending = []
+        try:
+            index = 0
+            while True:
+                await _settle(pending[index])  # this buffer is free again
+                pending[index] = []
+                _raise_failed(pending)
+                buffer = ring[index]
+                filled = await body.fill(buffer)
+                if filled:
+                    view = memoryview(buffer)[:filled]
+                    pending[index] = [hashing.submit(digest.update, view), asyncio.ensure_future(sink.write(view))]
+                if body.ended:
+                    break
+                index = (index + 1) % len(ring)
+            for futures in pending:
+                await _settle(futures)
+        finally:
+            # Failing mid-stream: the threads and the sink must be done with the buffers before anyone reuses them
+            # (a worker thread cannot be cancelled; waiting for its future is waiting for the thread).
+            outstanding = [future for futures in pending for future in futures]
+            if outstanding:
+                await asyncio.wait(outstanding)
+                for future in outstanding:
+                    if not future.cancelled():
+                        future.exception()  # retrieved: the first error is the one that propagates
+        if body.total != size:
+            raise SizeMismatch(f"the request body has {body.total} bytes, the declared size is {size}")
+        sha256 = digest.digest()
+        if sha256.hex() != oid:
+            raise ChecksumMismatch()
+        await sink.commit(sha256)
+        committed = True
     finally:
-        if pending:
-            # Failing mid-stream: the workers must be done with the buffers (and the sink) before anyone reuses
-            # them. The futures are not cancelled by our cancellation, so waiting for them is waiting for the threads.
-            await asyncio.wait(pending)
-            for future in pending:
-                if not future.cancelled():
-                    future.exception()  # retrieved: the first error is the one that propagates
-        if all(future.done() for future in pending):
-            for buffer in buffers:
+        if not committed:
+            await asyncio.shield(sink.abort())
+        if all(future.done() for futures in pending for future in futures):
+            for buffer in ring:
                 pool.give(buffer)
-    if total != size:
-        raise SizeMismatch(f"the request body has {total} bytes, the declared size is {size}")
-    if digest.hexdigest() != oid:
-        raise ChecksumMismatch()
+
+
+class _Body:
+    """A body read into buffers, refusing any byte past the declared size as soon as it arrives."""
+
+    def __init__(self, source: ByteSource, size: int) -> None:
+        self._source = source
+        self._size = size
+        self._leftover = memoryview(b"")
+        self.total = 0
+        self.ended = False
+
+    async def fill(self, buffer: mmap.mmap) -> int:
+        target = memoryview(buffer)
+        capacity = len(target)
+        filled = 0
+        while filled < capacity:
+            if not self._leftover:
+                chunk = await self._source.read()
+                if not chunk:
+                    self.ended = True
+                    break
+                self.total += len(chunk)
+                if self.total > self._size:
+                    raise SizeMismatch("the request body is longer than the declared size")
+                self._leftover = memoryview(chunk)
+            # Chunks arrive in whatever sizes the socket gave; copy each into the pooled buffer.
+            n = min(len(self._leftover), capacity - filled)
+            target[filled : filled + n] = self._leftover[:n]
+            self._leftover = self._leftover[n:]
+            filled += n
+        return filled
 
 
 async def _settle(futures: list[asyncio.Future[None]]) -> None:
@@ -92,3 +153,15 @@ async def _settle(futures: list[asyncio.Future[None]]) -> None:
     await asyncio.wait(futures)
     for future in futures:
         future.result()
+
+
+def _raise_failed(pending: list[list[asyncio.Future[None]]]) -> None:
+    """A write that failed ends the upload now, not after the whole body has been read."""
+    for futures in pending:
+        for future in futures:
+            if future.done() and not future.cancelled() and future.exception() is not None:
+                future.result()
+
+
+async def nothing_to_write() -> None:
+    """For sinks that need no work per buffer (they keep a view of it until commit, or only count it)."""

@@ -9,7 +9,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from pathlib import Path
 
 from lfsd.core.errors import InsufficientStorage, ServiceUnavailable
@@ -17,7 +17,7 @@ from lfsd.core.oid import Oid
 from lfsd.core.ports import ByteSource, StoredObject
 from lfsd.offload import in_thread
 from lfsd.storage.buffers import BufferPool
-from lfsd.storage.ingest import ingest
+from lfsd.storage.ingest import InOrder, ingest
 from lfsd.storage.objectfile import ObjectFile
 
 log = logging.getLogger("lfsd.storage")
@@ -75,22 +75,13 @@ class LocalStore:
     async def put(self, oid: Oid, size: int, source: ByteSource) -> None:
         # Written, synced and renamed even when the object is already stored (the rename replaces it with the same
         # bytes): a shortcut would answer measurably faster, telling a caller that some repository holds this oid.
-        final = self.path_of(oid)
         tmp = self._tmp / f"{oid}.{self._host}.{os.getpid()}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
         try:
             file = await in_thread(ObjectFile, tmp, size, direct=self._direct)
         except OSError as exc:
             raise storage_error(exc) from exc
-        committed = False
-        try:
-            # Only our own file operations map to storage errors: the source's errors (a client that went
-            # away is also an OSError) pass through unchanged.
-            await ingest(source, size, oid, self._pool, lambda view: _mapped(file.write, view))
-            await in_thread(_mapped, lambda: file.commit(final, fsync=self._fsync))
-            committed = True
-        finally:
-            if not committed:
-                await in_thread(file.discard)
+        sink = _FileSink(file, self.path_of(oid), self._pool.size_for(size), fsync=self._fsync)
+        await ingest(source, size, oid, self._pool, sink)
 
     async def get(self, oid: Oid) -> StoredObject | None:
         path = self.path_of(oid)
@@ -142,6 +133,30 @@ class LocalStore:
         probe = self._tmp / f"probe.{self._host}.{os.getpid()}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
         probe.write_bytes(b"")
         probe.unlink()
+
+
+class _FileSink:
+    """The object file: two buffers (one filling while the other is hashed and written), written in order."""
+
+    buffers = 2
+
+    def __init__(self, file: ObjectFile, final: Path, buffer_size: int, *, fsync: bool) -> None:
+        self._file = file
+        self._final = final
+        self._fsync = fsync
+        self._writes = InOrder()
+        self.buffer_size = buffer_size
+
+    def write(self, view: memoryview) -> Awaitable[None]:
+        # Only our own file operations map to storage errors: the source's errors (a client that went away is also
+        # an OSError) pass through the pipeline unchanged.
+        return self._writes.submit(lambda data: _mapped(self._file.write, data), view)
+
+    async def commit(self, sha256: bytes) -> None:
+        await in_thread(_mapped, lambda: self._file.commit(self._final, fsync=self._fsync))
+
+    async def abort(self) -> None:
+        await in_thread(self._file.discard)
 
 
 def _mapped(fn: Callable[..., None], *args: object) -> None:

@@ -1,43 +1,41 @@
 """Object bodies in any S3-compatible store (AWS S3, MinIO, Ceph RGW), through aiobotocore.
 
-Uploads stream into a multipart upload: parts are read into pooled buffers, hashed in order, and sent with at most
-``parts_in_flight`` at a time, so memory per upload is bounded by (parts in flight + 1) x part size whatever the
-object's size. The upload is completed only when the SHA-256 and the size match; on a mismatch, a client that goes
-away, or any error it is aborted, so nothing partial or wrong ever appears under the object's key. Objects smaller
-than one part go up in a single PUT, after they are verified. botocore retries throttling and 5xx replies; a part is
-retried from its buffer, never from the consumed request stream.
+Uploads go through the one upload pipeline (``storage/ingest.py``) into one of two sinks: a multipart upload whose
+parts are sent while the next ones are read (at most ``parts_in_flight`` at a time), completed only when the SHA-256
+and the size match and aborted otherwise; or, below one part, a single PUT sent after verification. Nothing partial or
+wrong ever appears under an object's key. botocore retries throttling and 5xx replies; a part is retried from its
+buffer, never from the consumed request stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import io
 import logging
 import mmap
 import re
-from collections.abc import AsyncIterator, Collection, Iterator
+from collections.abc import AsyncIterator, Awaitable, Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lfsd.core.batch import Action
-from lfsd.core.errors import ChecksumMismatch, LfsError, NotFound, ServiceUnavailable, SizeMismatch
+from lfsd.core.errors import LfsError, NotFound, ServiceUnavailable, SizeMismatch
 from lfsd.core.oid import Oid
 from lfsd.core.ports import ByteSource, StoredObject
-from lfsd.offload import in_thread
+from lfsd.storage.buffers import BufferPool
 from lfsd.storage.errors import StorageConfigError
+from lfsd.storage.ingest import Sink, ingest, nothing_to_write
 
 log = logging.getLogger("lfsd.storage")
 
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's minimum for every part but the last
 MAX_PARTS = 10_000
 READ_CHUNK = 256 * 1024
-SMALL_OBJECT = 1024 * 1024
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 STAGING_DIR = "staging"
 SNAPSHOT_SUFFIX = ".verifying"  # never a presigned key: those end in the 32-digit upload id
@@ -133,7 +131,13 @@ class S3Store:
     """``client`` is an aiobotocore S3 client, opened and closed by the application's lifespan."""
 
     def __init__(
-        self, client: Any, location: S3Location, *, part_size: int = 8 * 1024 * 1024, parts_in_flight: int = 4
+        self,
+        client: Any,
+        location: S3Location,
+        *,
+        part_size: int = 8 * 1024 * 1024,
+        parts_in_flight: int = 4,
+        pool: BufferPool | None = None,
     ) -> None:
         if part_size < MIN_PART_SIZE or part_size % mmap.PAGESIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes and a multiple of {mmap.PAGESIZE}")
@@ -141,15 +145,9 @@ class S3Store:
         self.location = location
         self.part_size = part_size
         self.parts_in_flight = max(1, parts_in_flight)
-        self._idle: list[mmap.mmap] = []
-
-    # -- buffers: (parts in flight + 1) per upload, a few kept for the next upload
-    def _take(self) -> mmap.mmap:
-        return self._idle.pop() if self._idle else mmap.mmap(-1, self.part_size)
-
-    def _give(self, buffer: mmap.mmap) -> None:
-        if len(self._idle) < self.parts_in_flight + 1:
-            self._idle.append(buffer)
+        # Keep one upload's ring of parts idle, so back-to-back uploads do not map fresh buffers each time.
+        ring = (self.parts_in_flight + 1) * part_size
+        self.pool = pool or BufferPool(4 * 1024 * 1024, 64 * 1024 * 1024, max_idle_bytes=ring)
 
     async def check(self) -> None:
         with s3_errors("head_bucket"):
@@ -214,52 +212,12 @@ class S3Store:
 
     async def put(self, oid: Oid, size: int, source: ByteSource) -> None:
         if size < self.part_size:
-            await self._put_single(oid, size, source)
+            sink: Sink = _SinglePut(self, oid, size)
         else:
-            await self._put_multipart(oid, size, source)
+            sink = await self._multipart(oid, size)
+        await ingest(source, size, oid, self.pool, sink)
 
-    async def _fill(self, buffer: mmap.mmap | bytearray, source: ByteSource, state: _Received) -> int:
-        filled = 0
-        while filled < len(buffer):
-            if not state.leftover:
-                chunk = await source.read()
-                if not chunk:
-                    break
-                state.total += len(chunk)
-                if state.total > state.size:
-                    raise SizeMismatch("the request body is longer than the declared size")
-                state.leftover = memoryview(chunk)
-            n = min(len(state.leftover), len(buffer) - filled)
-            buffer[filled : filled + n] = state.leftover[:n]
-            state.leftover = state.leftover[n:]
-            filled += n
-        return filled
-
-    async def _put_single(self, oid: Oid, size: int, source: ByteSource) -> None:
-        # Small objects get a buffer of their own size, not a whole part.
-        buffer: mmap.mmap | bytearray = bytearray(size) if size < SMALL_OBJECT else self._take()
-        try:
-            state = _Received(size)
-            filled = await self._fill(buffer, source, state)
-            if filled == len(buffer) and await source.read():
-                raise SizeMismatch("the request body is longer than the declared size")
-            view = memoryview(buffer)[:filled]
-            digest = await in_thread(lambda: hashlib.sha256(view).digest())
-            _verify(state.total, size, digest, oid)
-            with s3_errors("put_object"):
-                await self.client.put_object(
-                    Bucket=self.location.bucket,
-                    Key=self.location.key(oid),
-                    Body=_ViewReader(view),
-                    ContentLength=filled,
-                    ContentType="application/octet-stream",
-                    ChecksumSHA256=base64.b64encode(digest).decode("ascii"),
-                )
-        finally:
-            if isinstance(buffer, mmap.mmap):
-                self._give(buffer)
-
-    async def _put_multipart(self, oid: Oid, size: int, source: ByteSource) -> None:
+    async def _multipart(self, oid: Oid, size: int) -> _Multipart:
         if -(-size // self.part_size) > MAX_PARTS:
             raise ServiceUnavailable("the object is too large for the configured S3 part size")
         key = self.location.key(oid)
@@ -267,74 +225,7 @@ class S3Store:
             created = await self.client.create_multipart_upload(
                 Bucket=self.location.bucket, Key=key, ContentType="application/octet-stream"
             )
-        upload_id = created["UploadId"]
-        digest = hashlib.sha256()
-        state = _Received(size)
-        free: asyncio.Queue[mmap.mmap] = asyncio.Queue()
-        for _ in range(self.parts_in_flight + 1):
-            free.put_nowait(self._take())
-        owned = free.qsize()
-        sending: list[asyncio.Task[None]] = []
-        etags: dict[int, str] = {}
-        completed = False
-        try:
-            number = 0
-            while True:
-                buffer = await free.get()
-                filled = await self._fill(buffer, source, state)
-                if not filled:
-                    free.put_nowait(buffer)
-                    break
-                view = memoryview(buffer)[:filled]
-                await in_thread(digest.update, view)
-                number += 1
-                sending.append(asyncio.create_task(self._send_part(key, upload_id, number, buffer, view, etags, free)))
-                _raise_failed(sending)
-                if filled < len(buffer):
-                    break
-            if sending:
-                await asyncio.gather(*sending)
-            _verify(state.total, size, digest.digest(), oid)
-            parts = [{"ETag": etags[n], "PartNumber": n} for n in sorted(etags)]
-            with s3_errors("complete_multipart_upload"):
-                await self.client.complete_multipart_upload(
-                    Bucket=self.location.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
-                )
-            completed = True
-        finally:
-            for task in sending:
-                task.cancel()
-            if sending:
-                await asyncio.gather(*sending, return_exceptions=True)
-            if not completed:
-                await asyncio.shield(self._abort(key, upload_id))
-            while owned and not free.empty():
-                self._give(free.get_nowait())
-                owned -= 1
-
-    async def _send_part(
-        self,
-        key: str,
-        upload_id: str,
-        number: int,
-        buffer: mmap.mmap,
-        view: memoryview,
-        etags: dict[int, str],
-        free: asyncio.Queue[mmap.mmap],
-    ) -> None:
-        try:
-            with s3_errors("upload_part"):
-                reply = await self.client.upload_part(
-                    Bucket=self.location.bucket,
-                    Key=key,
-                    UploadId=upload_id,
-                    PartNumber=number,
-                    Body=_ViewReader(view),
-                    ContentLength=len(view),
-                )
-            etags[number] = reply["ETag"]
-        finally:
-            free.put_nowait(buffer)
+        return _Multipart(self, key, created["UploadId"])
 
     async def _abort(self, key: str, upload_id: str) -> None:
         try:
@@ -397,27 +288,117 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-@dataclass
-class _Received:
-    size: int
-    total: int = 0
-    leftover: memoryview = field(default_factory=lambda: memoryview(b""))
+class _SinglePut:
+    """An object smaller than one part: held whole in one buffer, sent in one PUT once it is verified."""
+
+    buffers = 1
+
+    def __init__(self, store: S3Store, oid: Oid, size: int) -> None:
+        self._store = store
+        self._key = store.location.key(oid)
+        self._view = memoryview(b"")
+        self.buffer_size = BufferPool.fitting(size)
+
+    def write(self, view: memoryview) -> Awaitable[None]:
+        self._view = view  # the pipeline keeps the buffer until commit or abort
+        return nothing_to_write()
+
+    async def commit(self, sha256: bytes) -> None:
+        store = self._store
+        with s3_errors("put_object"):
+            await store.client.put_object(
+                Bucket=store.location.bucket,
+                Key=self._key,
+                Body=_ViewReader(self._view),
+                ContentLength=len(self._view),
+                ContentType="application/octet-stream",
+                ChecksumSHA256=base64.b64encode(sha256).decode("ascii"),
+            )
+
+    async def abort(self) -> None:
+        """Nothing was sent."""
 
 
-def _verify(total: int, size: int, digest: bytes, oid: Oid) -> None:
-    if total != size:
-        raise SizeMismatch(f"the request body has {total} bytes, the declared size is {size}")
-    if digest.hex() != oid:
-        raise ChecksumMismatch()
+class _Multipart:
+    """A multipart upload: parts sent while the next ones are read, completed only after verification.
+
+    Memory is bounded by (parts in flight + 1) x part size whatever the object's size; botocore retries a part from
+    its buffer, never from the consumed request stream.
+    """
+
+    def __init__(self, store: S3Store, key: str, upload_id: str) -> None:
+        self._store = store
+        self._key = key
+        self._upload_id = upload_id
+        self._etags: dict[int, str] = {}
+        self._parts = 0
+        self.buffer_size = store.part_size
+        self.buffers = store.parts_in_flight + 1
+
+    def write(self, view: memoryview) -> Awaitable[None]:
+        self._parts += 1  # numbered here, in body order, whatever order the sends finish in
+        return self._send(self._parts, view)
+
+    async def _send(self, number: int, view: memoryview) -> None:
+        store = self._store
+        with s3_errors("upload_part"):
+            reply = await store.client.upload_part(
+                Bucket=store.location.bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=_ViewReader(view),
+                ContentLength=len(view),
+            )
+        self._etags[number] = reply["ETag"]
+
+    async def commit(self, sha256: bytes) -> None:
+        store = self._store
+        parts = [{"ETag": self._etags[n], "PartNumber": n} for n in sorted(self._etags)]
+        with s3_errors("complete_multipart_upload"):
+            await store.client.complete_multipart_upload(
+                Bucket=store.location.bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+
+    async def abort(self) -> None:
+        await self._store._abort(self._key, self._upload_id)
 
 
-def _raise_failed(tasks: list[asyncio.Task[None]]) -> None:
-    """A part that failed ends the upload now, not after the whole body has been read."""
-    for task in tasks:
-        if task.done() and not task.cancelled():
-            error = task.exception()
-            if error is not None:
-                raise error
+class _Promotion:
+    """A staged direct upload read back through the pipeline; committing copies it to the object's key."""
+
+    buffers = 2
+
+    def __init__(self, transfers: S3DirectTransfers, staged: str, oid: Oid, size: int, buffer_size: int) -> None:
+        self._transfers = transfers
+        self._staged = staged
+        self._oid = oid
+        self._size = size
+        self.buffer_size = buffer_size
+
+    def write(self, view: memoryview) -> Awaitable[None]:
+        return nothing_to_write()
+
+    async def commit(self, sha256: bytes) -> None:
+        await self._transfers._copy(self._staged, self._transfers._store.location.key(self._oid), self._size)
+
+    async def abort(self) -> None:
+        """The staged copy is removed by the verify that read it, whatever the outcome."""
+
+
+class _ObjectBody:
+    """A stored object's body as a ``ByteSource``."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+
+    async def read(self) -> bytes:
+        with s3_errors("get_object"):
+            chunk: bytes = await self._body.read(READ_CHUNK)
+        return chunk
 
 
 class S3DirectTransfers:
@@ -483,12 +464,11 @@ class S3DirectTransfers:
         snapshot = staged + SNAPSHOT_SUFFIX
         try:
             if await self._checked_by_store(staged, oid, size):
-                source = staged  # the store refuses any body whose SHA-256 is not the signed one
+                # The store refuses any body whose SHA-256 is not the signed one.
+                await self._copy(staged, self._store.location.key(oid), size)
             else:
                 await self._copy(staged, snapshot, size)
-                await self._check_content(snapshot, oid, size)
-                source = snapshot
-            await self._copy(source, self._store.location.key(oid), size)
+                await self._promote(snapshot, oid, size)
         finally:
             await asyncio.shield(self._remove(staged, snapshot))
 
@@ -508,21 +488,14 @@ class S3DirectTransfers:
         # versions store whatever arrives (and may echo the claimed checksum): only the operator can say which.
         return self._trust_checksum and head.get("ChecksumSHA256") == _b64_checksum(oid)
 
-    async def _check_content(self, key: str, oid: Oid, size: int) -> None:
+    async def _promote(self, snapshot: str, oid: Oid, size: int) -> None:
+        """Read the snapshot through the upload pipeline, which copies it to the object's key only if it is right."""
         store = self._store
-        digest = hashlib.sha256()
-        total = 0
         with s3_errors("get_object"):
-            response = await store.client.get_object(Bucket=store.location.bucket, Key=key)
+            response = await store.client.get_object(Bucket=store.location.bucket, Key=snapshot)
+        sink = _Promotion(self, snapshot, oid, size, store.pool.size_for(size))
         async with response["Body"] as body:
-            while True:
-                with s3_errors("get_object"):
-                    chunk = await body.read(READ_CHUNK)
-                if not chunk:
-                    break
-                total += len(chunk)
-                await in_thread(digest.update, chunk)
-        _verify(total, size, digest.digest(), oid)
+            await ingest(_ObjectBody(body), size, oid, store.pool, sink)
 
     async def _copy(self, source_key: str, target_key: str, size: int) -> None:
         """A server-side copy; into the object's key this only ever writes bytes proven to be the object.
