@@ -14,6 +14,10 @@ from sqlalchemy.engine import Connection
 
 from lfsd.app import Metadata, SchemaMismatch
 from lfsd.config import Settings
+from lfsd.core.lockpath import MAX_LOCK_PATH_LENGTH
+from lfsd.core.locks import MAX_LOCK_ID, MAX_REF_LENGTH
+from lfsd.core.names import MAX_USER_NAME_LENGTH
+from lfsd.core.repo import MAX_LENGTH as MAX_REPO_PATH_LENGTH
 from lfsd.db.database import Database
 from lfsd.db.engine import create_engine, parse_url
 from lfsd.db.migrate import current_revision, downgrade, head_revision, upgrade
@@ -165,7 +169,12 @@ async def test_a_migrated_database_is_the_one_tables_py_describes(
         if migrated.dialect == "mysql":
             assert want["users.name"][2] == want["repos.path"][2] == want["locks.path"][2] == "utf8mb4_nopad_bin"
         if migrated.dialect != "sqlite":
-            assert want["locks.ref"][1] == 4096
+            # What the edge accepts is what the migrated columns hold (see lfsd.core.locks, lockpath, names).
+            assert want["locks.ref"][1] == MAX_REF_LENGTH
+            assert want["locks.path"][1] == MAX_LOCK_PATH_LENGTH
+            assert want["users.name"][1] == MAX_USER_NAME_LENGTH
+            assert want["repos.path"][1] == MAX_REPO_PATH_LENGTH
+        assert want["locks.id"][0] == "INTEGER" and MAX_LOCK_ID == 2**31 - 1  # 32-bit on every database
     finally:
         await migrated.dispose()
         await created.dispose()
