@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection
 
 from lfsd.app import Metadata, SchemaMismatch
 from lfsd.config import Settings
+from lfsd.core.lockpath import MAX_LOCK_PATH_LENGTH
+from lfsd.core.locks import MAX_LOCK_ID, MAX_REF_LENGTH
+from lfsd.core.names import MAX_USER_NAME_LENGTH
+from lfsd.core.repo import MAX_LENGTH as MAX_REPO_PATH_LENGTH
 from lfsd.db.database import Database
 from lfsd.db.engine import create_engine, parse_url
 from lfsd.db.migrate import current_revision, downgrade, head_revision, upgrade
 from lfsd.db.schema import SCHEMA_HEAD, schema_revision
+from lfsd.db.tables import metadata
+from tests.databases import server_for
 from tests.e2e.harness import Server, cli, lfsd_env
 
 ALL_TABLES = {"users", "tokens", "repos", "grants", "objects", "repo_objects", "locks"}
@@ -61,6 +70,114 @@ async def test_server_databases_are_not_migrated_without_being_asked(
     await meta.close()
     meta = await Metadata.open(settings)
     await meta.close()
+
+
+async def _insert(db: Database, sql: str, **params: Any) -> None:
+    async with db.transaction() as conn:
+        await conn.execute(text(sql.replace(":now", "'2026-01-01 00:00:00'")), {"f": False, **params})
+
+
+async def _scalar(db: Database, sql: str, **params: Any) -> Any:
+    async with db.transaction() as conn:
+        return (await conn.execute(text(sql), params)).scalar()
+
+
+async def test_0003_exact_names_and_long_refs_down_and_up(fresh_database_url: str) -> None:
+    db = Database(create_engine(parse_url(fresh_database_url)))
+    try:
+        await upgrade(db, "0002")
+        await _insert(db, "INSERT INTO users (name, is_admin, disabled, created_at) VALUES ('alice', :f, :f, :now)")
+        await _insert(db, "INSERT INTO repos (path, is_public, created_at) VALUES ('acme/game', :f, :now)")
+        await upgrade(db, "0003")
+        count_alice = "SELECT COUNT(*) FROM users WHERE name = :name"
+        for name in ("ALICE", "alice ", "\u0101lice"):  # equal to alice under MariaDB's default collation
+            assert await _scalar(db, count_alice, name=name) == 0, name
+        assert await _scalar(db, count_alice, name="alice") == 1
+        await _insert(db, "INSERT INTO users (name, is_admin, disabled, created_at) VALUES ('ALICE', :f, :f, :now)")
+        await _insert(db, "INSERT INTO repos (path, is_public, created_at) VALUES ('acme/Game', :f, :now)")
+        long_ref = "refs/heads/" + "x" * 4000
+        lock = (
+            "INSERT INTO locks (repo_id, path, path_key, owner_id, ref, locked_at) "
+            "VALUES (1, :path, :key, 1, :ref, :now)"
+        )
+        await _insert(db, lock, path="a.bin", key="a" * 64, ref=long_ref)
+        await _insert(db, lock, path="b.bin", key="b" * 64, ref="refs/heads/main")
+        assert await _scalar(db, "SELECT ref FROM locks WHERE path = 'a.bin'") == long_ref
+
+        async with db.transaction() as conn:  # back to 0002 needs the names that only differ in case gone
+            await conn.execute(text("DELETE FROM users WHERE name = 'ALICE'"))
+            await conn.execute(text("DELETE FROM repos WHERE path = 'acme/Game'"))
+        await downgrade(db, "0002")
+        # A ref too long for the old column is dropped, not cut into another branch's name (SQLite has no limit).
+        kept = long_ref if db.dialect == "sqlite" else None
+        assert await _scalar(db, "SELECT ref FROM locks WHERE path = 'a.bin'") == kept
+        assert await _scalar(db, "SELECT ref FROM locks WHERE path = 'b.bin'") == "refs/heads/main"
+        await upgrade(db)
+        assert await current_revision(db) == "0003"
+        assert await _scalar(db, count_alice, name="ALICE") == 0
+    finally:
+        await db.dispose()
+
+
+def _backend(url: str) -> str:
+    return "sqlite" if url.startswith("sqlite") else "mariadb" if url.startswith("mysql") else "postgresql"
+
+
+@pytest.fixture
+def metadata_database_url(fresh_database_url: str, tmp_path: Path) -> Iterator[str]:
+    """A second empty database on the same backend, for the schema that tables.py creates."""
+    backend = _backend(fresh_database_url)
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'metadata.db'}"
+        return
+    server = server_for(backend)
+    name = server.create()
+    try:
+        yield server.url(name)
+    finally:
+        server.drop(name)
+
+
+def _describe(conn: Connection) -> dict[str, tuple[object, ...]]:
+    sqlite = conn.dialect.name == "sqlite"
+    found: dict[str, tuple[object, ...]] = {}
+    inspector = inspect(conn)
+    for table in metadata.sorted_tables:
+        for column in inspector.get_columns(table.name):
+            kind = column["type"]
+            # SQLite enforces no VARCHAR length, and 0003 leaves its declared lengths alone.
+            length = None if sqlite else getattr(kind, "length", None)
+            collation = getattr(kind, "collation", None)
+            found[f"{table.name}.{column['name']}"] = (type(kind).__name__, length, collation, column["nullable"])
+    return found
+
+
+async def test_a_migrated_database_is_the_one_tables_py_describes(
+    fresh_database_url: str, metadata_database_url: str
+) -> None:
+    migrated = Database(create_engine(parse_url(fresh_database_url)))
+    created = Database(create_engine(parse_url(metadata_database_url)))
+    try:
+        await upgrade(migrated)
+        async with created.transaction(bounded=False) as conn:
+            await conn.run_sync(metadata.create_all)
+        async with migrated.transaction() as conn:
+            want = await conn.run_sync(_describe)
+        async with created.transaction() as conn:
+            got = await conn.run_sync(_describe)
+        assert got == want
+        if migrated.dialect == "mysql":
+            assert want["users.name"][2] == want["repos.path"][2] == want["locks.path"][2] == "utf8mb4_nopad_bin"
+        if migrated.dialect != "sqlite":
+            # What the edge accepts is what the migrated columns hold (see lfsd.core.locks, lockpath, names).
+            assert want["locks.ref"][1] == MAX_REF_LENGTH
+            assert want["locks.path"][1] == MAX_LOCK_PATH_LENGTH
+            assert want["users.name"][1] == MAX_USER_NAME_LENGTH
+            assert want["repos.path"][1] == MAX_REPO_PATH_LENGTH
+        assert want["locks.id"][0] == "INTEGER" and MAX_LOCK_ID == 2**31 - 1  # 32-bit on every database
+    finally:
+        await migrated.dispose()
+        await created.dispose()
 
 
 def test_migrate_check_and_serve_refusal(fresh_server_database_url: str, tmp_path: Path) -> None:

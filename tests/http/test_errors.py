@@ -38,7 +38,7 @@ async def test_each_error_class_renders_as_lfs_json(cls: type[errors.LfsError], 
     assert body == {"message": cls.default_message, "request_id": "req-12345678"}
     assert response.headers["X-Request-Id"] == "req-12345678"
     if cls.status == 401:
-        assert response.headers["LFS-Authenticate"] == 'Basic realm="lfsd"'
+        assert response.headers["LFS-Authenticate"] == response.headers["WWW-Authenticate"] == 'Basic realm="Git LFS"'
     if cls.status == 503:
         assert response.headers["Retry-After"].isdigit()
 

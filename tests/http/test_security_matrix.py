@@ -158,7 +158,7 @@ async def test_matrix(world: World, caller: str, operation: str, public: bool) -
         body = await response.json(content_type=LFS_JSON)
         assert body["message"] and body["request_id"]
     if want == 401:
-        assert response.headers["LFS-Authenticate"] == 'Basic realm="lfsd"'
+        assert response.headers["LFS-Authenticate"] == response.headers["WWW-Authenticate"] == 'Basic realm="Git LFS"'
 
 
 async def test_links_expired_forged_or_replayed_are_refused(world: World) -> None:

@@ -10,8 +10,11 @@ from lfsd.core.locks import (
     CursorCodec,
     InvalidCursor,
     Lock,
+    LockId,
+    LockNotFound,
+    LockPath,
+    RefName,
     parse_limit,
-    parse_lock_path,
     split_ours_theirs,
 )
 from lfsd.core.ports import LockRepository
@@ -28,6 +31,9 @@ class LockPage:
 
 
 class LockService:
+    """Paths, ids and refs arrive parsed (``LockPath``, ``LockId``, ``RefName``); cursors and limits are parsed
+    here, with the repository's signing key and the configured bounds."""
+
     def __init__(self, locks: LockRepository, cursors: CursorCodec, *, default_limit: int, max_limit: int) -> None:
         self._locks = locks
         self._cursors = cursors
@@ -39,20 +45,15 @@ class LockService:
         if not repo.locking_enabled:
             raise LockingDisabled()
 
-    async def create(self, identity: Identity, repo: Repo, path: object, ref: str | None) -> Lock:
-        return await self._locks.create(repo.id, parse_lock_path(path), identity.user_id, ref)
+    async def create(self, identity: Identity, repo: Repo, path: LockPath, ref: RefName | None) -> Lock:
+        return await self._locks.create(repo.id, path, identity.user_id, ref)
 
     async def find(
-        self, repo: Repo, *, path: str | None, lock_id: str | None, cursor: str | None, limit: object
+        self, repo: Repo, *, path: LockPath | None, lock_id: LockId | None, cursor: str | None, limit: object
     ) -> LockPage:
         size = parse_limit(limit, default=self._default_limit, maximum=self._max_limit)
         after = self._cursors.decode(repo.id, cursor) if cursor else 0
-        wanted_id: int | None = None
-        if lock_id:
-            if not (lock_id.isascii() and lock_id.isdigit()) or len(lock_id) > 18:
-                return LockPage([], None)  # no lock has such an id
-            wanted_id = int(lock_id)
-        locks, more = await self._locks.page(repo.id, after_id=after, limit=size, path=path or None, lock_id=wanted_id)
+        locks, more = await self._locks.page(repo.id, after_id=after, limit=size, path=path, lock_id=lock_id)
         return LockPage(locks, self._cursors.encode(repo.id, locks[-1].id) if more else None)
 
     async def verify(
@@ -64,13 +65,13 @@ class LockService:
         ours, theirs = split_ours_theirs(page.locks, identity.user_id)
         return ours, theirs, page.next_cursor
 
-    async def unlock(self, identity: Identity, repo: Repo, lock_id: str, *, force: bool, granted: Permission) -> Lock:
+    async def unlock(
+        self, identity: Identity, repo: Repo, lock_id: LockId, *, force: bool, granted: Permission
+    ) -> Lock:
         """Only the owner unlocks without ``force``; ``force`` on another user's lock needs admin."""
-        if not (lock_id.isascii() and lock_id.isdigit()) or len(lock_id) > 18:
-            raise NotFound("lock not found")
-        lock = await self._locks.get(repo.id, int(lock_id))
+        lock = await self._locks.get(repo.id, lock_id)
         if lock is None:
-            raise NotFound("lock not found")
+            raise LockNotFound()
         if lock.owner_id != identity.user_id:
             if not force:
                 raise Forbidden(f"the lock is owned by {lock.owner_name}; only an admin may force it open")
@@ -78,5 +79,5 @@ class LockService:
                 raise Forbidden("forcing open another user's lock needs admin permission on the repository")
         deleted = await self._locks.delete(repo.id, lock.id, None if force else identity.user_id)
         if deleted is None:
-            raise NotFound("lock not found")
+            raise LockNotFound()
         return deleted

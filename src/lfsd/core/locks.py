@@ -1,4 +1,8 @@
-"""File locks: path rules, the lock value, cursors and limits, and the ours/theirs split of verification."""
+"""File locks: ids, refs, the lock value, cursors and limits, and the ours/theirs split of verification.
+
+Lock paths have a module of their own (``lockpath``); each value a request carries is parsed into a type whose
+domain is what its column holds, so nothing unparsed reaches SQL.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
-from lfsd.core.errors import Conflict, Unprocessable
+from lfsd.core.errors import Conflict, NotFound, Unprocessable
+from lfsd.core.lockpath import InvalidLockPath, LockPath
+from lfsd.core.text import has_control_characters
 
-MAX_PATH_LENGTH: Final = 1024
+__all__ = ["InvalidLockPath", "LockPath"]  # re-exported: the lock rules in one import
 
-
-class InvalidLockPath(Unprocessable):
-    default_message = "invalid lock path: expected a relative path inside the repository"
+MAX_LOCK_ID: Final = 2**31 - 1  # locks.id is a 32-bit INTEGER on every database
+# locks.ref is VARCHAR(4096): git allows ref names as long as a path (PATH_MAX), far beyond 255.
+MAX_REF_LENGTH: Final = 4096
 
 
 class InvalidCursor(Unprocessable):
@@ -26,17 +32,44 @@ class InvalidLimit(Unprocessable):
     default_message = "invalid limit"
 
 
-def parse_lock_path(value: object) -> str:
-    """A lock path as the client sends it: repository-relative, ``/``-separated, no ``..``, no NUL."""
-    if not isinstance(value, str) or not value or len(value) > MAX_PATH_LENGTH:
-        raise InvalidLockPath()
-    if "\x00" in value or value.startswith(("/", "\\")) or (len(value) > 1 and value[1] == ":"):
-        raise InvalidLockPath()
-    if any(segment in ("..", ".") or segment == "" for segment in value.replace("\\", "/").split("/")):
-        raise InvalidLockPath()
-    if not value.isprintable():
-        raise InvalidLockPath()
-    return value
+class InvalidRef(Unprocessable):
+    default_message = f"invalid ref: expected a git ref name of at most {MAX_REF_LENGTH} characters"
+
+
+class LockNotFound(NotFound):
+    default_message = "lock not found"
+
+
+class LockId(int):
+    """A lock id as a URL or query carries it: ASCII digits naming 1 .. ``MAX_LOCK_ID``."""
+
+    @classmethod
+    def parse(cls, value: object) -> LockId:
+        """The id, or ``LockNotFound``: a value outside the column's range names no lock."""
+        if not isinstance(value, str) or not (value.isascii() and value.isdigit()) or len(value) > 20:
+            raise LockNotFound()
+        number = int(value)
+        if not 1 <= number <= MAX_LOCK_ID:
+            raise LockNotFound()
+        return cls(number)
+
+
+class RefName(str):
+    """The ``ref.name`` of a lock request: at most ``MAX_REF_LENGTH`` characters, no control characters.
+
+    git refuses control characters in ref names, and PostgreSQL cannot store NUL.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def parse(cls, value: object) -> RefName | None:
+        """None when the client names no ref (absent, null or empty)."""
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str) or len(value) > MAX_REF_LENGTH or has_control_characters(value):
+            raise InvalidRef()
+        return cls(value)
 
 
 def path_key(path: str) -> str:
@@ -98,7 +131,7 @@ class CursorCodec:
         if not isinstance(cursor, str) or len(cursor) > 64:
             raise InvalidCursor()
         last, _, mac = cursor.partition(".")
-        if not (last.isascii() and last.isdigit()) or len(last) > 19:
+        if not (last.isascii() and last.isdigit()) or len(last) > 10 or int(last) > MAX_LOCK_ID:
             raise InvalidCursor()
         if not hmac.compare_digest(self._mac(repo_id, int(last)).encode(), mac.encode("ascii", "replace")):
             raise InvalidCursor()

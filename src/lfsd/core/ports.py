@@ -9,7 +9,7 @@ from typing import Protocol
 
 from lfsd.core.auth import Identity, Permission, Repo, Standing
 from lfsd.core.batch import Action
-from lfsd.core.locks import Lock
+from lfsd.core.locks import Lock, LockPath, RefName
 from lfsd.core.login import PasswordRecord
 from lfsd.core.oid import Oid
 from lfsd.core.operation import Operation
@@ -89,13 +89,13 @@ class ObjectIndex(Protocol):
 class LockRepository(Protocol):
     """Locks per repository. The database arbitrates: one lock per (repository, path), whatever the process."""
 
-    async def create(self, repo_id: int, path: str, owner_id: int, ref: str | None) -> Lock:
+    async def create(self, repo_id: int, path: LockPath, owner_id: int, ref: RefName | None) -> Lock:
         """The new lock; raises ``LockExists`` with the winning lock when the path is taken."""
 
     async def get(self, repo_id: int, lock_id: int) -> Lock | None: ...
 
     async def page(
-        self, repo_id: int, *, after_id: int, limit: int, path: str | None = None, lock_id: int | None = None
+        self, repo_id: int, *, after_id: int, limit: int, path: LockPath | None = None, lock_id: int | None = None
     ) -> tuple[list[Lock], bool]:
         """Up to ``limit`` locks with ids above ``after_id`` in id order, and whether more follow."""
 

@@ -8,7 +8,7 @@ from sqlalchemy import Row, Select, func, select
 from sqlalchemy.exc import IntegrityError
 
 from lfsd.core.errors import Conflict
-from lfsd.core.locks import Lock, LockExists, path_key
+from lfsd.core.locks import Lock, LockExists, LockPath, RefName, path_key
 from lfsd.db.database import Database, utcnow
 from lfsd.db.tables import locks, users
 
@@ -27,7 +27,7 @@ class SqlLockRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def create(self, repo_id: int, path: str, owner_id: int, ref: str | None) -> Lock:
+    async def create(self, repo_id: int, path: LockPath, owner_id: int, ref: RefName | None) -> Lock:
         key = path_key(path)
         # Second precision, as the wire format shows it; MySQL's DATETIME would drop the fraction anyway.
         now = utcnow().replace(microsecond=0)
@@ -56,7 +56,7 @@ class SqlLockRepository:
         return None if row is None else _lock(row)
 
     async def page(
-        self, repo_id: int, *, after_id: int, limit: int, path: str | None = None, lock_id: int | None = None
+        self, repo_id: int, *, after_id: int, limit: int, path: LockPath | None = None, lock_id: int | None = None
     ) -> tuple[list[Lock], bool]:
         query = _select().where(locks.c.repo_id == repo_id, locks.c.id > after_id)
         if path is not None:

@@ -1,8 +1,12 @@
-"""The schema. Portable across SQLite, MySQL/MariaDB and PostgreSQL: bounded VARCHARs, explicit indexes."""
+"""The schema. Portable across SQLite, MySQL/MariaDB and PostgreSQL: bounded VARCHARs, explicit indexes.
+
+The sizes that requests can reach are the core's constants, so that what the edge accepts is what a column holds.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -19,8 +23,14 @@ from sqlalchemy import (
     UniqueConstraint,
     true,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from lfsd.core.lockpath import MAX_LOCK_PATH_LENGTH
+from lfsd.core.locks import MAX_REF_LENGTH
+from lfsd.core.names import MAX_USER_NAME_LENGTH
+from lfsd.core.repo import MAX_LENGTH as MAX_REPO_PATH_LENGTH
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -53,13 +63,46 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def exact_collation(dialect: Dialect) -> str:
+    """The MySQL/MariaDB collation that compares every byte (migration 0003 chose it the same way).
+
+    ``utf8mb4_bin`` is not enough: it ignores trailing spaces (PAD SPACE), so ``alice `` would be ``alice``.
+    """
+    if getattr(dialect, "is_mariadb", False):
+        return "utf8mb4_nopad_bin"
+    version: tuple[int, ...] = getattr(dialect, "server_version_info", None) or (0,)
+    return "utf8mb4_0900_bin" if version >= (8, 0) else "utf8mb4_bin"
+
+
+class ExactString(TypeDecorator[str]):
+    """A VARCHAR that compares byte for byte on every database.
+
+    SQLite's BINARY and PostgreSQL's deterministic default collations already do. MySQL and MariaDB default to
+    case- and accent-insensitive collations, under which ``ALICE`` logs in as ``alice`` and ``acme/Game`` is
+    ``acme/game``: there the column gets ``exact_collation``.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, length: int, **kwargs: Any) -> None:
+        super().__init__(length, **kwargs)
+        self.length = length
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            exact = mysql.VARCHAR(self.length, charset="utf8mb4", collation=exact_collation(dialect))
+            return dialect.type_descriptor(exact)
+        return dialect.type_descriptor(String(self.length))
+
+
 metadata = MetaData(naming_convention=NAMING)
 
 users = Table(
     "users",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", String(100), nullable=False),
+    Column("name", ExactString(MAX_USER_NAME_LENGTH), nullable=False),
     Column("password_hash", String(255), nullable=True),
     Column("is_admin", Boolean, nullable=False, default=False),
     Column("disabled", Boolean, nullable=False, default=False),
@@ -72,7 +115,7 @@ tokens = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
-    Column("digest", String(64), nullable=False),
+    Column("digest", ExactString(64), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("revoked_at", UtcDateTime(), nullable=True),
     UniqueConstraint("digest"),
@@ -83,7 +126,7 @@ repos = Table(
     "repos",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("path", String(255), nullable=False),
+    Column("path", ExactString(MAX_REPO_PATH_LENGTH), nullable=False),
     Column("is_public", Boolean, nullable=False, default=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("locking_enabled", Boolean, nullable=False, server_default=true()),
@@ -121,11 +164,11 @@ locks = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), nullable=False),
-    Column("path", String(1024), nullable=False),
+    Column("path", ExactString(MAX_LOCK_PATH_LENGTH), nullable=False),
     # The unique key is a digest of the path: MySQL cannot index a 1024-character utf8mb4 column.
-    Column("path_key", String(64), nullable=False),
+    Column("path_key", ExactString(64), nullable=False),
     Column("owner_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
-    Column("ref", String(255), nullable=True),
+    Column("ref", ExactString(MAX_REF_LENGTH), nullable=True),
     Column("locked_at", UtcDateTime(), nullable=False),
     UniqueConstraint("repo_id", "path_key"),
     Index(None, "owner_id"),

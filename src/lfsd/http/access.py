@@ -28,7 +28,11 @@ def route_of(request: web.BaseRequest) -> str:
 
 
 class RequestLog(AbstractAccessLogger):
-    """aiohttp calls this once the whole response (a sendfile download too) has gone out."""
+    """aiohttp calls this once the whole response (a sendfile download too) has gone out.
+
+    ``repo`` and ``user_agent`` are the client's text as sent (decoded, so ``%0a`` is a newline): the formatters
+    escape them (observability.logs), here they are only cut to a bounded length.
+    """
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         route = route_of(request)
@@ -58,6 +62,7 @@ class RequestLog(AbstractAccessLogger):
                 "bytes_out": sent or 0,
                 "duration_s": round(time, 6),
                 "user": request.get(USER, ""),
+                "user_agent": request.headers.get("User-Agent", "")[:200],
                 "remote": request.remote or "",
             },
         )

@@ -19,7 +19,9 @@ log = logging.getLogger("lfsd.http")
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)
 _INCOMING_ID_RE: Final = re.compile(r"[A-Za-z0-9._-]{8,64}")
-AUTHENTICATE_HEADER: Final = 'Basic realm="lfsd"'
+# git-lfs reads LFS-Authenticate; RFC 9110 requires WWW-Authenticate on every 401, and clients built on standard
+# HTTP authentication (JGit, urllib, the JVM) send no credentials without it. Both carry the same challenge.
+AUTHENTICATE_HEADER: Final = 'Basic realm="Git LFS"'
 
 
 def request_id(request: web.Request) -> str:
@@ -40,6 +42,7 @@ def render(error: LfsError, rid: str) -> web.Response:
     headers = dict(error.headers)
     if error.status == 401:
         headers["LFS-Authenticate"] = AUTHENTICATE_HEADER
+        headers["WWW-Authenticate"] = AUTHENTICATE_HEADER
     return lfs_json({"message": error.message, "request_id": rid}, error.status, headers)
 
 

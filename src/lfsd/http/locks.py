@@ -6,14 +6,21 @@ from aiohttp import web
 
 from lfsd.core.auth import Identity, Permission, Repo
 from lfsd.core.errors import Unauthorized
-from lfsd.core.locks import LockExists
+from lfsd.core.locks import LockExists, LockId, LockNotFound, LockPath, RefName
 from lfsd.http.auth import identify
 from lfsd.http.body import read_body
 from lfsd.http.errors import lfs_json, request_id
 from lfsd.http.keys import ACCESS, LOCKS
 from lfsd.http.media import check_accept, check_content_type
 from lfsd.http.paths import repo_path
-from lfsd.http.wire import CreateLockRequest, UnlockRequest, VerifyLocksRequest, parse_json, render_lock
+from lfsd.http.wire import (
+    CreateLockRequest,
+    UnlockRequest,
+    VerifyLocksRequest,
+    WireRef,
+    parse_json,
+    render_lock,
+)
 
 MAX_LOCK_BODY = 64 * 1024
 
@@ -33,6 +40,10 @@ def _user(identity: Identity | None) -> Identity:
     return identity
 
 
+def _ref(ref: WireRef | None) -> RefName | None:
+    return RefName.parse(ref.name) if ref is not None else None
+
+
 async def _json(request: web.Request) -> bytes:
     check_content_type(request)
     return await read_body(request, MAX_LOCK_BODY)
@@ -41,9 +52,9 @@ async def _json(request: web.Request) -> bytes:
 async def create_lock(request: web.Request) -> web.Response:
     identity, repo = await _enter(request, Permission.WRITE)
     body = parse_json(CreateLockRequest, await _json(request), "lock request")
-    ref = body.ref.name if body.ref is not None else None
+    path, ref = LockPath.parse(body.path), _ref(body.ref)
     try:
-        lock = await request.app[LOCKS].create(_user(identity), repo, body.path, ref)
+        lock = await request.app[LOCKS].create(_user(identity), repo, path, ref)
     except LockExists as exc:
         payload = {"lock": render_lock(exc.lock), "message": exc.message, "request_id": request_id(request)}
         return lfs_json(payload, 409)
@@ -53,12 +64,13 @@ async def create_lock(request: web.Request) -> web.Response:
 async def list_locks(request: web.Request) -> web.Response:
     _, repo = await _enter(request, Permission.READ)
     query = request.query
+    path = LockPath.parse(query["path"]) if query.get("path") else None
+    try:
+        lock_id = LockId.parse(query["id"]) if query.get("id") else None
+    except LockNotFound:
+        return lfs_json({"locks": []})  # no lock has an id outside the column's range
     page = await request.app[LOCKS].find(
-        repo,
-        path=query.get("path"),
-        lock_id=query.get("id"),
-        cursor=query.get("cursor"),
-        limit=query.get("limit"),
+        repo, path=path, lock_id=lock_id, cursor=query.get("cursor"), limit=query.get("limit")
     )
     body: dict[str, object] = {"locks": [render_lock(lock) for lock in page.locks]}
     if page.next_cursor is not None:
@@ -69,6 +81,7 @@ async def list_locks(request: web.Request) -> web.Response:
 async def verify_locks(request: web.Request) -> web.Response:
     identity, repo = await _enter(request, Permission.WRITE)
     body = parse_json(VerifyLocksRequest, await _json(request), "verify request", empty_ok=True)
+    _ref(body.ref)  # not stored, but judged like any other: one rule for refs
     ours, theirs, next_cursor = await request.app[LOCKS].verify(
         _user(identity), repo, cursor=body.cursor, limit=body.limit
     )
@@ -83,10 +96,12 @@ async def verify_locks(request: web.Request) -> web.Response:
 
 async def unlock(request: web.Request) -> web.Response:
     identity, repo = await _enter(request, Permission.WRITE)
+    lock_id = LockId.parse(request.match_info["id"])
     body = parse_json(UnlockRequest, await _json(request), "unlock request", empty_ok=True)
+    _ref(body.ref)
     user = _user(identity)
     granted = await request.app[ACCESS].permission(user, repo)
-    lock = await request.app[LOCKS].unlock(user, repo, request.match_info["id"], force=body.force, granted=granted)
+    lock = await request.app[LOCKS].unlock(user, repo, lock_id, force=body.force, granted=granted)
     return lfs_json({"lock": render_lock(lock)})
 
 

@@ -28,14 +28,52 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, separators=(",", ":"))
 
 
+_NAMED_ESCAPES: Final = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(char: str) -> str:
+    if char in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[char]
+    if char == " " or char.isprintable():
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def escape(text: str) -> str:
+    """``text`` on one line, unambiguously: backslash, CR, LF, other C0/C1 controls, DEL, line separators,
+    format characters and undecodable bytes (surrogates from aiohttp's surrogateescape) become escapes."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(_escape_char(char) for char in text)
+
+
+def _field(value: object) -> str:
+    # Quoted where a space, '=' or '"' could make one value look like several fields (logfmt's rule).
+    text = escape(str(value))
+    if text and not any(char in text for char in ' ="'):
+        return text
+    return '"' + text.replace('"', '\\"') + '"'
+
+
 class TextFormatter(logging.Formatter):
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """One line per record, whatever the client sent: every field and the message are escaped (a ``%0a`` in a
+    path must not forge a log line). A traceback follows on indented lines, which no record's first line is."""
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
+        when = self.formatTime(record)
+        text = f"{when} {record.levelname} {escape(record.name)}: {escape(record.getMessage())}"
         fields = {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
-        return text + ("  " + " ".join(f"{k}={v}" for k, v in fields.items()) if fields else "")
+        if fields:
+            text += "  " + " ".join(f"{escape(k)}={_field(v)}" for k, v in fields.items())
+        details = ""
+        if record.exc_info:
+            details = self.formatException(record.exc_info)
+        if record.stack_info:
+            details += ("\n" if details else "") + self.formatStack(record.stack_info)
+        if details:
+            text += "".join("\n    " + escape(line) for line in details.splitlines())
+        return text
 
 
 def configure(log_format: str, level: str) -> None:
