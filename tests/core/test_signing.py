@@ -4,8 +4,9 @@ import pytest
 
 from lfsd.core.errors import Unauthorized
 from lfsd.core.oid import Oid
+from lfsd.core.operation import Operation
 from lfsd.core.repo import RepoPath
-from lfsd.core.signing import LinkOperation, LinkSigner
+from lfsd.core.signing import LinkSigner
 
 KEY = b"k" * 32
 REPO = RepoPath("acme/game")
@@ -15,23 +16,23 @@ NOW = 1_700_000_000
 
 def test_round_trip() -> None:
     signer = LinkSigner(KEY, 600)
-    token = signer.sign(REPO, OID, LinkOperation.UPLOAD, user_id=7, token_id=5, repo_id=3, size=123, now=NOW)
-    grant = signer.verify(token, REPO, OID, LinkOperation.UPLOAD, NOW + 599)
+    token = signer.sign(REPO, OID, Operation.UPLOAD, user_id=7, token_id=5, repo_id=3, size=123, now=NOW)
+    grant = signer.verify(token, REPO, OID, Operation.UPLOAD, NOW + 599)
     assert (grant.user_id, grant.token_id, grant.repo_id, grant.size, grant.expires_at) == (7, 5, 3, 123, NOW + 600)
 
 
 @pytest.mark.parametrize(
     ("repo", "oid", "op", "now"),
     [
-        (RepoPath("acme/other"), OID, LinkOperation.UPLOAD, NOW),
-        (REPO, Oid("b" * 64), LinkOperation.UPLOAD, NOW),
-        (REPO, OID, LinkOperation.DOWNLOAD, NOW),
-        (REPO, OID, LinkOperation.UPLOAD, NOW + 600),
+        (RepoPath("acme/other"), OID, Operation.UPLOAD, NOW),
+        (REPO, Oid("b" * 64), Operation.UPLOAD, NOW),
+        (REPO, OID, Operation.DOWNLOAD, NOW),
+        (REPO, OID, Operation.UPLOAD, NOW + 600),
     ],
 )
-def test_link_is_bound_to_repo_oid_operation_and_time(repo: RepoPath, oid: Oid, op: LinkOperation, now: int) -> None:
+def test_link_is_bound_to_repo_oid_operation_and_time(repo: RepoPath, oid: Oid, op: Operation, now: int) -> None:
     signer = LinkSigner(KEY, 600)
-    token = signer.sign(REPO, OID, LinkOperation.UPLOAD, user_id=7, repo_id=3, size=123, now=NOW)
+    token = signer.sign(REPO, OID, Operation.UPLOAD, user_id=7, repo_id=3, size=123, now=NOW)
     with pytest.raises(Unauthorized):
         signer.verify(token, repo, oid, op, now)
 
@@ -55,16 +56,16 @@ def test_link_is_bound_to_repo_oid_operation_and_time(repo: RepoPath, oid: Oid, 
 )
 def test_forged_tokens_fail(mutate: object) -> None:
     signer = LinkSigner(KEY, 600)
-    token = signer.sign(REPO, OID, LinkOperation.UPLOAD, user_id=7, token_id=5, repo_id=3, size=123, now=NOW)
+    token = signer.sign(REPO, OID, Operation.UPLOAD, user_id=7, token_id=5, repo_id=3, size=123, now=NOW)
     assert callable(mutate)
     with pytest.raises(Unauthorized):
-        signer.verify(mutate(token), REPO, OID, LinkOperation.UPLOAD, NOW)
+        signer.verify(mutate(token), REPO, OID, Operation.UPLOAD, NOW)
 
 
 def test_other_key_fails() -> None:
-    token = LinkSigner(KEY, 600).sign(REPO, OID, LinkOperation.UPLOAD, user_id=7, repo_id=3, size=1, now=NOW)
+    token = LinkSigner(KEY, 600).sign(REPO, OID, Operation.UPLOAD, user_id=7, repo_id=3, size=1, now=NOW)
     with pytest.raises(Unauthorized):
-        LinkSigner(b"x" * 32, 600).verify(token, REPO, OID, LinkOperation.UPLOAD, NOW)
+        LinkSigner(b"x" * 32, 600).verify(token, REPO, OID, Operation.UPLOAD, NOW)
 
 
 def test_short_key_refused() -> None:

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from lfsd.core.oid import Oid
+from lfsd.core.operation import Operation
 from lfsd.core.repo import RepoPath
-from lfsd.core.signing import LinkOperation
 from lfsd.http.keys import SIGNER
 from tests.support import World, basic, blob, lfs_error
 
@@ -154,7 +154,7 @@ async def test_links_are_bound_to_operation_and_expire(world: World) -> None:
     repo = await world.meta.repos.find(RepoPath("acme/game"))
     assert repo is not None
     stale = signer.sign(
-        repo.path, Oid(item.oid), LinkOperation.UPLOAD, user_id=1, repo_id=repo.id, size=50, now=int(time.time()) - 7200
+        repo.path, Oid(item.oid), Operation.UPLOAD, user_id=1, repo_id=repo.id, size=50, now=int(time.time()) - 7200
     )
     response = await world.client.session.put(
         upload["href"], data=item.data, headers={"Authorization": f"LFSD-Link {stale}"}

@@ -13,8 +13,8 @@ from aiohttp import ClientResponse
 
 from lfsd.config import Settings
 from lfsd.core.oid import Oid
+from lfsd.core.operation import Operation
 from lfsd.core.repo import RepoPath
-from lfsd.core.signing import LinkOperation
 from lfsd.http.keys import SIGNER
 from lfsd.http.media import LFS_JSON
 from tests.support import LFS_HEADERS, Blob, World, basic, blob
@@ -182,7 +182,7 @@ async def test_links_expired_forged_or_replayed_are_refused(world: World) -> Non
     repo = await world.meta.repos.find(RepoPath(scene.repo))
     assert repo is not None
     stale = world.client.app[SIGNER].sign(
-        repo.path, Oid(item.oid), LinkOperation.UPLOAD, user_id=1, repo_id=repo.id, size=50, now=int(time.time()) - 3600
+        repo.path, Oid(item.oid), Operation.UPLOAD, user_id=1, repo_id=repo.id, size=50, now=int(time.time()) - 3600
     )
     assert await status("PUT", upload["href"], {"Authorization": f"LFSD-Link {stale}"}, item.data) == 401
     assert await status("PUT", upload["href"], upload["header"], item.data) == 200  # the genuine link still works

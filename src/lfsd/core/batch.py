@@ -1,10 +1,15 @@
-"""Batch planning: decide, per requested object, which action or error the Batch API answers with."""
+"""Batch decisions: per requested object, what the Batch API answers. Decided once, before any link is made.
+
+``decide_download`` and ``decide_upload`` are pure: they see what the repository holds (and, for uploads, what the
+caller may link from repositories it can read) and return one decision per requested object, in request order.
+The service then turns decisions into actions in one pass.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
 from typing import Final
 
 from lfsd.core.errors import InvalidOid, InvalidSize
@@ -12,11 +17,7 @@ from lfsd.core.oid import Oid
 
 MAX_SIZE: Final = 2**63 - 1
 SIZE_CONFLICT: Final = "size does not match the stored object with this oid"
-
-
-class Operation(StrEnum):
-    DOWNLOAD = "download"
-    UPLOAD = "upload"
+NOT_FOUND: Final = "object does not exist"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,15 +31,6 @@ class Action:
 class ObjectError:
     code: int
     message: str
-
-
-@dataclass(slots=True)
-class ObjectResult:
-    oid: str
-    size: int
-    actions: dict[str, Action] | None = None
-    error: ObjectError | None = None
-    authenticated: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +47,34 @@ class ValidObject:
     size: int
 
 
+@dataclass(frozen=True, slots=True)
+class InvalidObject:
+    """A requested object that is not one: answered with a per-object 422 and otherwise ignored."""
+
+    oid: str  # as sent, or "" when it was not a string
+    size: int
+    error: ObjectError
+
+
+class Outcome(Enum):
+    TRANSFER = "transfer"  # the bytes must move: an upload or download action
+    PRESENT = "present"  # the repository holds it: nothing to do
+    LINKED = "linked"  # held by a repository the caller can read: linked without a transfer
+    REFUSED = "refused"  # a per-object error
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    oid: Oid
+    size: int
+    outcome: Outcome
+    error: ObjectError | None = None
+
+
+Parsed = ValidObject | InvalidObject
+Planned = Decision | InvalidObject
+
+
 def parse_size(value: object) -> int:
     # bool is an int subclass; JSON true is not a size.
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SIZE:
@@ -62,71 +82,67 @@ def parse_size(value: object) -> int:
     return value
 
 
-@dataclass
-class ParsedObjects:
-    valid: list[ValidObject] = field(default_factory=list)
-    results: list[ObjectResult | ValidObject] = field(default_factory=list)
-
-
-def parse_objects(specs: Sequence[ObjectSpec]) -> ParsedObjects:
-    """Validate each object; invalid ones become per-object 422 errors in request order."""
-    parsed = ParsedObjects()
+def parse_objects(specs: Sequence[ObjectSpec]) -> list[Parsed]:
+    """Validate each object, in request order; invalid ones carry their 422."""
+    parsed: list[Parsed] = []
     for spec in specs:
-        oid_text = spec.oid if isinstance(spec.oid, str) else ""
-        size_value = spec.size if isinstance(spec.size, int) and not isinstance(spec.size, bool) else 0
         try:
-            item = ValidObject(Oid.parse(spec.oid), parse_size(spec.size))
+            parsed.append(ValidObject(Oid.parse(spec.oid), parse_size(spec.size)))
         except (InvalidOid, InvalidSize) as exc:
-            parsed.results.append(
-                ObjectResult(oid=oid_text, size=max(0, size_value), error=ObjectError(422, exc.message))
-            )
-            continue
-        parsed.valid.append(item)
-        parsed.results.append(item)
+            oid_text = spec.oid if isinstance(spec.oid, str) else ""
+            size = spec.size if isinstance(spec.size, int) and not isinstance(spec.size, bool) else 0
+            parsed.append(InvalidObject(oid_text, max(0, size), ObjectError(422, exc.message)))
     return parsed
 
 
-ActionFactory = Callable[[ValidObject], dict[str, Action]]
+def requested(parsed: Sequence[Parsed]) -> set[Oid]:
+    return {item.oid for item in parsed if isinstance(item, ValidObject)}
 
 
-def plan_download(parsed: ParsedObjects, held: Mapping[Oid, int], actions: ActionFactory) -> list[ObjectResult]:
-    """A download gets an action for each object the repository holds and a 404 error for the rest."""
-    out: list[ObjectResult] = []
-    for item in parsed.results:
-        if isinstance(item, ObjectResult):
+def decide_download(parsed: Sequence[Parsed], held: Mapping[Oid, int]) -> list[Planned]:
+    """A transfer for each object the repository holds (at its stored size); 404 for the rest."""
+    out: list[Planned] = []
+    for item in parsed:
+        if isinstance(item, InvalidObject):
             out.append(item)
         elif item.oid in held:
-            stored = ValidObject(item.oid, held[item.oid])
-            out.append(ObjectResult(item.oid, stored.size, actions=actions(stored), authenticated=True))
+            out.append(Decision(item.oid, held[item.oid], Outcome.TRANSFER))
         else:
-            out.append(ObjectResult(item.oid, item.size, error=ObjectError(404, "object does not exist")))
+            out.append(Decision(item.oid, item.size, Outcome.REFUSED, ObjectError(404, NOT_FOUND)))
     return out
 
 
-def plan_upload(
-    parsed: ParsedObjects,
-    held: Mapping[Oid, int],
-    linkable: Mapping[Oid, int],
-    actions: ActionFactory,
-) -> tuple[list[ObjectResult], dict[Oid, int]]:
-    """An upload gets no actions for objects the repository holds (or may link); otherwise an upload action.
+def decide_upload(parsed: Sequence[Parsed], held: Mapping[Oid, int], linkable: Mapping[Oid, int]) -> list[Planned]:
+    """Nothing to do for objects the repository holds; a link for those the caller may link; else a transfer.
 
-    ``linkable`` holds objects stored for other repositories that the caller can read: they are linked without a
-    transfer, and returned so that the caller records the link. Objects only held by repositories the caller
-    cannot read must be uploaded (and verified) again: skipping them would prove they exist.
+    ``linkable`` holds objects stored for other repositories that the caller can read. Objects only held by
+    repositories the caller cannot read must be uploaded (and verified) again: skipping them would prove they exist.
     """
-    out: list[ObjectResult] = []
-    to_link: dict[Oid, int] = {}
-    for item in parsed.results:
-        if isinstance(item, ObjectResult):
+    out: list[Planned] = []
+    for item in parsed:
+        if isinstance(item, InvalidObject):
             out.append(item)
         elif (known := held.get(item.oid, linkable.get(item.oid))) is not None and known != item.size:
-            out.append(ObjectResult(item.oid, item.size, error=ObjectError(422, SIZE_CONFLICT)))
+            out.append(Decision(item.oid, item.size, Outcome.REFUSED, ObjectError(422, SIZE_CONFLICT)))
         elif item.oid in held:
-            out.append(ObjectResult(item.oid, item.size))
+            out.append(Decision(item.oid, item.size, Outcome.PRESENT))
         elif item.oid in linkable:
-            to_link[item.oid] = item.size
-            out.append(ObjectResult(item.oid, item.size))
+            out.append(Decision(item.oid, item.size, Outcome.LINKED))
         else:
-            out.append(ObjectResult(item.oid, item.size, actions=actions(item), authenticated=True))
-    return out, to_link
+            out.append(Decision(item.oid, item.size, Outcome.TRANSFER))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectResult:
+    """One object of the batch response."""
+
+    oid: str
+    size: int
+    actions: dict[str, Action] | None = None
+    error: ObjectError | None = None
+
+    @property
+    def authenticated(self) -> bool | None:
+        # Our actions carry their own credentials: git-lfs need not ask for any.
+        return True if self.actions is not None else None

@@ -12,6 +12,7 @@ from lfsd.core.batch import Action
 from lfsd.core.locks import Lock, LockPath, RefName
 from lfsd.core.login import PasswordRecord
 from lfsd.core.oid import Oid
+from lfsd.core.operation import Operation
 from lfsd.core.repo import RepoPath
 
 
@@ -100,6 +101,13 @@ class LockRepository(Protocol):
 
     async def delete(self, repo_id: int, lock_id: int, owner_id: int | None) -> Lock | None:
         """Delete the lock (only if ``owner_id`` owns it, unless None); the deleted lock or None."""
+
+
+class LinkFactory(Protocol):
+    """lfsd's own transfer links, rendered by the front end that serves them (the HTTP layer owns hrefs and the
+    ``Authorization`` scheme that carries a signed token)."""
+
+    def action(self, repo: Repo, oid: Oid, operation: Operation, token: str, expires_in: int) -> Action: ...
 
 
 class DirectTransfers(Protocol):

@@ -9,23 +9,23 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from lfsd.core.auth import Identity, Repo
 from lfsd.core.batch import (
     Action,
+    Decision,
+    InvalidObject,
     ObjectResult,
     ObjectSpec,
-    Operation,
-    ValidObject,
+    Outcome,
+    decide_download,
+    decide_upload,
     parse_objects,
-    plan_download,
-    plan_upload,
+    requested,
 )
 from lfsd.core.errors import NotFound
 from lfsd.core.oid import Oid
-from lfsd.core.ports import ByteSource, DirectTransfers, ObjectIndex, ObjectStore, StoredObject
-from lfsd.core.signing import LinkOperation, LinkSigner
+from lfsd.core.operation import Operation
+from lfsd.core.ports import ByteSource, DirectTransfers, LinkFactory, ObjectIndex, ObjectStore, StoredObject
+from lfsd.core.signing import LinkSigner
 
-HrefBuilder = Callable[[Repo, Oid, LinkOperation], str]
 Clock = Callable[[], float]
-
-LINK_AUTH_SCHEME = "LFSD-Link"
 
 log = logging.getLogger("lfsd.service")
 
@@ -50,62 +50,34 @@ class LfsService:
         self._clock = clock
         self._direct = direct
 
-    def _action(
-        self, identity: Identity | None, repo: Repo, item: ValidObject, op: LinkOperation, href: HrefBuilder
-    ) -> Action:
-        now = int(self._clock())
-        user_id, token_id = (identity.user_id, identity.token_id) if identity is not None else (0, 0)
-        token = self._signer.sign(
-            repo.path, item.oid, op, user_id=user_id, token_id=token_id, repo_id=repo.id, size=item.size, now=now
-        )
-        return Action(
-            href=href(repo, item.oid, op),
-            header={"Authorization": f"{LINK_AUTH_SCHEME} {token}"},
-            expires_in=self._signer.ttl_seconds,
-        )
-
     async def batch(
         self,
         identity: Identity | None,
         repo: Repo,
         operation: Operation,
         specs: Sequence[ObjectSpec],
-        href: HrefBuilder,
+        links: LinkFactory,
     ) -> list[ObjectResult]:
+        """Decide per object once (a constant number of SQL statements, whatever the number of objects), record the
+        links that need no transfer, then make each transfer's actions."""
         parsed = parse_objects(specs)
-        oids = {item.oid for item in parsed.valid}
+        oids = requested(parsed)
         held = await self._index.held_sizes(repo.id, oids) if oids else {}
         if operation is Operation.DOWNLOAD:
-
-            def download(item: ValidObject) -> dict[str, Action]:
-                return {"download": self._action(identity, repo, item, LinkOperation.DOWNLOAD, href)}
-
-            results = plan_download(parsed, held, download)
-            if self._direct is not None:
-                for result in results:
-                    if result.actions is not None:
-                        action = await self._direct.download_action(Oid(result.oid), self._signer.ttl_seconds)
-                        result.actions = {"download": action}
-            return results
-
-        missing = oids - held.keys()
-        linkable = await self._index.readable_sizes(identity, missing) if missing else {}
-        if held or linkable:
-            # The index can claim more than the store holds (a store restored from an old backup, a replica on the
-            # wrong volume): such objects are offered for upload again, so the next push repairs them.
-            held, linkable = await self._stored_only(repo, held, linkable)
-
-        def upload(item: ValidObject) -> dict[str, Action]:
-            return {"upload": self._action(identity, repo, item, LinkOperation.UPLOAD, href)}
-
-        results, to_link = plan_upload(parsed, held, linkable, upload)
-        if to_link:
-            await self._index.link(repo.id, to_link)
-        if self._direct is not None:
-            for result in results:
-                if result.actions is not None:
-                    await self._direct_upload(identity, repo, ValidObject(Oid(result.oid), result.size), result, href)
-        return results
+            decisions = decide_download(parsed, held)
+        else:
+            missing = oids - held.keys()
+            linkable = await self._index.readable_sizes(identity, missing) if missing else {}
+            if held or linkable:
+                # The index can claim more than the store holds (a store restored from an old backup, a replica on
+                # the wrong volume): such objects are offered for upload again, so the next push repairs them.
+                held, linkable = await self._stored_only(repo, held, linkable)
+            decisions = decide_upload(parsed, held, linkable)
+            to_link = {d.oid: d.size for d in decisions if isinstance(d, Decision) and d.outcome is Outcome.LINKED}
+            if to_link:
+                await self._index.link(repo.id, to_link)
+        issuer = _Issuer(self._signer, self._direct, identity, repo, links, int(self._clock()))
+        return [await issuer.result(operation, decision) for decision in decisions]
 
     async def _stored_only(
         self, repo: Repo, held: Mapping[Oid, int], linkable: Mapping[Oid, int]
@@ -122,18 +94,6 @@ class LfsService:
             {oid: size for oid, size in held.items() if oid in stored},
             {oid: size for oid, size in linkable.items() if oid in stored},
         )
-
-    async def _direct_upload(
-        self, identity: Identity | None, repo: Repo, item: ValidObject, result: ObjectResult, href: HrefBuilder
-    ) -> None:
-        """A presigned upload to a staging place plus a verify action on lfsd, which promotes and links it."""
-        assert self._direct is not None
-        verify = self._action(identity, repo, item, LinkOperation.VERIFY, href)
-        token = verify.header["Authorization"].removeprefix(f"{LINK_AUTH_SCHEME} ")
-        action = await self._direct.upload_action(item.oid, item.size, self._signer.ttl_seconds, upload_id_for(token))
-        if action is None:
-            return  # too large for one PUT: the proxied upload stays
-        result.actions = {"upload": action, "verify": verify}
 
     async def verify(self, repo_id: int, oid: Oid, size: int, link_token: str | None) -> None:
         """The client says it uploaded straight to the store: promote its staged upload, then link the object.
@@ -168,3 +128,70 @@ class LfsService:
 
     def read(self, oid: Oid, start: int, length: int) -> AsyncIterator[bytes]:
         return self._store.read(oid, start, length)
+
+
+class _Issuer:
+    """Turns decisions into batch results: direct (presigned) or proxied actions, chosen per object, signed once."""
+
+    def __init__(
+        self,
+        signer: LinkSigner,
+        direct: DirectTransfers | None,
+        identity: Identity | None,
+        repo: Repo,
+        links: LinkFactory,
+        now: int,
+    ) -> None:
+        self._signer = signer
+        self._direct = direct
+        self._user_id, self._token_id = (identity.user_id, identity.token_id) if identity is not None else (0, 0)
+        self._repo = repo
+        self._links = links
+        self._now = now
+
+    async def result(self, operation: Operation, decision: Decision | InvalidObject) -> ObjectResult:
+        if isinstance(decision, InvalidObject):
+            return ObjectResult(decision.oid, decision.size, error=decision.error)
+        if decision.outcome is Outcome.REFUSED:
+            return ObjectResult(decision.oid, decision.size, error=decision.error)
+        if decision.outcome is not Outcome.TRANSFER:
+            return ObjectResult(decision.oid, decision.size)
+        if operation is Operation.DOWNLOAD:
+            actions = {"download": await self._download(decision)}
+        else:
+            actions = await self._upload(decision)
+        return ObjectResult(decision.oid, decision.size, actions=actions)
+
+    async def _download(self, decision: Decision) -> Action:
+        if self._direct is not None:
+            return await self._direct.download_action(decision.oid, self._signer.ttl_seconds)
+        return self._proxied(decision, Operation.DOWNLOAD)
+
+    async def _upload(self, decision: Decision) -> dict[str, Action]:
+        if self._direct is not None:
+            # A presigned upload to a staging place plus a verify action on lfsd, which promotes and links it.
+            token = self._token(decision, Operation.VERIFY)
+            upload = await self._direct.upload_action(
+                decision.oid, decision.size, self._signer.ttl_seconds, upload_id_for(token)
+            )
+            if upload is not None:
+                verify = self._links.action(self._repo, decision.oid, Operation.VERIFY, token, self._signer.ttl_seconds)
+                return {"upload": upload, "verify": verify}
+            # Too large for one presigned PUT: the upload goes through lfsd.
+        return {"upload": self._proxied(decision, Operation.UPLOAD)}
+
+    def _proxied(self, decision: Decision, operation: Operation) -> Action:
+        token = self._token(decision, operation)
+        return self._links.action(self._repo, decision.oid, operation, token, self._signer.ttl_seconds)
+
+    def _token(self, decision: Decision, operation: Operation) -> str:
+        return self._signer.sign(
+            self._repo.path,
+            decision.oid,
+            operation,
+            user_id=self._user_id,
+            token_id=self._token_id,
+            repo_id=self._repo.id,
+            size=decision.size,
+            now=self._now,
+        )

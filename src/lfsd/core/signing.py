@@ -12,21 +12,15 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
-from enum import StrEnum
 
 from lfsd.core.errors import Unauthorized
 from lfsd.core.oid import Oid
+from lfsd.core.operation import Operation
 from lfsd.core.repo import RepoPath
 
 # v2 added the token id. v1 links are refused: they cannot say which token to check for revocation.
 _VERSION = "v2"
 _CLAIMS = 5
-
-
-class LinkOperation(StrEnum):
-    DOWNLOAD = "download"
-    UPLOAD = "upload"
-    VERIFY = "verify"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +45,7 @@ class LinkSigner:
         self._key = key
         self.ttl_seconds = ttl_seconds
 
-    def _mac(self, repo: RepoPath, oid: Oid, op: LinkOperation, claims: tuple[int, ...]) -> str:
+    def _mac(self, repo: RepoPath, oid: Oid, op: Operation, claims: tuple[int, ...]) -> str:
         message = "\n".join([_VERSION, op.value, str(repo), str(oid), *(str(value) for value in claims)]).encode()
         digest = hmac.new(self._key, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
@@ -60,7 +54,7 @@ class LinkSigner:
         self,
         repo: RepoPath,
         oid: Oid,
-        op: LinkOperation,
+        op: Operation,
         *,
         user_id: int,
         token_id: int = 0,
@@ -73,7 +67,7 @@ class LinkSigner:
         mac = self._mac(repo, oid, op, claims)
         return _VERSION + "." + ".".join(str(value) for value in claims) + "." + mac
 
-    def verify(self, token: str, repo: RepoPath, oid: Oid, op: LinkOperation, now: int) -> LinkGrant:
+    def verify(self, token: str, repo: RepoPath, oid: Oid, op: Operation, now: int) -> LinkGrant:
         parts = token.split(".")
         if (
             len(parts) != _CLAIMS + 2

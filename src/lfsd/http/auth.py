@@ -10,9 +10,9 @@ from aiohttp import web
 from lfsd.core.auth import Identity
 from lfsd.core.errors import Unauthorized
 from lfsd.core.names import InvalidUserName, UserName
-from lfsd.core.service import LINK_AUTH_SCHEME
 from lfsd.http.client import client_address
 from lfsd.http.keys import ACCESS
+from lfsd.http.links import LINK_AUTH_SCHEME
 from lfsd.http.state import USER
 
 MAX_AUTHORIZATION_LENGTH = 4096

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from aiohttp import web
 
 from lfsd.core.auth import Permission
-from lfsd.core.batch import ObjectResult, ObjectSpec, Operation
+from lfsd.core.batch import ObjectResult, ObjectSpec
 from lfsd.core.errors import Conflict, MethodNotAllowed, PayloadTooLarge, Unprocessable
+from lfsd.core.operation import Operation
 from lfsd.http.auth import identify
 from lfsd.http.body import read_body
 from lfsd.http.errors import lfs_json
 from lfsd.http.keys import ACCESS, METRICS, SERVICE, SETTINGS
+from lfsd.http.links import HttpLinks
 from lfsd.http.media import check_accept, check_content_type
-from lfsd.http.paths import base_url, object_href, repo_path
+from lfsd.http.paths import base_url, repo_path
 from lfsd.http.wire import parse_batch, render_object
 
 
@@ -28,10 +28,9 @@ async def batch(request: web.Request) -> web.Response:
     check_content_type(request)
     body = parse_batch(await read_body(request, settings.batch_max_bytes))
 
-    try:
-        operation = Operation(body.operation)
-    except ValueError:
-        raise Unprocessable(f"unknown operation {body.operation!r}: expected download or upload") from None
+    operation = Operation.for_batch(body.operation)
+    if operation is None:
+        raise Unprocessable(f"unknown operation {body.operation!r}: expected download or upload")
     if body.hash_algo not in (None, "sha256"):
         raise Conflict(f"unsupported hash algorithm {body.hash_algo!r}: lfsd uses sha256")
     if body.transfers is not None and "basic" not in body.transfers:
@@ -42,9 +41,7 @@ async def batch(request: web.Request) -> web.Response:
     needed = Permission.WRITE if operation is Operation.UPLOAD else Permission.READ
     repo = await request.app[ACCESS].authorize(identity, path, needed, create=operation is Operation.UPLOAD)
     specs = [ObjectSpec(item.oid, item.size) for item in body.objects]
-    results = await request.app[SERVICE].batch(
-        identity, repo, operation, specs, partial(object_href, base_url(request))
-    )
+    results = await request.app[SERVICE].batch(identity, repo, operation, specs, HttpLinks(base_url(request)))
     counter = request.app[METRICS].batch_objects
     for result in results:
         counter.labels(operation.value, _outcome(result)).inc()

@@ -6,10 +6,8 @@ from typing import Final
 
 from aiohttp import web
 
-from lfsd.core.auth import Repo
 from lfsd.core.oid import Oid
 from lfsd.core.repo import RepoPath
-from lfsd.core.signing import LinkOperation
 from lfsd.http.keys import SETTINGS
 
 REPO_PATTERN: Final = r"{repo:[^{}]+?}"
@@ -29,8 +27,3 @@ def oid_of(request: web.Request) -> Oid:
 def base_url(request: web.Request) -> str:
     configured = request.app[SETTINGS].public_url
     return configured if configured is not None else f"{request.scheme}://{request.host}"
-
-
-def object_href(base: str, repo: Repo, oid: Oid, op: LinkOperation) -> str:
-    href = f"{base}/{repo.path}.git/info/lfs/objects/{oid}"
-    return href + "/verify" if op is LinkOperation.VERIFY else href

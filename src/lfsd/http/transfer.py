@@ -22,7 +22,7 @@ from lfsd.core.errors import (
     Unprocessable,
 )
 from lfsd.core.oid import Oid
-from lfsd.core.signing import LinkOperation
+from lfsd.core.operation import Operation
 from lfsd.http.auth import identify, link_token
 from lfsd.http.body import read_body
 from lfsd.http.errors import render, request_id
@@ -51,7 +51,7 @@ class Target:
 UPLOAD_TARGET = web.RequestKey("upload_target", Target)
 
 
-async def _target(request: web.Request, op: LinkOperation, needed: Permission) -> Target:
+async def _target(request: web.Request, op: Operation, needed: Permission) -> Target:
     """Authorize by a signed link (for exactly this repo, oid and operation) or by the caller's credentials."""
     path = repo_path(request)
     oid = oid_of(request)
@@ -71,7 +71,7 @@ async def _target(request: web.Request, op: LinkOperation, needed: Permission) -
 async def _upload_target(request: web.Request) -> Target:
     if UPLOAD_TARGET in request:
         return request[UPLOAD_TARGET]
-    target = await _target(request, LinkOperation.UPLOAD, Permission.WRITE)
+    target = await _target(request, Operation.UPLOAD, Permission.WRITE)
     length = request.content_length
     size = target.size if target.size is not None else length
     if size is None:
@@ -126,7 +126,7 @@ async def upload(request: web.Request) -> web.Response:
 
 
 async def download(request: web.Request) -> web.StreamResponse:
-    target = await _target(request, LinkOperation.DOWNLOAD, Permission.READ)
+    target = await _target(request, Operation.DOWNLOAD, Permission.READ)
     slot = request.app[INFLIGHT].admit(target.user, request.app[SETTINGS].max_transfers_per_user)
     try:
         stored = await request.app[SERVICE].download(target.repo_id, target.oid)
@@ -188,7 +188,7 @@ class _TrackedFileResponse(web.FileResponse):
 
 async def verify(request: web.Request) -> web.Response:
     """The verify action of a direct upload: ``{oid, size}``, authorized by the link the batch response gave."""
-    target = await _target(request, LinkOperation.VERIFY, Permission.WRITE)
+    target = await _target(request, Operation.VERIFY, Permission.WRITE)
     check_content_type(request)
     body = parse_json(VerifyObjectRequest, await read_body(request, 64 * 1024), "verify request")
     if body.oid != target.oid:

@@ -1,0 +1,35 @@
+"""A batch runs a constant number of SQL statements, whatever the number of objects (up to one IN chunk)."""
+
+from __future__ import annotations
+
+from tests.sql import statements
+from tests.support import Blob, World, blob
+
+
+async def _count(world: World, operation: str, items: list[Blob]) -> int:
+    with statements() as seen:
+        response = await world.batch("acme/game", operation, [i.spec() for i in items], world.auth("root"))
+        assert response.status == 200, await response.text()
+    return len(seen)
+
+
+async def test_statements_per_batch_do_not_grow_with_objects(world: World) -> None:
+    await world.repo("acme/game")
+    await world.repo("acme/other")
+    await _count(world, "download", [blob(10)])  # warm up what runs once per process
+    few, many = [blob(100) for _ in range(2)], [blob(100) for _ in range(300)]
+    # Uploads where nothing is known, where everything is held, and where other repositories hold the objects.
+    assert await _count(world, "upload", few) == await _count(world, "upload", many)
+    await world.push("acme/game", few + many, world.auth("root"))
+    assert await _count(world, "upload", few) == await _count(world, "upload", many)
+    assert await _count(world, "download", few) == await _count(world, "download", many)
+    linked_few = await _statements_linking(world, few)
+    linked_many = await _statements_linking(world, many)
+    assert linked_few == linked_many
+
+
+async def _statements_linking(world: World, items: list[Blob]) -> int:
+    with statements() as seen:
+        response = await world.batch("acme/other", "upload", [i.spec() for i in items], world.auth("root"))
+        assert response.status == 200, await response.text()
+    return len(seen)
