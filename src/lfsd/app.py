@@ -31,7 +31,7 @@ from lfsd.db.objects import SqlObjectIndex
 from lfsd.db.repos import SqlRepoDirectory
 from lfsd.db.schema import SCHEMA_HEAD, schema_revision
 from lfsd.db.users import SqlUserDirectory
-from lfsd.http.errors import error_middleware, limits_middleware
+from lfsd.http.errors import error_middleware
 from lfsd.http.health import add_health_routes
 from lfsd.http.inflight import InFlight
 from lfsd.http.keys import (
@@ -47,6 +47,7 @@ from lfsd.http.keys import (
     SIGNER,
     Probe,
 )
+from lfsd.http.limits import limits_middleware
 from lfsd.http.routes import add_routes
 from lfsd.http.state import Health, activity_middleware
 from lfsd.memory import MemoryReleaser
