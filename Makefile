@@ -11,7 +11,7 @@ setup: $(STAMP) git-lfs
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,s3]'
 	touch $(STAMP)
 
 # The real client for the end-to-end tests: Debian's git-lfs, installed when missing and we are root.

@@ -1,21 +1,36 @@
-"""Imports point one way: the core knows nothing of HTTP, SQL or storage; adapters do not import each other."""
+"""Imports point one way, by allow-list: a new dependency in the wrong layer fails the build.
+
+Besides the standard library and modules of its own package, each layer may import only what is listed here. The
+composition root (app.py, server.py, cli.py) is the only place that knows every layer.
+"""
 
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "lfsd"
 
-FORBIDDEN = {
-    "core": ("aiohttp", "sqlalchemy", "alembic", "lfsd.http", "lfsd.db", "lfsd.storage", "lfsd.app", "lfsd.cli"),
-    "storage": ("aiohttp", "sqlalchemy", "lfsd.http", "lfsd.db", "lfsd.app"),
-    "db": ("aiohttp", "lfsd.http", "lfsd.storage", "lfsd.app"),
-    "http": ("sqlalchemy", "lfsd.db", "lfsd.storage", "lfsd.app"),
-    "state": ("aiohttp", "sqlalchemy", "lfsd.http", "lfsd.db", "lfsd.storage", "lfsd.app"),
-    "observability": ("aiohttp", "sqlalchemy", "lfsd.http", "lfsd.storage", "lfsd.app"),
+# offload.py is the one named helper for blocking work; it imports only the standard library.
+ALLOWED: dict[str, tuple[str, ...]] = {
+    "core": (),
+    "storage": ("lfsd.core", "lfsd.offload", "botocore", "aiobotocore"),
+    "db": ("lfsd.core", "lfsd.offload", "sqlalchemy", "alembic"),
+    "state": ("lfsd.core", "redis"),
+    "observability": ("lfsd.core", "prometheus_client"),
+    "http": (
+        "lfsd.core",
+        "lfsd.observability",
+        "lfsd.offload",
+        "lfsd.memory",
+        "lfsd.config",
+        "aiohttp",
+        "pydantic",
+        "prometheus_client",
+    ),
 }
 
 
@@ -24,14 +39,33 @@ def _imports(path: Path) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
     return names
 
 
-@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def _allowed(name: str, package: str) -> bool:
+    if name.split(".")[0] in sys.stdlib_module_names:
+        return True
+    return any(name == prefix or name.startswith(prefix + ".") for prefix in (f"lfsd.{package}", *ALLOWED[package]))
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
 def test_layer_imports(package: str) -> None:
-    for path in (SRC / package).rglob("*.py"):
-        for name in _imports(path):
-            for banned in FORBIDDEN[package]:
-                assert not (name == banned or name.startswith(banned + ".")), f"{path} imports {name}"
+    wrong = [
+        f"{path.relative_to(SRC)} imports {name}"
+        for path in sorted((SRC / package).rglob("*.py"))
+        for name in sorted(_imports(path))
+        if not _allowed(name, package)
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_package_has_rules() -> None:
+    packages = {path.name for path in SRC.iterdir() if path.is_dir() and (path / "__init__.py").exists()}
+    assert packages - {"__pycache__"} <= set(ALLOWED), "a new package needs its rules here"
+
+
+@pytest.mark.parametrize("module", ["offload.py", "memory.py"])
+def test_leaf_helpers_import_only_the_standard_library(module: str) -> None:
+    assert all(name.split(".")[0] in sys.stdlib_module_names for name in _imports(SRC / module))

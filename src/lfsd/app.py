@@ -31,7 +31,7 @@ from lfsd.db.objects import SqlObjectIndex
 from lfsd.db.repos import SqlRepoDirectory
 from lfsd.db.schema import SCHEMA_HEAD, schema_revision
 from lfsd.db.users import SqlUserDirectory
-from lfsd.http.errors import error_middleware, limits_middleware
+from lfsd.http.errors import error_middleware
 from lfsd.http.health import add_health_routes
 from lfsd.http.inflight import InFlight
 from lfsd.http.keys import (
@@ -47,6 +47,7 @@ from lfsd.http.keys import (
     SIGNER,
     Probe,
 )
+from lfsd.http.limits import limits_middleware
 from lfsd.http.routes import add_routes
 from lfsd.http.state import Health, activity_middleware
 from lfsd.memory import MemoryReleaser
@@ -123,6 +124,7 @@ class Metadata:
     repos: SqlRepoDirectory
     objects: SqlObjectIndex
     locks: SqlLockRepository
+    passwords: Argon2Passwords
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate: bool | None = None) -> Metadata:
@@ -138,11 +140,18 @@ class Metadata:
             await db.dispose()
             raise
         passwords = Argon2Passwords(threads=settings.password_threads, queue=settings.password_queue)
-        return cls(db, SqlUserDirectory(db, passwords), SqlRepoDirectory(db), SqlObjectIndex(db), SqlLockRepository(db))
+        return cls(
+            db,
+            SqlUserDirectory(db, passwords),
+            SqlRepoDirectory(db),
+            SqlObjectIndex(db),
+            SqlLockRepository(db),
+            passwords,
+        )
 
     async def close(self) -> None:
         await self.db.dispose()
-        self.users.passwords.close()
+        self.passwords.close()
 
 
 async def _ensure_schema(db: Database, migrate: bool) -> None:
@@ -255,7 +264,7 @@ def _open_access(settings: Settings, meta: Metadata, resources: AsyncExitStack) 
     # The cache lives only in this process, so its key need not outlive it nor be shared: a fresh random one.
     logins = PasswordLogin(
         meta.users,
-        meta.users.passwords,
+        meta.passwords,
         LoginThrottle(counter, limits),
         LruCache(settings.credential_cache_size, settings.credential_cache_ttl),
         secrets.token_bytes(32),

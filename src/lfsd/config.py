@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from lfsd.core.text import ascii_number
+
 
 class Settings(BaseSettings):
     """Every field is documented in docs/configuration.md (a test checks it)."""
@@ -98,7 +100,8 @@ class Settings(BaseSettings):
         if value is None:
             return None
         host, sep, port = value.rpartition(":")
-        if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
+        number = ascii_number(port, 5)
+        if not sep or not host or number is None or number > 65535:
             raise ValueError("must be HOST:PORT")
         return value
 

@@ -20,9 +20,9 @@ from aiohttp import web
 
 from lfsd.app import build_app
 from lfsd.config import Settings, host_of, port_of
-from lfsd.http.access import RequestLog
 from lfsd.http.health import build_admin_app
 from lfsd.http.keys import HEALTH, INFLIGHT
+from lfsd.http.request_log import RequestLog
 from lfsd.observability.logs import configure
 
 log = logging.getLogger("lfsd")

@@ -15,7 +15,7 @@ from typing import Final
 
 from lfsd.core.errors import Conflict, NotFound, Unprocessable
 from lfsd.core.lockpath import InvalidLockPath, LockPath
-from lfsd.core.text import has_control_characters
+from lfsd.core.text import ascii_number, has_control_characters
 
 __all__ = ["InvalidLockPath", "LockPath"]  # re-exported: the lock rules in one import
 
@@ -46,10 +46,8 @@ class LockId(int):
     @classmethod
     def parse(cls, value: object) -> LockId:
         """The id, or ``LockNotFound``: a value outside the column's range names no lock."""
-        if not isinstance(value, str) or not (value.isascii() and value.isdigit()) or len(value) > 20:
-            raise LockNotFound()
-        number = int(value)
-        if not 1 <= number <= MAX_LOCK_ID:
+        number = ascii_number(value, 20)
+        if number is None or not 1 <= number <= MAX_LOCK_ID:
             raise LockNotFound()
         return cls(number)
 
@@ -102,9 +100,7 @@ def parse_limit(value: object, *, default: int, maximum: int) -> int:
     if isinstance(value, bool):
         raise InvalidLimit(f"limit must be a whole number from 1 to {maximum}")
     if isinstance(value, str):
-        if not (value.isascii() and value.isdigit()) or len(value) > 10:
-            raise InvalidLimit(f"limit must be a whole number from 1 to {maximum}")
-        value = int(value)
+        value = ascii_number(value, 10)
     if not isinstance(value, int) or not 1 <= value <= maximum:
         raise InvalidLimit(f"limit must be a whole number from 1 to {maximum}")
     return value
@@ -130,12 +126,13 @@ class CursorCodec:
     def decode(self, repo_id: int, cursor: object) -> int:
         if not isinstance(cursor, str) or len(cursor) > 64:
             raise InvalidCursor()
-        last, _, mac = cursor.partition(".")
-        if not (last.isascii() and last.isdigit()) or len(last) > 10 or int(last) > MAX_LOCK_ID:
+        text, _, mac = cursor.partition(".")
+        last = ascii_number(text, 10)
+        if last is None or last > MAX_LOCK_ID:
             raise InvalidCursor()
-        if not hmac.compare_digest(self._mac(repo_id, int(last)).encode(), mac.encode("ascii", "replace")):
+        if not hmac.compare_digest(self._mac(repo_id, last).encode(), mac.encode("ascii", "replace")):
             raise InvalidCursor()
-        return int(last)
+        return last
 
 
 def split_ours_theirs(locks: list[Lock], user_id: int) -> tuple[list[Lock], list[Lock]]:

@@ -51,6 +51,15 @@ class ObjectStore(Protocol):
         """Raise if the store cannot be used (for readiness and start-up)."""
 
 
+class PasswordHasher(Protocol):
+    """A slow, salted password hash (Argon2id); ``verify`` runs off the event loop and never raises for a mismatch."""
+
+    def hash(self, password: str) -> str: ...
+
+    async def verify(self, stored: str | None, password: str) -> bool:
+        """Whether ``password`` matches ``stored``; with ``stored`` None, as long as a real check (no user oracle)."""
+
+
 class UserDirectory(Protocol):
     async def identity_for_token(self, token: str) -> Identity | None: ...
 

@@ -17,6 +17,7 @@ from lfsd.core.errors import Unauthorized
 from lfsd.core.oid import Oid
 from lfsd.core.operation import Operation
 from lfsd.core.repo import RepoPath
+from lfsd.core.text import ascii_number
 
 # v2 added the token id. v1 links are refused: they cannot say which token to check for revocation.
 _VERSION = "v2"
@@ -69,13 +70,10 @@ class LinkSigner:
 
     def verify(self, token: str, repo: RepoPath, oid: Oid, op: Operation, now: int) -> LinkGrant:
         parts = token.split(".")
-        if (
-            len(parts) != _CLAIMS + 2
-            or parts[0] != _VERSION
-            or not all(part.isascii() and part.isdigit() and len(part) < 20 for part in parts[1:-1])
-        ):
+        numbers = [ascii_number(part, 19) for part in parts[1:-1]]
+        if len(parts) != _CLAIMS + 2 or parts[0] != _VERSION or None in numbers:
             raise Unauthorized("invalid transfer link")
-        claims = tuple(int(part) for part in parts[1:-1])
+        claims = tuple(number for number in numbers if number is not None)
         expected = self._mac(repo, oid, op, claims)
         if not hmac.compare_digest(expected.encode("ascii"), parts[-1].encode("ascii", "replace")):
             raise Unauthorized("invalid transfer link")

@@ -13,3 +13,13 @@ _FORBIDDEN: Final = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 def has_control_characters(text: str) -> bool:
     return _FORBIDDEN.search(text) is not None
+
+
+def ascii_number(text: object, max_digits: int) -> int | None:
+    """The number ``text`` spells in 1 to ``max_digits`` ASCII digits, else None.
+
+    ``str.isdigit`` alone also accepts other scripts' digits (``²``, ``٣``), which ``int`` then rejects or reads.
+    """
+    if not isinstance(text, str) or not 0 < len(text) <= max_digits or not (text.isascii() and text.isdigit()):
+        return None
+    return int(text)

@@ -11,10 +11,10 @@ from sqlalchemy.exc import IntegrityError
 from lfsd.core.auth import Identity
 from lfsd.core.errors import Conflict, NotFound
 from lfsd.core.login import PasswordRecord
+from lfsd.core.ports import PasswordHasher
 from lfsd.core.tokens import new_token, token_digest
 from lfsd.db.database import Database, utcnow
 from lfsd.db.tables import tokens, users
-from lfsd.passwords import Argon2Passwords
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +26,7 @@ class UserRecord:
 
 
 class SqlUserDirectory:
-    def __init__(self, db: Database, passwords: Argon2Passwords) -> None:
+    def __init__(self, db: Database, passwords: PasswordHasher) -> None:
         self._db = db
         self.passwords = passwords
 

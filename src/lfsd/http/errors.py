@@ -11,8 +11,7 @@ from typing import Final
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from lfsd.core.errors import HeadersTooLarge, InternalError, LfsError, UriTooLong
-from lfsd.http.keys import SETTINGS
+from lfsd.core.errors import InternalError, LfsError
 from lfsd.http.media import LFS_JSON
 
 log = logging.getLogger("lfsd.http")
@@ -73,15 +72,3 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     if not response.prepared:
         response.headers["X-Request-Id"] = rid
     return response
-
-
-@web.middleware
-async def limits_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Oversized paths and header blocks get LFS errors (aiohttp's own, much larger limits answer in plain text)."""
-    settings = request.app[SETTINGS]
-    if len(request.raw_path) > settings.max_url_length:
-        raise UriTooLong(f"request paths are limited to {settings.max_url_length} bytes")
-    header_bytes = sum(len(name) + len(value) + 4 for name, value in request.raw_headers)
-    if header_bytes > settings.max_header_bytes:
-        raise HeadersTooLarge(f"request headers are limited to {settings.max_header_bytes} bytes")
-    return await handler(request)

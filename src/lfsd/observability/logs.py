@@ -86,5 +86,5 @@ def configure(log_format: str, level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("lfsd.db").setLevel(logging.NOTSET)
-    # aiohttp's own access log is replaced by lfsd.access (see lfsd.http.access).
+    # aiohttp's own access log is replaced by lfsd.access (see lfsd.http.request_log).
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

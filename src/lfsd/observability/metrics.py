@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -17,7 +18,23 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from lfsd.db.database import PoolStats
+
+class PoolStats(Protocol):
+    """What the database layer reports about its connection pool (``Database.pool_stats``)."""
+
+    @property
+    def max_open(self) -> int: ...
+    @property
+    def open(self) -> int: ...
+    @property
+    def in_use(self) -> int: ...
+    @property
+    def idle(self) -> int: ...
+    @property
+    def waits(self) -> int: ...
+    @property
+    def wait_seconds(self) -> float: ...
+
 
 # Transfers run from milliseconds to hours.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)

@@ -11,16 +11,19 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from pathlib import Path
+from typing import TypeVar
 
 from lfsd.core.errors import InsufficientStorage, ServiceUnavailable
 from lfsd.core.oid import Oid
 from lfsd.core.ports import ByteSource, StoredObject
+from lfsd.core.text import ascii_number
 from lfsd.offload import in_thread
 from lfsd.storage.buffers import BufferPool
 from lfsd.storage.ingest import InOrder, ingest
 from lfsd.storage.objectfile import ObjectFile
 
 log = logging.getLogger("lfsd.storage")
+T = TypeVar("T")
 
 TEMP_SUFFIX = ".tmp"
 STALE_TEMP_SECONDS = 24 * 3600
@@ -76,28 +79,17 @@ class LocalStore:
         # Written, synced and renamed even when the object is already stored (the rename replaces it with the same
         # bytes): a shortcut would answer measurably faster, telling a caller that some repository holds this oid.
         tmp = self._tmp / f"{oid}.{self._host}.{os.getpid()}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
-        try:
-            file = await in_thread(ObjectFile, tmp, size, direct=self._direct)
-        except OSError as exc:
-            raise storage_error(exc) from exc
+        file = await _on_disk(lambda: ObjectFile(tmp, size, direct=self._direct))
         sink = _FileSink(file, self.path_of(oid), self._pool.size_for(size), fsync=self._fsync)
         await ingest(source, size, oid, self._pool, sink)
 
     async def get(self, oid: Oid) -> StoredObject | None:
         path = self.path_of(oid)
-        try:
-            size = (await in_thread(path.stat)).st_size
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise storage_error(exc) from exc
-        return StoredObject(size=size, path=path)
+        size = await _on_disk(_size_or_none, path)
+        return None if size is None else StoredObject(size=size, path=path)
 
     async def read(self, oid: Oid, start: int, length: int) -> AsyncIterator[bytes]:
-        try:
-            handle = await in_thread(self.path_of(oid).open, "rb")
-        except OSError as exc:
-            raise storage_error(exc) from exc
+        handle = await _on_disk(lambda: self.path_of(oid).open("rb"))
         try:
             await in_thread(handle.seek, start)
             left = length
@@ -117,17 +109,11 @@ class LocalStore:
     async def present(self, oids: Collection[Oid]) -> set[Oid]:
         if not oids:
             return set()
-        try:
-            # One hop to a thread for the whole batch: a stat is microseconds, the hand-off is not.
-            return await in_thread(lambda: {oid for oid in oids if self.path_of(oid).is_file()})
-        except OSError as exc:
-            raise storage_error(exc) from exc
+        # One hop to a thread for the whole batch: a stat is microseconds, the hand-off is not.
+        return await _on_disk(lambda: {oid for oid in oids if self.path_of(oid).is_file()})
 
     async def check(self) -> None:
-        try:
-            await in_thread(self._check_writable)
-        except OSError as exc:
-            raise storage_error(exc) from exc
+        await _on_disk(self._check_writable)
 
     def _check_writable(self) -> None:
         probe = self._tmp / f"probe.{self._host}.{os.getpid()}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
@@ -148,29 +134,43 @@ class _FileSink:
         self.buffer_size = buffer_size
 
     def write(self, view: memoryview) -> Awaitable[None]:
-        # Only our own file operations map to storage errors: the source's errors (a client that went away is also
-        # an OSError) pass through the pipeline unchanged.
         return self._writes.submit(lambda data: _mapped(self._file.write, data), view)
 
     async def commit(self, sha256: bytes) -> None:
-        await in_thread(_mapped, lambda: self._file.commit(self._final, fsync=self._fsync))
+        await _on_disk(lambda: self._file.commit(self._final, fsync=self._fsync))
 
     async def abort(self) -> None:
         await in_thread(self._file.discard)
 
 
-def _mapped(fn: Callable[..., None], *args: object) -> None:
+def _mapped(fn: Callable[..., T], *args: object) -> T:
+    """The store's own file operations: their OS errors become domain errors (507 for a full disk, else 503).
+
+    A client that went away is also an OSError, so only our own calls go through here, never the body's reads.
+    """
     try:
-        fn(*args)
+        return fn(*args)
     except OSError as exc:
         raise storage_error(exc) from exc
 
 
+async def _on_disk(fn: Callable[..., T], *args: object) -> T:
+    return await in_thread(_mapped, fn, *args)
+
+
+def _size_or_none(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
+
+
 def _pid_alive(text: str) -> bool:
-    if not (text.isascii() and text.isdigit()):
+    pid = ascii_number(text, 10)
+    if pid is None:
         return False
     try:
-        os.kill(int(text), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:

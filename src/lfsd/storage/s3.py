@@ -21,14 +21,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from lfsd.storage.errors import StorageConfigError
+
+try:
+    from botocore.exceptions import BotoCoreError, ClientError
+except ImportError as missing:  # the s3 extra is not installed
+    raise StorageConfigError("S3 storage needs the s3 extra: pip install 'lfsd[s3]'") from missing
 
 from lfsd.core.batch import Action
 from lfsd.core.errors import LfsError, NotFound, ServiceUnavailable, SizeMismatch
 from lfsd.core.oid import Oid
 from lfsd.core.ports import ByteSource, StoredObject
 from lfsd.storage.buffers import BufferPool
-from lfsd.storage.errors import StorageConfigError
 from lfsd.storage.ingest import Sink, ingest, nothing_to_write
 
 log = logging.getLogger("lfsd.storage")
