@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import subprocess
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +21,55 @@ from tests.s3server import CREDENTIALS, S3Server, running_s3
 from tests.support import World
 
 AiohttpClient = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
+
+ROOT = Path(__file__).resolve().parents[1]
+# Byte-code and tool caches come from running Python and the linters, not from what a test does.
+_CACHES = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
+
+
+def _stray_paths() -> set[str] | None:
+    """What ``git status`` shows in the checkout: untracked, ignored (caches aside) and changed paths.
+
+    None outside a git checkout (an unpacked sdist), where there is nothing to compare against.
+    """
+    try:
+        result = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=all", "--ignored=matching", "-z", "--", "."],
+            cwd=ROOT,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except FileNotFoundError:
+        return None
+    if result.returncode != 0:
+        return None
+    entries = result.stdout.decode("utf-8", "replace").split("\0")
+    return {entry for entry in entries if entry and not _CACHES.intersection(Path(entry[3:]).parts)}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Hypothesis keeps its example database and Unicode tables in ``./.hypothesis``: give it a temp dir instead.
+
+    Here rather than in a fixture: test modules build their strategies (and read the tables) while being collected.
+    """
+    if "HYPOTHESIS_STORAGE_DIRECTORY" not in os.environ:
+        home = tempfile.mkdtemp(prefix="lfsd-hypothesis-")
+        os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = home
+        config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _working_tree_stays_clean() -> Iterator[None]:
+    """Fail the run when the tests leave files in the checkout: everything a test writes belongs in tmp_path."""
+    before = _stray_paths()
+    yield
+    if before is None:
+        return
+    after = _stray_paths() or set()
+    left = sorted(after - before)
+    if left:
+        pytest.fail(f"the tests left files in the working tree (git status): {left}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -6,11 +6,13 @@ import asyncio
 import logging
 import os
 import secrets
+import shlex
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
@@ -52,6 +54,7 @@ from lfsd.http.routes import add_routes
 from lfsd.http.state import Health, activity_middleware
 from lfsd.memory import MemoryReleaser
 from lfsd.observability.metrics import Metrics
+from lfsd.offload import in_thread
 from lfsd.passwords import Argon2Passwords
 from lfsd.state.memory import LruCache, MemoryFailureCounter
 from lfsd.storage.buffers import BufferPool
@@ -310,20 +313,56 @@ async def _open_store(settings: Settings, resources: AsyncExitStack) -> tuple[st
     return "local", local, None
 
 
+ADMIN_TOKEN_FILE = "admin-token"  # noqa: S105 - a file name, not a secret
+
+
 async def _first_start(meta: Metadata, settings: Settings) -> None:
-    """On an empty database, create the ``admin`` user and print, once, how to use its token with git."""
+    """On an empty database, create the user ``admin`` with a token that never reaches the logs.
+
+    stdout ends up in pod logs, so the token is either the configured ``initial_admin_token`` (a Kubernetes Secret)
+    or a random one written once to ``data_dir/admin-token``, readable only by lfsd's user; only the path is printed.
+    """
     if await meta.users.count() > 0:
         return
     try:
         await meta.users.add("admin", is_admin=True, password=None)
     except Conflict:
         return  # another process started at the same moment and made it
+    if settings.initial_admin_token is not None:
+        await meta.users.create_token("admin", settings.initial_admin_token.get_secret_value())
+        print("lfsd: created user 'admin' with the token from LFSD_INITIAL_ADMIN_TOKEN.", flush=True)
+        return
+    path = (settings.data_dir / ADMIN_TOKEN_FILE).resolve()
     token = await meta.users.create_token("admin")
+    try:
+        await in_thread(_write_new_private_file, path, f"{token}\n")
+    except OSError as exc:
+        await meta.users.revoke_token(token)  # nobody could ever read it
+        reason = "it exists already (left alone)" if isinstance(exc, FileExistsError) else exc.strerror
+        print(
+            f"lfsd: created user 'admin' without a token: cannot write {path}: {reason}.\n"
+            "  Create one with `lfsd token create admin`, or set LFSD_INITIAL_ADMIN_TOKEN on an empty database.",
+            flush=True,
+        )
+        return
     base = settings.public_url or f"http://{settings.listen}"
     scheme, _, rest = base.partition("://")
     print(
-        "lfsd: created user 'admin' with a new token; it is shown only now.\n"
+        f"lfsd: created user 'admin'; its token is in {path} (readable only by this user).\n"
         "  In a git repository, point LFS at repository OWNER/NAME on this server with:\n"
-        f"    git config lfs.url {scheme}://admin:{token}@{rest}/OWNER/NAME.git/info/lfs",
+        f'    git config lfs.url "{scheme}://admin:$(cat {shlex.quote(str(path))})@{rest}/OWNER/NAME.git/info/lfs"\n'
+        "  Keep the token somewhere safe and delete the file.",
         flush=True,
     )
+
+
+def _write_new_private_file(path: Path, text: str) -> None:
+    """Create ``path`` with mode 0600 and ``text``; never through a link, never over an existing file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.write(fd, text.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lfsd.core.text import ascii_number
+
+_INITIAL_TOKEN: Final = re.compile(r"lfsd_[A-Za-z0-9_-]{32,94}")
 
 
 class Settings(BaseSettings):
@@ -93,6 +96,22 @@ class Settings(BaseSettings):
     io_threads: int = Field(16, ge=1, le=256, description="worker threads for file I/O and hashing")
     fsync: bool = Field(True, description="fsync each object before it becomes visible")
     direct_io: bool = Field(True, description="write object files with O_DIRECT where the filesystem allows it")
+    initial_admin_token: SecretStr | None = Field(
+        None,
+        description="the token the first start gives admin (from a Kubernetes Secret, say); "
+        "default: a random one written to data_dir/admin-token",
+    )
+
+    @field_validator("initial_admin_token")
+    @classmethod
+    def _check_initial_admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # The message never repeats the value; the shape is a token's, with at least 32 random characters.
+        if value is not None and _INITIAL_TOKEN.fullmatch(value.get_secret_value()) is None:
+            raise ValueError(
+                "initial_admin_token must be lfsd_ and 32 to 94 letters, digits, '-' or '_' "
+                "(e.g. lfsd_$(openssl rand -hex 32))"
+            )
+        return value
 
     @field_validator("listen", "metrics_listen")
     @classmethod

@@ -12,7 +12,7 @@ from lfsd.config import Settings
 from lfsd.core.auth import Permission
 from lfsd.core.repo import RepoPath
 from lfsd.db.schema import SCHEMA_HEAD
-from tests.e2e.harness import Server, cli
+from tests.e2e.harness import cli
 
 
 def _one_line_error(result_stderr: str) -> None:
@@ -94,30 +94,6 @@ def test_serve_rejects_bad_settings_in_one_line(tmp_path: Path) -> None:
     result = cli(tmp_path / "d", "serve", "--listen", "nonsense", check=False)
     assert result.returncode != 0
     _one_line_error(result.stderr)
-
-
-def test_first_start_prints_admin_token_once(tmp_path: Path) -> None:
-    data = tmp_path / "d"
-    server = Server.start(data)
-    try:
-        for _ in range(100):
-            if "git config lfs.url" in server.log():
-                break
-            asyncio.run(asyncio.sleep(0.05))
-    finally:
-        assert server.stop() == 0
-    first = server.log()
-    assert first.count("lfsd_") == 1 and "admin:" in first
-    token = first.split("admin:", 1)[1].split("@", 1)[0]
-
-    async def check(meta: Metadata) -> None:
-        identity = await meta.users.identity_for_token(token)
-        assert identity is not None and identity.is_admin
-
-    _meta_check(data, check)
-    again = Server.start(data)
-    assert again.stop() == 0
-    assert "lfsd_" not in again.log()
 
 
 def test_schema_head_matches_alembic() -> None:

@@ -81,9 +81,10 @@ def _tls_context(query: dict[str, str]) -> ssl.SSLContext | None:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets readers run beside the writer and several processes share the file; busy_timeout makes a
-    # writer wait for the lock instead of failing at once.
+    # writer wait for the lock instead of failing at once. FULL syncs the WAL at every commit: with NORMAL a power
+    # loss can drop the last commits, and with them the record of an upload already answered with 200.
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

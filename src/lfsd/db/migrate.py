@@ -57,11 +57,17 @@ def _current(connection: Connection) -> str | None:
 
 @asynccontextmanager
 async def _sqlite_file_lock(db: Database) -> AsyncIterator[None]:
+    """SQLite has no server to hold a lock: processes on one file take a file lock beside it.
+
+    Only for SQLite: MySQL/MariaDB and PostgreSQL hold their own lock (:func:`_take_server_lock`), and their URL's
+    database is a name, not a path, so a lock file would land in whatever the working directory happens to be.
+    """
     name = db.engine.url.database
-    if not name or name == ":memory:":
+    if db.dialect != "sqlite" or not name or name == ":memory:":
         yield
         return
-    fd = os.open(f"{name}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
+    database = Path(name)
+    fd = os.open(database.with_name(f"{database.name}.migrate-lock"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         await in_thread(fcntl.flock, fd, fcntl.LOCK_EX)
         yield

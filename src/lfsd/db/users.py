@@ -110,10 +110,10 @@ class SqlUserDirectory:
         if result.rowcount == 0:
             raise NotFound(f"no user named {name!r}")
 
-    async def create_token(self, name: str) -> str:
-        """A new token for user ``name``; only its digest is stored, so it is shown once."""
+    async def create_token(self, name: str, token: str | None = None) -> str:
+        """A new token for user ``name`` (``token``, when one is given); only its digest is stored."""
         user = await self.require(name)
-        token = new_token()
+        token = token or new_token()
         async with self._db.transaction() as conn:
             await conn.execute(tokens.insert().values(user_id=user.id, digest=token_digest(token), created_at=utcnow()))
         return token

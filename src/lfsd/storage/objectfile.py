@@ -74,14 +74,10 @@ class ObjectFile:
             os.fsync(self._fd)
         os.close(self._fd)
         self._fd = -1
-        final.parent.mkdir(parents=True, exist_ok=True)
+        _make_dirs(final.parent, fsync=fsync)
         self.tmp.rename(final)
         if fsync:
-            fd = os.open(final.parent, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _fsync_dir(final.parent)
 
     def discard(self) -> None:
         if self._fd >= 0:
@@ -90,6 +86,32 @@ class ObjectFile:
             self._fd = -1
         with contextlib.suppress(FileNotFoundError):
             self.tmp.unlink()
+
+
+def _make_dirs(directory: Path, *, fsync: bool) -> None:
+    """Create ``directory`` and its missing parents one level at a time, each made durable in its parent.
+
+    A new shard directory is an entry in its parent: until the parent is fsynced, a power loss can drop the
+    directory, and with it every object renamed into it since, although each of those was acknowledged.
+    """
+    missing: list[Path] = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for level in reversed(missing):
+        # If another upload made it a moment ago, that one may not have synced it yet: sync it here too.
+        with contextlib.suppress(FileExistsError):
+            level.mkdir()
+        if fsync:
+            _fsync_dir(level.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _preallocate(fd: int, offset: int, length: int) -> None:
