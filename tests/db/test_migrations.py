@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from lfsd.app import Metadata, SchemaMismatch
 from lfsd.config import Settings
 from lfsd.core.lockpath import MAX_LOCK_PATH_LENGTH
 from lfsd.core.locks import MAX_LOCK_ID, MAX_REF_LENGTH
@@ -20,9 +19,11 @@ from lfsd.core.names import MAX_USER_NAME_LENGTH
 from lfsd.core.repo import MAX_LENGTH as MAX_REPO_PATH_LENGTH
 from lfsd.db.database import Database
 from lfsd.db.engine import create_engine, parse_url
+from lfsd.db.metadata import SchemaMismatch
 from lfsd.db.migrate import current_revision, downgrade, head_revision, upgrade
 from lfsd.db.schema import SCHEMA_HEAD, schema_revision
 from lfsd.db.tables import metadata
+from lfsd.resources import open_metadata
 from tests.databases import server_for
 from tests.e2e.harness import Server, cli, lfsd_env
 
@@ -65,10 +66,10 @@ async def test_server_databases_are_not_migrated_without_being_asked(
 ) -> None:
     settings = Settings(data_dir=tmp_path, database_url=fresh_server_database_url)
     with pytest.raises(SchemaMismatch, match="lfsd migrate"):
-        await Metadata.open(settings)
-    meta = await Metadata.open(settings, migrate=True)
+        await open_metadata(settings)
+    meta = await open_metadata(settings, migrate=True)
     await meta.close()
-    meta = await Metadata.open(settings)
+    meta = await open_metadata(settings)
     await meta.close()
 
 
