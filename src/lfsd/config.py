@@ -138,6 +138,10 @@ class Settings(BaseSettings):
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'lfsd.db').resolve()}"
 
+    drain_delay: float = Field(
+        5.0, ge=0, description="seconds lfsd keeps accepting after SIGTERM, with readiness 503, so balancers move away"
+    )
+
 
 def host_of(listen: str) -> str:
     return listen.rpartition(":")[0].strip("[]")
