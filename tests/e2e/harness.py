@@ -105,8 +105,10 @@ class Server:
         extra_env: dict[str, str] | None = None,
         database_url: str | None = None,
         args: tuple[str, ...] = (),
+        port: int | None = None,
     ) -> Server:
-        port = free_port()
+        """``port``: a given one (a replica restarted where its balancer expects it), else a free one."""
+        port = port or free_port()
         log_path = data_dir.parent / f"lfsd-{port}.log"
         data_dir.mkdir(parents=True, exist_ok=True)
         with log_path.open("wb") as log:
