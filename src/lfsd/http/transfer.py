@@ -6,6 +6,8 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from io import BufferedReader
+from pathlib import Path
 from typing import BinaryIO
 
 from aiohttp import ClientPayloadError, web
@@ -146,7 +148,7 @@ async def download(request: web.Request) -> web.StreamResponse:
         return await _stream(request, target, part, status, headers)
     try:
         # Opened here, not while sending, so that a vanished or unreadable file is still an LFS error.
-        file = await in_thread(stored.path.open, "rb")
+        file = await _open(stored.path)
     except FileNotFoundError:
         raise NotFound("object does not exist") from None
     except OSError as exc:
@@ -176,6 +178,21 @@ async def _stream(
     return response
 
 
+async def _open(path: Path) -> BufferedReader:
+    """``path`` opened for reading in a worker thread; if the request is cancelled meanwhile, the file is closed."""
+    opening = asyncio.ensure_future(in_thread(path.open, "rb"))
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_opened)
+        raise
+
+
+def _close_opened(opening: asyncio.Future[BufferedReader]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
+
+
 class _SentFile(web.StreamResponse):
     """A byte range of an open local file, sent with ``sendfile`` (no copy through Python); owns and closes the file.
 
@@ -199,7 +216,8 @@ class _SentFile(web.StreamResponse):
             async with inflight.user(self._user), inflight.download():
                 return await self._send(request)
         finally:
-            await in_thread(self._file.close)
+            # Shielded: a request cancelled now (the client went away, a shutdown) must still close its file.
+            await asyncio.shield(in_thread(self._file.close))
 
     async def _send(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         writer = await super().prepare(request)
