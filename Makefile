@@ -4,9 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup git-lfs serve test lint typecheck pytest bench clean
+.PHONY: setup git-lfs nginx serve test lint typecheck pytest bench clean
 
-setup: $(STAMP) git-lfs
+setup: $(STAMP) git-lfs nginx
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,15 @@ git-lfs:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git-lfs >/dev/null; \
 	  else echo "git-lfs is missing: install it (Debian: apt-get install git-lfs)"; exit 1; fi; \
+	fi
+
+# A real load balancer for the rolling-restart test (tests/e2e/test_balancer.py): Debian's nginx-light, installed
+# when missing and we are root; without it that test is skipped locally (and fails in CI).
+nginx:
+	@if ! command -v nginx >/dev/null && ! [ -x /usr/sbin/nginx ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light >/dev/null; \
+	  else echo "nginx is missing: the balancer test will be skipped (Debian: apt-get install nginx-light)"; fi; \
 	fi
 
 serve: setup

@@ -23,6 +23,7 @@ from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
 from lfsd.core.throttle import FailureCounter, LoginThrottle, ThrottleLimits
 from lfsd.db.metadata import Metadata
+from lfsd.http.drain import close_while_draining, drain_middleware
 from lfsd.http.errors import error_middleware
 from lfsd.http.health import add_health_routes
 from lfsd.http.inflight import InFlight
@@ -41,7 +42,7 @@ from lfsd.http.keys import (
 )
 from lfsd.http.limits import limits_middleware
 from lfsd.http.routes import add_routes
-from lfsd.http.state import Health, activity_middleware
+from lfsd.http.state import Health
 from lfsd.memory import MemoryReleaser
 from lfsd.observability.metrics import Metrics
 from lfsd.offload import in_thread
@@ -59,9 +60,11 @@ StoreWrapper = Callable[[ObjectStore], ObjectStore]
 def build_app(settings: Settings, *, wrap_store: StoreWrapper | None = None) -> web.Application:
     """The application. ``wrap_store`` stacks one more wrapper on the object store (fault injection in tests)."""
     app = web.Application(
-        middlewares=[activity_middleware, error_middleware, limits_middleware],
+        # The drain's 503 is rendered by error_middleware, so it sits inside it.
+        middlewares=[error_middleware, drain_middleware, limits_middleware],
         client_max_size=settings.batch_max_bytes,
     )
+    app.on_response_prepare.append(close_while_draining)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[HEALTH] = Health()

@@ -209,6 +209,10 @@ class Settings(BaseSettings):
             return tuple(part for part in value.replace(",", " ").split() if part)
         return value
 
+    drain_delay: float = Field(
+        5.0, ge=0, description="seconds lfsd keeps accepting after SIGTERM, with readiness 503, so balancers move away"
+    )
+
 
 def host_of(listen: str) -> str:
     return listen.rpartition(":")[0].strip("[]")

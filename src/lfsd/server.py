@@ -1,8 +1,11 @@
 """Runs the application: logging, listeners, signals and the drain.
 
-Shutdown, as a sequence: the first SIGTERM/SIGINT turns readiness 503 and closes the main listener; requests in
-flight (uploads and downloads of any size) run on for up to ``shutdown_grace`` seconds; what remains is cancelled
-(its temp files removed); then the lifespan closes the pools and the process exits 0. A second signal exits at once.
+Shutdown, as a sequence (``lfsd.http.drain`` has the details): the first SIGTERM turns readiness 503; lfsd keeps
+accepting for ``drain_delay`` seconds, closing each connection after its response, so that a load balancer moves
+away; then the main listener stops and idle connections close; requests in flight (uploads and downloads of any
+size) run on until ``shutdown_grace`` seconds after the signal; what remains is cancelled (its temp files removed);
+then the lifespan closes the pools and the process exits 0. SIGINT (Ctrl-C: a person, not a balancer, is waiting)
+skips the delay. A second signal exits at once.
 
 The wait for requests in flight is lfsd's own: aiohttp's graceful shutdown stops reading request bodies at once
 (``RequestHandler.data_received`` drops data after ``close()``), so an upload could never finish inside it.
@@ -14,14 +17,14 @@ import asyncio
 import logging
 import os
 import signal
-import time
 
 from aiohttp import web
 
 from lfsd.app import build_app
 from lfsd.config import Settings, host_of, port_of
+from lfsd.http.drain import drain
 from lfsd.http.health import build_admin_app
-from lfsd.http.keys import HEALTH, INFLIGHT
+from lfsd.http.keys import HEALTH
 from lfsd.http.request_log import RequestLog
 from lfsd.observability.logs import configure
 
@@ -29,22 +32,6 @@ log = logging.getLogger("lfsd")
 
 EXIT_AT_ONCE = 130
 CANCEL_SECONDS = 5.0  # after the grace period: time for cancelled handlers to clean up
-DRAIN_POLL_SECONDS = 0.1
-
-
-async def _drain(app: web.Application, grace: float) -> None:
-    """Wait until no request is in a handler and no download is being sent, or the grace period is over."""
-    deadline = time.monotonic() + grace
-    health = app[HEALTH]
-    inflight = app.get(INFLIGHT)
-    while health.active > 0 or (inflight is not None and inflight.downloads > 0):
-        if time.monotonic() >= deadline:
-            log.warning(
-                "grace period over: cancelling what is left",
-                extra={"event": "grace_expired", "requests": health.active},
-            )
-            return
-        await asyncio.sleep(DRAIN_POLL_SECONDS)
 
 
 def serve(settings: Settings) -> None:
@@ -78,26 +65,31 @@ async def _serve(settings: Settings) -> None:
             "listening",
             extra={"event": "started", "listen": settings.listen, "metrics_listen": settings.metrics_listen or ""},
         )
-        stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        signalled: asyncio.Future[int] = loop.create_future()
 
         def on_signal(signum: int) -> None:
-            if stop.is_set():
+            if signalled.done():
                 log.warning("second signal: exiting at once", extra={"event": "abort", "signal": signum})
                 logging.shutdown()
                 os._exit(EXIT_AT_ONCE)
-            app[HEALTH].draining = True
-            log.info(
-                "draining",
-                extra={"event": "draining", "signal": signum, "grace_seconds": settings.shutdown_grace},
-            )
-            stop.set()
+            app[HEALTH].draining = True  # readiness turns 503 at once, whatever the event loop does next
+            signalled.set_result(signum)
 
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, on_signal, signum)
-        await stop.wait()
-        await site.stop()  # no new connections
-        await _drain(app, settings.shutdown_grace)
+        for handled in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(handled, on_signal, handled)
+        signum = await signalled
+        delay = 0.0 if signum == signal.SIGINT else settings.drain_delay
+        log.info(
+            "draining",
+            extra={
+                "event": "draining",
+                "signal": signum,
+                "delay_seconds": delay,
+                "grace_seconds": settings.shutdown_grace,
+            },
+        )
+        await drain(app, runner, site, delay=delay, grace=settings.shutdown_grace)
     finally:
         # Cancels whatever is still running (its cleanup removes temp files), then runs the lifespan's cleanup.
         await runner.cleanup()

@@ -55,7 +55,8 @@ def free_port() -> int:
 
 def lfsd_env(data_dir: Path, database_url: str | None = None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LFSD_")}
-    env.update({"LFSD_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", **extra})
+    # No balancer in front by default, so a stop need not wait for one to move away (``extra`` may set a delay).
+    env.update({"LFSD_DATA_DIR": str(data_dir), "LFSD_DRAIN_DELAY": "0", "PYTHONUNBUFFERED": "1", **extra})
     if database_url is not None:
         env["LFSD_DATABASE_URL"] = database_url
     return env
@@ -104,8 +105,10 @@ class Server:
         extra_env: dict[str, str] | None = None,
         database_url: str | None = None,
         args: tuple[str, ...] = (),
+        port: int | None = None,
     ) -> Server:
-        port = free_port()
+        """``port``: a given one (a replica restarted where its balancer expects it), else a free one."""
+        port = port or free_port()
         log_path = data_dir.parent / f"lfsd-{port}.log"
         data_dir.mkdir(parents=True, exist_ok=True)
         with log_path.open("wb") as log:

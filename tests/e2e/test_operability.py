@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -149,11 +150,12 @@ def _refused(port: int) -> bool:
         return True
 
 
-def _drain_server(tmp_path: Path, grace: str = "120") -> tuple[Server, int, str]:
+def _drain_server(tmp_path: Path, grace: str = "120", **settings: str) -> tuple[Server, int, str]:
     metrics_port = free_port()
+    env = {f"LFSD_{name.upper()}": value for name, value in settings.items()}
     server = Server.start(
         tmp_path / "data",
-        extra_env={"LFSD_METRICS_LISTEN": f"127.0.0.1:{metrics_port}", "LFSD_SHUTDOWN_GRACE": grace},
+        extra_env={"LFSD_METRICS_LISTEN": f"127.0.0.1:{metrics_port}", "LFSD_SHUTDOWN_GRACE": grace, **env},
     )
     server.cli("user", "add", "alice")
     token = server.cli("token", "create", "alice").stdout.splitlines()[-1]
@@ -242,3 +244,80 @@ def test_grace_expiry_cancels_and_cleans_up_and_a_second_signal_exits_at_once(tm
     second.process.send_signal(signal.SIGTERM)
     assert second.process.wait(timeout=10) != 0
     upload.communicate(timeout=30)
+
+
+def _exchange(sock: socket.socket, request: bytes) -> bytes:
+    """Send one request and read its response head (the bodies here are small and come with it)."""
+    sock.sendall(request)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed without a response: {data!r}"
+        data += chunk
+    return data
+
+
+HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: lfsd\r\n\r\n"
+
+
+def test_sigterm_keeps_accepting_for_the_drain_delay_then_closes_idle_connections(tmp_path: Path) -> None:
+    require_git_lfs()
+    delay = 2.0
+    source = tmp_path / "60m.bin"
+    oid = write_random(source, 60 * MiB)
+    server, metrics_port, token = _drain_server(tmp_path, drain_delay=str(delay))
+    action = batch(server.url, "acme/big", "alice", token, "upload", oid, 60 * MiB)["actions"]["upload"]
+    upload = start_curl(action, "--limit-rate", "10M", "-T", str(source), "-D", str(tmp_path / "put-headers"))
+    idle = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    reused = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        for sock in (idle, reused):
+            assert b"connection: close" not in _exchange(sock, HEALTHZ).lower()  # kept alive before the signal
+        _wait_for(lambda: any((server.data_dir / "tmp").glob(f"{oid}*")), 10)
+        signalled = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        _wait_for(lambda: _get(f"http://127.0.0.1:{metrics_port}/readyz")[0] == 503, 1)
+
+        # During the delay: still accepting, and every response closes its connection.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as fresh:
+            head = _exchange(fresh, HEALTHZ).lower()
+            assert head.startswith(b"http/1.1 200 ") and b"connection: close" in head, head
+        head = _exchange(reused, HEALTHZ).lower()
+        assert head.startswith(b"http/1.1 200 ") and b"connection: close" in head, head
+        assert time.monotonic() - signalled < delay
+
+        # After it: the listener is gone and the idle keep-alive connection is closed, while the upload runs on.
+        _wait_for(lambda: _refused(server.port), delay + 2)
+        assert time.monotonic() - signalled >= delay - 0.2
+        idle.settimeout(2)
+        assert idle.recv(1024) == b"", "the idle keep-alive connection was left open"
+        assert upload.poll() is None, "the upload should still be running"
+    finally:
+        idle.close()
+        reused.close()
+    out, err = upload.communicate(timeout=60)
+    assert out == "200 0", err
+    assert "connection: close" in (tmp_path / "put-headers").read_text().lower()
+    finished = time.monotonic()
+    assert server.process.wait(timeout=30) == 0
+    assert time.monotonic() - finished < 3, "the drain should end as soon as the upload has"
+    assert (server.data_dir / "objects" / oid[:2] / oid[2:4] / oid).stat().st_size == 60 * MiB
+
+
+def test_a_stalled_request_body_does_not_hold_the_drain(tmp_path: Path) -> None:
+    require_git_lfs()
+    server, _, token = _drain_server(tmp_path, grace="60", body_timeout="1")
+    auth = base64.b64encode(f"alice:{token}".encode()).decode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as stalled:
+        stalled.sendall(
+            b"POST /acme/big.git/info/lfs/objects/batch HTTP/1.1\r\nHost: lfsd\r\n"
+            b"Accept: application/vnd.git-lfs+json\r\nContent-Type: application/vnd.git-lfs+json\r\n"
+            + f"Authorization: Basic {auth}\r\nContent-Length: 100\r\n\r\n".encode()
+            + b'{"operatio'
+        )
+        time.sleep(0.3)  # the request is in its handler, reading the body
+        signalled = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        assert b" 408 " in stalled.recv(1024).split(b"\r\n")[0]
+        assert server.process.wait(timeout=30) == 0
+    assert time.monotonic() - signalled < 5, "the drain waited for a body that was not moving"

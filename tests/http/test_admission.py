@@ -3,45 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from lfsd.config import Settings
 from lfsd.core.oid import Oid
-from lfsd.core.ports import ByteSource, ObjectStore, StoredObject
+from lfsd.core.ports import ByteSource, StoredObject
 from tests.conftest import AiohttpClient, open_world
+from tests.delegating_store import DelegatingStore
 from tests.support import World, blob
 
 CAP = 2
 
 
-class SlowStore:
+class SlowStore(DelegatingStore):
     """Every lookup takes a while, as on a busy disk or a remote store: admission must not await across it."""
-
-    def __init__(self, inner: ObjectStore) -> None:
-        self._inner = inner
 
     async def put(self, oid: Oid, size: int, source: ByteSource) -> None:
         await asyncio.sleep(0.3)
-        await self._inner.put(oid, size, source)
+        await self.inner.put(oid, size, source)
 
     async def get(self, oid: Oid) -> StoredObject | None:
         await asyncio.sleep(0.3)
-        return await self._inner.get(oid)
-
-    def read(self, oid: Oid, start: int, length: int) -> AsyncIterator[bytes]:
-        return self._inner.read(oid, start, length)
-
-    async def size_of(self, oid: Oid) -> int | None:
-        return await self._inner.size_of(oid)
-
-    async def present(self, oids: Collection[Oid]) -> set[Oid]:
-        return await self._inner.present(oids)
-
-    async def check(self) -> None:
-        await self._inner.check()
+        return await self.inner.get(oid)
 
 
 @pytest.fixture

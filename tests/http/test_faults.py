@@ -13,14 +13,15 @@ from lfsd.core.oid import Oid
 from lfsd.core.ports import ByteSource, ObjectStore, StoredObject
 from lfsd.storage.local import storage_error
 from tests.conftest import AiohttpClient, open_world
+from tests.delegating_store import DelegatingStore
 from tests.support import World, blob, lfs_error
 
 
-class FaultyStore:
+class FaultyStore(DelegatingStore):
     """Wraps a real store; while ``fault`` is set, every operation fails with that OS error, as a disk would."""
 
     def __init__(self, inner: ObjectStore) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.fault: int | None = None
 
     def _check(self) -> None:
@@ -29,28 +30,28 @@ class FaultyStore:
 
     async def put(self, oid: Oid, size: int, source: ByteSource) -> None:
         self._check()
-        await self._inner.put(oid, size, source)
+        await super().put(oid, size, source)
 
     async def get(self, oid: Oid) -> StoredObject | None:
         self._check()
-        return await self._inner.get(oid)
+        return await super().get(oid)
 
     async def read(self, oid: Oid, start: int, length: int) -> AsyncIterator[bytes]:
         self._check()
-        async for chunk in self._inner.read(oid, start, length):
+        async for chunk in self.inner.read(oid, start, length):
             yield chunk
 
     async def size_of(self, oid: Oid) -> int | None:
         self._check()
-        return await self._inner.size_of(oid)
+        return await super().size_of(oid)
 
     async def present(self, oids: Collection[Oid]) -> set[Oid]:
         self._check()
-        return await self._inner.present(oids)
+        return await super().present(oids)
 
     async def check(self) -> None:
         self._check()
-        await self._inner.check()
+        await super().check()
 
 
 @pytest.fixture

@@ -1,12 +1,12 @@
-"""Process state that the health endpoints report."""
+"""Process state that the health endpoints report and the drain (``lfsd.http.drain``) follows."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
+from weakref import WeakSet
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 # The authenticated user's name, for the request log.
 USER: Final = web.RequestKey("user", str)
@@ -14,22 +14,13 @@ USER: Final = web.RequestKey("user", str)
 
 @dataclass
 class Health:
-    """``started`` once the lifespan has opened everything; ``draining`` from the first shutdown signal on."""
+    """The process's phase, from start to shutdown, and what a drain waits for."""
 
-    started: bool = False
-    draining: bool = False
-    active: int = 0  # requests inside a handler (see ``activity_middleware``)
-
-
-@web.middleware
-async def activity_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Counts requests in handlers, so that a drain knows when they are done."""
-    health = request.app[HEALTH]
-    health.active += 1
-    try:
-        return await handler(request)
-    finally:
-        health.active -= 1
+    started: bool = False  # the lifespan has opened everything
+    draining: bool = False  # from the first shutdown signal: readiness 503, every response closes its connection
+    closed: bool = False  # from the end of the drain delay: the listener is stopped, new requests get 503
+    active: int = 0  # requests inside a handler
+    responding: WeakSet[web.StreamResponse] = field(default_factory=WeakSet)  # returned by handlers before the drain
 
 
 HEALTH: Final = web.AppKey("health", Health)

@@ -6,38 +6,37 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from io import BufferedReader
+from pathlib import Path
+from typing import BinaryIO
 
-from aiohttp import ClientPayloadError, web
+from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
 from lfsd.core.auth import Permission
 from lfsd.core.errors import (
-    BadRequest,
     LengthRequired,
     LfsError,
+    NotFound,
     PayloadTooLarge,
-    RequestTimeout,
+    ServiceUnavailable,
     SizeMismatch,
     Unprocessable,
 )
 from lfsd.core.oid import Oid
 from lfsd.core.operation import Operation
 from lfsd.http.auth import identify, link_token
-from lfsd.http.body import read_body
+from lfsd.http.body import read_body, read_chunk
 from lfsd.http.errors import render, request_id
 from lfsd.http.inflight import Slot
 from lfsd.http.keys import ACCESS, INFLIGHT, SERVICE, SETTINGS, SIGNER
 from lfsd.http.media import check_content_type
 from lfsd.http.paths import oid_of, repo_path
-from lfsd.http.ranges import Unsatisfiable, parse_range
+from lfsd.http.ranges import ByteRange, Unsatisfiable, wanted_range
 from lfsd.http.wire import VerifyObjectRequest, parse_json
+from lfsd.offload import in_thread
 
 log = logging.getLogger("lfsd.http")
-
-
-class ClientDisconnected(BadRequest):
-    default_message = "the client disconnected before the body was complete"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,13 +105,7 @@ class _RequestBody:
         self._timeout = request.app[SETTINGS].body_timeout
 
     async def read(self) -> bytes:
-        try:
-            async with asyncio.timeout(self._timeout):
-                return await self._content.readany()
-        except TimeoutError:
-            raise RequestTimeout(f"no body data for {self._timeout:g} seconds") from None
-        except (ClientPayloadError, ConnectionError) as exc:
-            raise ClientDisconnected() from exc
+        return await read_chunk(self._content, self._timeout)
 
 
 async def upload(request: web.Request) -> web.Response:
@@ -126,64 +119,113 @@ async def upload(request: web.Request) -> web.Response:
 
 
 async def download(request: web.Request) -> web.StreamResponse:
+    """The object, or the one byte range asked for: ``ranges.wanted_range`` decides for every store alike."""
     target = await _target(request, Operation.DOWNLOAD, Permission.READ)
     slot = request.app[INFLIGHT].admit(target.user, request.app[SETTINGS].max_transfers_per_user)
     try:
         stored = await request.app[SERVICE].download(target.repo_id, target.oid)
+        size = stored.size
+        # Objects are named by their content, so the oid is a strong validator for If-Range on every replica and
+        # store.
+        etag = f'"{target.oid}"'
+        headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes", "ETag": etag}
+        try:
+            wanted = wanted_range(request.headers.get("Range"), request.headers.get("If-Range"), size, etag)
+        except Unsatisfiable:
+            slot.release()
+            return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+        part = wanted or ByteRange(0, size)
+        if wanted is not None:
+            headers["Content-Range"] = wanted.content_range(size)
+        status = 200 if wanted is None else 206
         if stored.path is None:
             with slot:
-                return await _stream(request, target, stored.size)
-        # FileResponse sends with sendfile and answers Range (206, Content-Range) and unsatisfiable ranges (416).
-        return _TrackedFileResponse(
-            slot,
-            stored.path,
-            chunk_size=256 * 1024,
-            headers={"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"},
-        )
+                return await _stream(request, target, part, status, headers)
+        try:
+            # Opened here, not while sending, so that a vanished or unreadable file is still an LFS error.
+            file = await _open(stored.path)
+        except FileNotFoundError:
+            raise NotFound("object does not exist") from None
+        except OSError as exc:
+            log.warning("cannot open a stored object: %s", exc)
+            raise ServiceUnavailable("the object store is unavailable") from exc
+        return _SentFile(slot, file, part, status=status, headers=headers)
     except BaseException:
         slot.release()
         raise
 
 
-async def _stream(request: web.Request, target: Target, size: int) -> web.StreamResponse:
-    """A download from a store without local files, in bounded chunks, with one byte range if asked."""
-    headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
-    try:
-        wanted = parse_range(request.headers.get("Range"), size)
-    except Unsatisfiable:
-        return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
-    start, length, status = (0, size, 200) if wanted is None else (wanted.start, wanted.length, 206)
-    if wanted is not None:
-        headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
-    chunks = request.app[SERVICE].read(target.oid, start, length)
-    # Fetch the first chunk before answering, so that a storage error can still become an LFS error.
-    first = await anext(chunks, b"") if length else b""
+async def _stream(
+    request: web.Request, target: Target, part: ByteRange, status: int, headers: dict[str, str]
+) -> web.StreamResponse:
+    """A download from a store without local files, in bounded chunks."""
     response = web.StreamResponse(status=status, headers=headers)
-    response.content_length = length
-    inflight = request.app[INFLIGHT]
-    async with inflight.download():
+    response.content_length = part.length
+    if part.length == 0 or request.method == "HEAD":
+        return response  # aiohttp sends the headers alone
+    chunks = request.app[SERVICE].read(target.oid, part.start, part.length)
+    # Fetch the first chunk before answering, so that a storage error can still become an LFS error.
+    first = await anext(chunks, b"")
+    async with request.app[INFLIGHT].download():
         await response.prepare(request)
-        if first:
-            await response.write(first)
+        await response.write(first)
         async for chunk in chunks:
             await response.write(chunk)
         await response.write_eof()
     return response
 
 
-class _TrackedFileResponse(web.FileResponse):
-    """Holds the transfer's slot and counts the download as in flight while the file is sent (prepare sends it all)."""
+async def _open(path: Path) -> BufferedReader:
+    """``path`` opened for reading in a worker thread; if the request is cancelled meanwhile, the file is closed."""
+    opening = asyncio.ensure_future(in_thread(path.open, "rb"))
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_opened)
+        raise
 
-    def __init__(self, slot: Slot, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+
+def _close_opened(opening: asyncio.Future[BufferedReader]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()
+
+
+class _SentFile(web.StreamResponse):
+    """A byte range of an open local file, sent with ``sendfile`` (no copy through Python); owns and closes the file.
+
+    Holds the transfer's slot and counts the download as in flight while the file is sent (``prepare`` sends it all).
+    """
+
+    def __init__(self, slot: Slot, file: BinaryIO, part: ByteRange, *, status: int, headers: dict[str, str]) -> None:
+        super().__init__(status=status, headers=headers)
+        self.content_length = part.length
         self._slot = slot
+        self._file = file
+        self._part = part
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
-        with self._slot:
-            if not isinstance(request, web.Request):
-                return await super().prepare(request)
-            async with request.app[INFLIGHT].download():
-                return await super().prepare(request)
+        if self.prepared:
+            return await super().prepare(request)  # sent already: aiohttp's answer for a second call
+        try:
+            with self._slot:
+                if not isinstance(request, web.Request):
+                    return await self._send(request)
+                async with request.app[INFLIGHT].download():
+                    return await self._send(request)
+        finally:
+            # Shielded: a request cancelled now (the client went away, a shutdown) must still close its file.
+            await asyncio.shield(in_thread(self._file.close))
+
+    async def _send(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        writer = await super().prepare(request)
+        if self._part.length and request.method != "HEAD":
+            transport = request.transport
+            if transport is None:
+                raise ConnectionResetError("the client went away")
+            # asyncio falls back to reading and writing where sendfile cannot work (TLS, other loops).
+            await asyncio.get_running_loop().sendfile(transport, self._file, self._part.start, self._part.length)
+        await super().write_eof()
+        return writer
 
 
 async def verify(request: web.Request) -> web.Response:
