@@ -24,7 +24,7 @@ from lfsd.db.migrate import current_revision, downgrade, head_revision, upgrade
 from lfsd.db.schema import SCHEMA_HEAD, schema_revision
 from lfsd.db.tables import metadata
 from lfsd.resources import open_metadata
-from tests.databases import server_for
+from tests.db.conftest import fresh_database
 from tests.e2e.harness import Server, cli, lfsd_env
 
 ALL_TABLES = {"users", "tokens", "repos", "grants", "objects", "repo_objects", "locks"}
@@ -127,16 +127,9 @@ def _backend(url: str) -> str:
 @pytest.fixture
 def metadata_database_url(fresh_database_url: str, tmp_path: Path) -> Iterator[str]:
     """A second empty database on the same backend, for the schema that tables.py creates."""
-    backend = _backend(fresh_database_url)
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'metadata.db'}"
-        return
-    server = server_for(backend)
-    name = server.create()
-    try:
-        yield server.url(name)
-    finally:
-        server.drop(name)
+    place = tmp_path / "metadata"
+    place.mkdir()
+    yield from fresh_database(_backend(fresh_database_url), place)
 
 
 def _describe(conn: Connection) -> dict[str, tuple[object, ...]]:
