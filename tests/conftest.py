@@ -14,8 +14,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from lfsd.app import Metadata, StoreWrapper, build_app
+from lfsd.app import StoreWrapper, build_app
 from lfsd.config import Settings
+from lfsd.db.metadata import Metadata
+from lfsd.resources import open_metadata
 from tests.databases import BACKENDS, Server, server_for
 from tests.s3server import CREDENTIALS, S3Server, running_s3
 from tests.support import World
@@ -116,7 +118,7 @@ def migrated_url(backend: str, migrated_databases: dict[str, tuple[Server, str]]
 
 
 async def _migrate(settings: Settings) -> None:
-    meta = await Metadata.open(settings, migrate=True)
+    meta = await open_metadata(settings, migrate=True)
     await meta.close()
 
 
@@ -133,7 +135,7 @@ def settings(tmp_path: Path, database_url: str | None) -> Settings:
 
 @pytest.fixture
 async def meta(settings: Settings) -> AsyncIterator[Metadata]:
-    opened = await Metadata.open(settings)
+    opened = await open_metadata(settings)
     yield opened
     await opened.close()
 
@@ -142,7 +144,7 @@ async def open_world(
     settings: Settings, aiohttp_client: AiohttpClient, *, wrap_store: StoreWrapper | None = None
 ) -> World:
     """A world on its own settings, with a server admin ``root`` and repository ``acme/game``; close its meta."""
-    meta = await Metadata.open(settings)
+    meta = await open_metadata(settings)
     await meta.users.add("root", is_admin=True, password=None)
     token = await meta.users.create_token("root")
     client = await aiohttp_client(build_app(settings, wrap_store=wrap_store))

@@ -11,9 +11,9 @@ from typing import Any
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
-from lfsd.app import Metadata
 from lfsd.core.auth import Permission
 from lfsd.core.repo import RepoPath
+from lfsd.db.metadata import Metadata
 from lfsd.http.media import LFS_JSON
 
 LFS_HEADERS = {"Accept": LFS_JSON, "Content-Type": LFS_JSON}

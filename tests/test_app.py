@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from lfsd.app import SECRET_FILE, signing_key
+from lfsd.bootstrap import SECRET_FILE, signing_key
 from lfsd.config import Settings
 
 

@@ -4,35 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
-import shlex
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
-from pathlib import Path
 
 from aiohttp import web
 
+from lfsd.bootstrap import first_start, signing_key
 from lfsd.config import Settings
 from lfsd.core.access import AccessControl
-from lfsd.core.errors import Conflict
 from lfsd.core.lock_service import LockService
 from lfsd.core.locks import CursorCodec
 from lfsd.core.login import PasswordLogin
-from lfsd.core.ports import DirectTransfers, ObjectStore
+from lfsd.core.ports import ObjectStore
 from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
 from lfsd.core.throttle import FailureCounter, LoginThrottle, ThrottleLimits
-from lfsd.db.database import Database
-from lfsd.db.engine import PoolOptions, create_engine, parse_url
-from lfsd.db.locks import SqlLockRepository
-from lfsd.db.objects import SqlObjectIndex
-from lfsd.db.repos import SqlRepoDirectory
-from lfsd.db.schema import SCHEMA_HEAD, schema_revision
-from lfsd.db.users import SqlUserDirectory
+from lfsd.db.metadata import Metadata
 from lfsd.http.drain import close_while_draining, drain_middleware
 from lfsd.http.errors import error_middleware
 from lfsd.http.health import add_health_routes
@@ -56,125 +46,13 @@ from lfsd.http.state import Health
 from lfsd.memory import MemoryReleaser
 from lfsd.observability.metrics import Metrics
 from lfsd.offload import in_thread
-from lfsd.passwords import Argon2Passwords
+from lfsd.resources import migrate_in_child, open_metadata, open_store
 from lfsd.state.memory import LruCache, MemoryFailureCounter
-from lfsd.storage.buffers import BufferPool
 from lfsd.storage.instrumented import InstrumentedStore
-from lfsd.storage.local import LocalStore
 
 log = logging.getLogger("lfsd")
 
 STORE_WRAPPER: web.AppKey[Callable[[ObjectStore], ObjectStore]] = web.AppKey("store_wrapper")
-
-SECRET_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
-
-
-def signing_key(settings: Settings) -> bytes:
-    """The configured key, or one generated once into the data dir (readable only by its owner).
-
-    Processes starting together on one data dir agree on the key: it is written to a private temp file and
-    hard-linked into place, so a reader never sees a partial key and only the first link wins.
-    """
-    if settings.secret_key is not None:
-        return settings.secret_key.get_secret_value().encode("utf-8")
-    path = settings.data_dir / SECRET_FILE
-    if not path.exists():
-        tmp = settings.data_dir / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, secrets.token_hex(32).encode("ascii"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    return path.read_bytes()
-
-
-class SchemaMismatch(RuntimeError):
-    """The database schema is not the one this lfsd needs (and may not be migrated here)."""
-
-
-def pool_options(settings: Settings) -> PoolOptions:
-    return PoolOptions(
-        size=settings.database_pool_size,
-        max_overflow=settings.database_max_overflow,
-        recycle_seconds=settings.database_pool_recycle,
-        timeout_seconds=settings.database_pool_timeout,
-        pre_ping=settings.database_pool_pre_ping,
-        connect_timeout_seconds=settings.database_connect_timeout,
-        statement_timeout_seconds=settings.database_timeout,
-    )
-
-
-def open_database(settings: Settings) -> Database:
-    password = settings.database_password.get_secret_value() if settings.database_password else None
-    url = parse_url(settings.effective_database_url, password)
-    if url.get_backend_name() == "sqlite":
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return Database(create_engine(url, pool_options(settings)), timeout_seconds=settings.database_timeout)
-
-
-@dataclass
-class Metadata:
-    """The SQL side, opened together: shared by the server and the CLI."""
-
-    db: Database
-    users: SqlUserDirectory
-    repos: SqlRepoDirectory
-    objects: SqlObjectIndex
-    locks: SqlLockRepository
-    passwords: Argon2Passwords
-
-    @classmethod
-    async def open(cls, settings: Settings, *, migrate: bool | None = None) -> Metadata:
-        """Open the database and check its schema.
-
-        ``migrate``: True upgrades, False refuses an old schema, None (the default) upgrades only SQLite, the
-        embedded database; MySQL and PostgreSQL are upgraded by ``lfsd migrate`` or ``serve --migrate``.
-        """
-        db = open_database(settings)
-        try:
-            await _ensure_schema(db, migrate if migrate is not None else settings.migrate or db.dialect == "sqlite")
-        except BaseException:
-            await db.dispose()
-            raise
-        passwords = Argon2Passwords(threads=settings.password_threads, queue=settings.password_queue)
-        return cls(
-            db,
-            SqlUserDirectory(db, passwords),
-            SqlRepoDirectory(db),
-            SqlObjectIndex(db),
-            SqlLockRepository(db),
-            passwords,
-        )
-
-    async def close(self) -> None:
-        await self.db.dispose()
-        self.passwords.close()
-
-
-async def _ensure_schema(db: Database, migrate: bool) -> None:
-    revision = await schema_revision(db)
-    if revision == SCHEMA_HEAD:
-        return
-    if revision is not None and revision > SCHEMA_HEAD:  # revisions are zero-padded sequence numbers
-        raise SchemaMismatch(
-            f"the database schema ({revision}) is newer than this lfsd's ({SCHEMA_HEAD}); upgrade lfsd"
-        )
-    if not migrate:
-        raise SchemaMismatch(
-            f"the database schema is at {revision or 'nothing'}, lfsd needs {SCHEMA_HEAD}: "
-            "run `lfsd migrate` or start with `lfsd serve --migrate`"
-        )
-    from lfsd.db.migrate import upgrade  # Alembic is loaded only when there is something to do
-
-    await upgrade(db)
-
 
 StoreWrapper = Callable[[ObjectStore], ObjectStore]
 
@@ -202,19 +80,19 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
     loop = asyncio.get_running_loop()
     executor = ThreadPoolExecutor(max_workers=settings.io_threads, thread_name_prefix="lfsd-io")
     loop.set_default_executor(executor)
-    meta = await Metadata.open(settings)
+    meta = await open_metadata(settings, migrator=migrate_in_child(settings))
     resources = AsyncExitStack()
     try:
         metrics = app[METRICS]
-        backend, inner, direct = await _open_store(settings, resources)
+        opened = await open_store(settings, resources)
         # Outermost wrapper: the timings include everything the store does (and any injected fault).
-        store = InstrumentedStore(app[STORE_WRAPPER](inner), backend, metrics)
-        metrics.declare_storage(backend)
-        key = signing_key(settings)
+        store = InstrumentedStore(app[STORE_WRAPPER](opened.store), opened.backend, metrics)
+        metrics.declare_storage(opened.backend)
+        key = await in_thread(signing_key, settings)
         signer = LinkSigner(key, settings.link_ttl)
         app[SIGNER] = signer
         app[ACCESS] = _open_access(settings, meta, resources)
-        app[SERVICE] = LfsService(meta.objects, store, signer, time.time, direct)
+        app[SERVICE] = LfsService(meta.objects, store, signer, time.time, opened.direct)
         app[LOCKS] = LockService(
             meta.locks,
             CursorCodec(key),
@@ -231,7 +109,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
             metrics.locks_held.set(await meta.locks.count())
 
         app[SCRAPE] = scrape
-        await _first_start(meta, settings)
+        await first_start(meta, settings)
         app[HEALTH].started = True
         try:
             yield
@@ -277,95 +155,3 @@ def _open_access(settings: Settings, meta: Metadata, resources: AsyncExitStack) 
     )
     # One standing per (repository, user, token) in use within a few seconds: 10,000 is far above a busy server's.
     return AccessControl(meta.users, meta.repos, logins, LruCache(10_000, settings.link_standing_ttl))
-
-
-async def _open_store(settings: Settings, resources: AsyncExitStack) -> tuple[str, ObjectStore, DirectTransfers | None]:
-    """The configured object store, its client (if any) registered for closing with the lifespan."""
-    if settings.storage is not None and settings.storage.startswith("s3://"):
-        # Loaded only for S3: aiobotocore and botocore add tens of MiB to the resident size.
-        from lfsd.storage.s3 import S3DirectTransfers, S3Location, S3Store
-        from lfsd.storage.s3_client import s3_client
-
-        location = S3Location.parse(settings.storage)
-        client = await resources.enter_async_context(
-            s3_client(
-                endpoint_url=settings.s3_endpoint_url,
-                region=settings.s3_region,
-                path_style=settings.s3_path_style,
-                max_connections=max(10, settings.s3_parts_in_flight * 8),
-            )
-        )
-        ring = (settings.s3_parts_in_flight + 1) * settings.s3_part_size
-        s3 = S3Store(
-            client,
-            location,
-            part_size=settings.s3_part_size,
-            parts_in_flight=settings.s3_parts_in_flight,
-            pool=BufferPool(settings.buffer_size, settings.transfer_memory, max_idle_bytes=ring),
-        )
-        await s3.verify_bucket()
-        direct = S3DirectTransfers(s3, trust_store_checksum=settings.s3_trust_checksum) if settings.s3_direct else None
-        return "s3", s3, direct
-    local = LocalStore(
-        settings.local_storage_root,
-        BufferPool(settings.buffer_size, settings.transfer_memory),
-        fsync=settings.fsync,
-        direct_io=settings.direct_io,
-    )
-    await asyncio.to_thread(local.prepare)
-    return "local", local, None
-
-
-ADMIN_TOKEN_FILE = "admin-token"  # noqa: S105 - a file name, not a secret
-
-
-async def _first_start(meta: Metadata, settings: Settings) -> None:
-    """On an empty database, create the user ``admin`` with a token that never reaches the logs.
-
-    stdout ends up in pod logs, so the token is either the configured ``initial_admin_token`` (a Kubernetes Secret)
-    or a random one written once to ``data_dir/admin-token``, readable only by lfsd's user; only the path is printed.
-    """
-    if await meta.users.count() > 0:
-        return
-    try:
-        await meta.users.add("admin", is_admin=True, password=None)
-    except Conflict:
-        return  # another process started at the same moment and made it
-    if settings.initial_admin_token is not None:
-        await meta.users.create_token("admin", settings.initial_admin_token.get_secret_value())
-        print("lfsd: created user 'admin' with the token from LFSD_INITIAL_ADMIN_TOKEN.", flush=True)
-        return
-    path = (settings.data_dir / ADMIN_TOKEN_FILE).resolve()
-    token = await meta.users.create_token("admin")
-    try:
-        await in_thread(_write_new_private_file, path, f"{token}\n")
-    except OSError as exc:
-        await meta.users.revoke_token(token)  # nobody could ever read it
-        reason = "it exists already (left alone)" if isinstance(exc, FileExistsError) else exc.strerror
-        print(
-            f"lfsd: created user 'admin' without a token: cannot write {path}: {reason}.\n"
-            "  Create one with `lfsd token create admin`, or set LFSD_INITIAL_ADMIN_TOKEN on an empty database.",
-            flush=True,
-        )
-        return
-    base = settings.public_url or f"http://{settings.listen}"
-    scheme, _, rest = base.partition("://")
-    print(
-        f"lfsd: created user 'admin'; its token is in {path} (readable only by this user).\n"
-        "  In a git repository, point LFS at repository OWNER/NAME on this server with:\n"
-        f'    git config lfs.url "{scheme}://admin:$(cat {shlex.quote(str(path))})@{rest}/OWNER/NAME.git/info/lfs"\n'
-        "  Keep the token somewhere safe and delete the file.",
-        flush=True,
-    )
-
-
-def _write_new_private_file(path: Path, text: str) -> None:
-    """Create ``path`` with mode 0600 and ``text``; never through a link, never over an existing file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags, 0o600)
-    try:
-        os.write(fd, text.encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -5,16 +5,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
 from pydantic import ValidationError
 
-from lfsd.app import Metadata, SchemaMismatch, open_database
 from lfsd.config import Settings
 from lfsd.core.auth import Permission, Repo
 from lfsd.core.errors import LfsError, NotFound, ServiceUnavailable
@@ -22,8 +21,12 @@ from lfsd.core.locks import Lock
 from lfsd.core.repo import RepoPath
 from lfsd.db.database import describe
 from lfsd.db.engine import DatabaseUrlError
+from lfsd.db.metadata import Metadata, SchemaMismatch
 from lfsd.db.schema import SCHEMA_HEAD, schema_revision
+from lfsd.offload import in_thread
+from lfsd.resources import open_database, open_metadata, open_store
 from lfsd.storage.errors import StorageConfigError
+from lfsd.storage.local import LocalStore
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -61,7 +64,7 @@ def _one_line_errors(fn: Callable[P, T]) -> Callable[P, T]:
 
 def _run(settings: Settings, action: Callable[[Metadata], Awaitable[T]], *, migrate: bool | None = None) -> T:
     async def main() -> T:
-        meta = await Metadata.open(settings, migrate=migrate)
+        meta = await open_metadata(settings, migrate=migrate)
         try:
             return await action(meta)
         finally:
@@ -118,32 +121,20 @@ def serve(
     settings = _settings(
         listen=listen, public_url=public_url, data_dir=data_dir, database_url=database_url, migrate=migrate_schema
     )
-    _migrate_in_child(settings)
-    _run(settings, lambda _meta: asyncio.sleep(0), migrate=False)  # check the schema; fail fast on a bad database
+    # The server opens the database once, at start, and makes the schema step there (migrating in a child
+    # process when allowed); a bad database or schema ends the start with a one-line error.
     run_server(settings)
 
 
-def _migrate_in_child(settings: Settings) -> None:
-    """Apply pending migrations in a child process, so that the server never loads Alembic (about 10 MiB)."""
-
-    async def current() -> str | None:
+def _current_revision(settings: Settings) -> str | None:
+    async def read() -> str | None:
         db = open_database(settings)
         try:
             return await schema_revision(db)
         finally:
             await db.dispose()
 
-    revision = asyncio.run(current())
-    allowed = settings.migrate or settings.effective_database_url.startswith("sqlite")
-    if revision == SCHEMA_HEAD or not allowed or (revision is not None and revision > SCHEMA_HEAD):
-        return  # nothing to do, or the check below reports what is wrong
-    command = [sys.executable, "-m", "lfsd", "migrate", "--data-dir", str(settings.data_dir)]
-    if settings.database_url is not None:
-        command += ["--database-url", settings.database_url]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        lines = result.stderr.strip().splitlines() or ["migration failed"]
-        raise click.ClickException(lines[-1].removeprefix("Error: "))
+    return asyncio.run(read())
 
 
 @main.command()
@@ -154,15 +145,7 @@ def migrate(check: bool, data_dir: Path | None, database_url: str | None) -> Non
     """Apply pending database migrations (under the database's own lock)."""
     settings = _settings(data_dir=data_dir, database_url=database_url)
     if check:
-
-        async def current() -> str | None:
-            db = open_database(settings)
-            try:
-                return await schema_revision(db)
-            finally:
-                await db.dispose()
-
-        revision = asyncio.run(current())
+        revision = _current_revision(settings)
         if revision != SCHEMA_HEAD:
             raise click.ClickException(f"database schema at {revision or 'nothing'}, lfsd needs {SCHEMA_HEAD}")
         click.echo(f"database schema at revision {revision} (current)")
@@ -361,31 +344,18 @@ def storage_cleanup(storage_url: str | None, older_than: float, data_dir: Path |
 
     settings = _settings(storage=storage_url, data_dir=data_dir)
     age = timedelta(hours=older_than)
-    if settings.storage is not None and settings.storage.startswith("s3://"):
-        from lfsd.storage.s3 import Cleaned, S3Location, S3Store
-        from lfsd.storage.s3_client import s3_client
 
-        async def run() -> Cleaned:
-            async with s3_client(
-                endpoint_url=settings.s3_endpoint_url,
-                region=settings.s3_region,
-                path_style=settings.s3_path_style,
-                max_connections=4,
-            ) as client:
-                store = S3Store(client, S3Location.parse(settings.storage or ""), part_size=settings.s3_part_size)
-                await store.verify_bucket()
-                # A staged direct upload older than a link's lifetime can no longer be verified by anyone.
-                return await store.cleanup(age, staged_older_than=timedelta(seconds=settings.link_ttl))
+    async def run() -> str:
+        async with AsyncExitStack() as resources:
+            opened = await open_store(settings, resources)
+            if isinstance(opened.store, LocalStore):
+                removed = await in_thread(opened.store.sweep_temp, max_age_seconds=age.total_seconds())
+                return f"removed {removed} temp files"
+            # A staged direct upload older than a link's lifetime can no longer be verified by anyone.
+            cleaned = await opened.store.cleanup(age, staged_older_than=timedelta(seconds=settings.link_ttl))
+            return (
+                f"aborted {cleaned.multipart_uploads} multipart uploads older than {older_than:g} h; "
+                f"removed {cleaned.staged_objects} unverified direct uploads older than {settings.link_ttl} s"
+            )
 
-        cleaned = asyncio.run(run())
-        click.echo(
-            f"aborted {cleaned.multipart_uploads} multipart uploads older than {older_than:g} h; "
-            f"removed {cleaned.staged_objects} unverified direct uploads older than {settings.link_ttl} s"
-        )
-        return
-    from lfsd.storage.buffers import BufferPool
-    from lfsd.storage.local import LocalStore
-
-    local = LocalStore(settings.local_storage_root, BufferPool(64 * 1024, 64 * 1024))
-    local.prepare()
-    click.echo(f"removed {local.sweep_temp(max_age_seconds=age.total_seconds())} temp files")
+    click.echo(asyncio.run(run()))

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from lfsd.app import Metadata
 from lfsd.config import Settings
 from lfsd.core.auth import Permission
 from lfsd.core.repo import RepoPath
+from lfsd.db.metadata import Metadata
 from lfsd.db.schema import SCHEMA_HEAD
+from lfsd.resources import open_metadata
 from tests.e2e.harness import cli
 
 
@@ -23,7 +24,7 @@ def _one_line_error(result_stderr: str) -> None:
 
 def _meta_check(data_dir: Path, check: object) -> None:
     async def run() -> None:
-        meta = await Metadata.open(Settings(data_dir=data_dir))
+        meta = await open_metadata(Settings(data_dir=data_dir))
         try:
             assert callable(check)
             await check(meta)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import aiohttp
 
-from lfsd.app import ADMIN_TOKEN_FILE, Metadata
+from lfsd.bootstrap import ADMIN_TOKEN_FILE
 from lfsd.config import Settings
+from lfsd.resources import open_metadata
 from tests.e2e.harness import Server, lfsd_env
 from tests.support import LFS_HEADERS, basic
 
@@ -27,7 +28,7 @@ def _wait_for(server: Server, text: str) -> None:
 
 def _is_admin_token(data_dir: Path, token: str) -> bool:
     async def check() -> bool:
-        meta = await Metadata.open(Settings(data_dir=data_dir))
+        meta = await open_metadata(Settings(data_dir=data_dir))
         try:
             identity = await meta.users.identity_for_token(token)
             return identity is not None and identity.name == "admin" and identity.is_admin

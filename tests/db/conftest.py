@@ -11,16 +11,17 @@ from tests.databases import BACKENDS, server_for
 @pytest.fixture(params=BACKENDS)
 def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database (no schema at all) on each backend."""
-    yield from _fresh(request.param, tmp_path)
+    yield from fresh_database(request.param, tmp_path)
 
 
 @pytest.fixture(params=[backend for backend in BACKENDS if backend != "sqlite"])
 def fresh_server_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """An empty database on each database server (SQLite migrates itself and is left out)."""
-    yield from _fresh(request.param, tmp_path)
+    yield from fresh_database(request.param, tmp_path)
 
 
-def _fresh(backend: str, tmp_path: Path) -> Iterator[str]:
+def fresh_database(backend: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database on ``backend``: a file under ``tmp_path``, or a new database on the server (dropped after)."""
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'fresh.db'}"
         return

@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from lfsd.app import Metadata, SchemaMismatch
 from lfsd.config import Settings
 from lfsd.core.lockpath import MAX_LOCK_PATH_LENGTH
 from lfsd.core.locks import MAX_LOCK_ID, MAX_REF_LENGTH
@@ -20,10 +19,12 @@ from lfsd.core.names import MAX_USER_NAME_LENGTH
 from lfsd.core.repo import MAX_LENGTH as MAX_REPO_PATH_LENGTH
 from lfsd.db.database import Database
 from lfsd.db.engine import create_engine, parse_url
+from lfsd.db.metadata import SchemaMismatch
 from lfsd.db.migrate import current_revision, downgrade, head_revision, upgrade
 from lfsd.db.schema import SCHEMA_HEAD, schema_revision
 from lfsd.db.tables import metadata
-from tests.databases import server_for
+from lfsd.resources import open_metadata
+from tests.db.conftest import fresh_database
 from tests.e2e.harness import Server, cli, lfsd_env
 
 ALL_TABLES = {"users", "tokens", "repos", "grants", "objects", "repo_objects", "locks"}
@@ -65,10 +66,10 @@ async def test_server_databases_are_not_migrated_without_being_asked(
 ) -> None:
     settings = Settings(data_dir=tmp_path, database_url=fresh_server_database_url)
     with pytest.raises(SchemaMismatch, match="lfsd migrate"):
-        await Metadata.open(settings)
-    meta = await Metadata.open(settings, migrate=True)
+        await open_metadata(settings)
+    meta = await open_metadata(settings, migrate=True)
     await meta.close()
-    meta = await Metadata.open(settings)
+    meta = await open_metadata(settings)
     await meta.close()
 
 
@@ -126,16 +127,9 @@ def _backend(url: str) -> str:
 @pytest.fixture
 def metadata_database_url(fresh_database_url: str, tmp_path: Path) -> Iterator[str]:
     """A second empty database on the same backend, for the schema that tables.py creates."""
-    backend = _backend(fresh_database_url)
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'metadata.db'}"
-        return
-    server = server_for(backend)
-    name = server.create()
-    try:
-        yield server.url(name)
-    finally:
-        server.drop(name)
+    place = tmp_path / "metadata"
+    place.mkdir()
+    yield from fresh_database(_backend(fresh_database_url), place)
 
 
 def _describe(conn: Connection) -> dict[str, tuple[object, ...]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from lfsd.app import Metadata
+from lfsd.db.metadata import Metadata
 
 
 async def test_pool_stats_count_use_and_waits(meta: Metadata) -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from lfsd.app import open_database
 from lfsd.config import Settings
+from lfsd.resources import open_database
 
 
 async def test_every_connection_syncs_each_commit(tmp_path: Path) -> None:

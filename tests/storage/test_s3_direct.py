@@ -39,6 +39,15 @@ async def _put(url: str, headers: dict[str, str], data: bytes) -> int:
         return response.status
 
 
+async def _stage(transfers: S3DirectTransfers, oid: Oid, size: int, data: bytes) -> str:
+    """A presigned upload of ``data`` (declared as ``size``) to a new staging key; its upload id."""
+    upload_id = _upload_id()
+    action = await transfers.upload_action(oid, size, 600, upload_id)
+    assert action is not None
+    assert await _put(action.href, action.header, data) == 200
+    return upload_id
+
+
 async def _body(store: S3Store, oid: Oid) -> bytes | None:
     size = await store.size_of(oid)
     if size is None:
@@ -80,10 +89,9 @@ async def test_verify_refuses_wrong_uploads_and_removes_only_its_staging_key(
     with pytest.raises(NotFound):
         await transfers.verify_upload(oid, item.size, _upload_id())
     for wrong, error in ((b"x" * item.size, ChecksumMismatch), (item.data[:-1], SizeMismatch)):
-        upload_id = _upload_id()
-        action = await transfers.upload_action(oid, item.size, 600, upload_id)
-        assert action is not None
-        await _put(action.href, action.header, wrong)  # moto, like some stores, keeps bytes the checksum does not match
+        upload_id = await _stage(
+            transfers, oid, item.size, wrong
+        )  # moto, like some stores, keeps bytes the checksum does not match
         with pytest.raises(error):
             await transfers.verify_upload(oid, item.size, upload_id)
         assert await _keys(store) == []
@@ -94,10 +102,7 @@ async def test_store_checksum_is_not_trusted_by_default(direct: tuple[S3Store, S
     store, transfers = direct
     item = blob(4096)
     oid = Oid.parse(item.oid)
-    upload_id = _upload_id()
-    action = await transfers.upload_action(oid, item.size, 600, upload_id)
-    assert action is not None
-    await _put(action.href, action.header, bytes(item.size))
+    upload_id = await _stage(transfers, oid, item.size, bytes(item.size))
     with pytest.raises(ChecksumMismatch):
         await transfers.verify_upload(oid, item.size, upload_id)
     assert await store.get(oid) is None
@@ -157,10 +162,7 @@ async def test_bytes_that_change_during_verify_never_reach_the_object(
     oid = Oid.parse(item.oid)
     meddled = S3Store(_Meddling(store.client, b"y" * item.size), store.location, part_size=PART)
     transfers = S3DirectTransfers(meddled)
-    upload_id = _upload_id()
-    action = await transfers.upload_action(oid, item.size, 600, upload_id)
-    assert action is not None
-    assert await _put(action.href, action.header, item.data) == 200
+    upload_id = await _stage(transfers, oid, item.size, item.data)
     await transfers.verify_upload(oid, item.size, upload_id)
     assert await _body(store, oid) == item.data
     assert await _keys(store) == [store.location.key(oid)]
@@ -173,10 +175,7 @@ async def test_large_promotions_copy_part_by_part(s3_server: S3Server) -> None:
         transfers = S3DirectTransfers(store, copy_limit=1024 * 1024, copy_part=PART)
         item = blob(2 * PART + 12345, seed=b"large-copy")
         oid = Oid.parse(item.oid)
-        upload_id = _upload_id()
-        action = await transfers.upload_action(oid, item.size, 600, upload_id)
-        assert action is not None
-        assert await _put(action.href, action.header, item.data) == 200
+        upload_id = await _stage(transfers, oid, item.size, item.data)
         await transfers.verify_upload(oid, item.size, upload_id)
         assert await _body(store, oid) == item.data
         assert await _keys(store) == [store.location.key(oid)]

@@ -59,6 +59,9 @@ class PasswordHasher(Protocol):
     async def verify(self, stored: str | None, password: str) -> bool:
         """Whether ``password`` matches ``stored``; with ``stored`` None, as long as a real check (no user oracle)."""
 
+    def close(self) -> None:
+        """Release the threads the checks run on."""
+
 
 class UserDirectory(Protocol):
     async def identity_for_token(self, token: str) -> Identity | None: ...

@@ -57,10 +57,6 @@ def parse_url(url: str, password: str | None = None) -> URL:
     return parsed
 
 
-def safe_url(url: URL) -> str:
-    return url.render_as_string(hide_password=True)
-
-
 def _tls_context(query: dict[str, str]) -> ssl.SSLContext | None:
     mode = (query.get("sslmode") or query.get("ssl") or "").lower()
     if mode in ("", "disable", "false", "0", "prefer", "allow"):

@@ -38,10 +38,6 @@ def head_revision() -> str:
     return head
 
 
-def known_revisions() -> set[str]:
-    return {script.revision for script in ScriptDirectory.from_config(_config()).walk_revisions()}
-
-
 def _upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(_config(connection), revision)
 

@@ -10,17 +10,15 @@ from io import BufferedReader
 from pathlib import Path
 from typing import BinaryIO
 
-from aiohttp import ClientPayloadError, web
+from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 
 from lfsd.core.auth import Permission
 from lfsd.core.errors import (
-    BadRequest,
     LengthRequired,
     LfsError,
     NotFound,
     PayloadTooLarge,
-    RequestTimeout,
     ServiceUnavailable,
     SizeMismatch,
     Unprocessable,
@@ -28,7 +26,7 @@ from lfsd.core.errors import (
 from lfsd.core.oid import Oid
 from lfsd.core.operation import Operation
 from lfsd.http.auth import identify, link_token
-from lfsd.http.body import read_body
+from lfsd.http.body import read_body, read_chunk
 from lfsd.http.errors import render, request_id
 from lfsd.http.inflight import Slot
 from lfsd.http.keys import ACCESS, INFLIGHT, SERVICE, SETTINGS, SIGNER
@@ -39,10 +37,6 @@ from lfsd.http.wire import VerifyObjectRequest, parse_json
 from lfsd.offload import in_thread
 
 log = logging.getLogger("lfsd.http")
-
-
-class ClientDisconnected(BadRequest):
-    default_message = "the client disconnected before the body was complete"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,13 +105,7 @@ class _RequestBody:
         self._timeout = request.app[SETTINGS].body_timeout
 
     async def read(self) -> bytes:
-        try:
-            async with asyncio.timeout(self._timeout):
-                return await self._content.readany()
-        except TimeoutError:
-            raise RequestTimeout(f"no body data for {self._timeout:g} seconds") from None
-        except (ClientPayloadError, ConnectionError) as exc:
-            raise ClientDisconnected() from exc
+        return await read_chunk(self._content, self._timeout)
 
 
 async def upload(request: web.Request) -> web.Response:

@@ -1,0 +1,124 @@
+"""Opening what lfsd runs on, from the settings: the metadata database and the object store.
+
+The server's lifespan and the CLI open them through these functions only, so both get the same pools, drivers,
+buffer pool, S3 client and schema policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from lfsd.config import Settings
+from lfsd.core.ports import DirectTransfers
+from lfsd.db.database import Database
+from lfsd.db.engine import PoolOptions, create_engine, parse_url
+from lfsd.db.metadata import Metadata, Migrator, SchemaMismatch, ensure_schema, may_migrate, upgrade_in_process
+from lfsd.offload import in_thread
+from lfsd.passwords import Argon2Passwords
+from lfsd.storage.buffers import BufferPool
+from lfsd.storage.local import LocalStore
+
+if TYPE_CHECKING:
+    from lfsd.storage.s3 import S3Store
+
+
+def open_database(settings: Settings) -> Database:
+    password = settings.database_password.get_secret_value() if settings.database_password else None
+    url = parse_url(settings.effective_database_url, password)
+    if url.get_backend_name() == "sqlite":
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    pool = PoolOptions(
+        size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        recycle_seconds=settings.database_pool_recycle,
+        timeout_seconds=settings.database_pool_timeout,
+        pre_ping=settings.database_pool_pre_ping,
+        connect_timeout_seconds=settings.database_connect_timeout,
+        statement_timeout_seconds=settings.database_timeout,
+    )
+    return Database(create_engine(url, pool), timeout_seconds=settings.database_timeout)
+
+
+async def open_metadata(
+    settings: Settings, *, migrate: bool | None = None, migrator: Migrator = upgrade_in_process
+) -> Metadata:
+    """Open the database once and make the one schema step on it.
+
+    ``migrate``: True upgrades, False refuses an old schema, None follows ``settings.migrate`` and otherwise
+    upgrades only SQLite. ``migrator`` does the upgrade (the server's runs it in a child process).
+    """
+    db = open_database(settings)
+    try:
+        requested = migrate if migrate is not None else (True if settings.migrate else None)
+        await ensure_schema(db, allowed=may_migrate(db.dialect, requested), migrator=migrator)
+    except BaseException:
+        await db.dispose()
+        raise
+    return Metadata.over(db, Argon2Passwords(threads=settings.password_threads, queue=settings.password_queue))
+
+
+def migrate_in_child(settings: Settings) -> Migrator:
+    """A migrator that runs ``lfsd migrate`` in a child process, so the server never loads Alembic (~10 MiB)."""
+
+    async def migrate(_db: Database) -> None:
+        command = [sys.executable, "-m", "lfsd", "migrate", "--data-dir", str(settings.data_dir)]
+        if settings.database_url is not None:
+            command += ["--database-url", settings.database_url]
+        child = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+        )
+        _, errors = await child.communicate()
+        if child.returncode != 0:
+            lines = errors.decode("utf-8", "replace").strip().splitlines() or ["migration failed"]
+            raise SchemaMismatch(lines[-1].removeprefix("Error: "))
+
+    return migrate
+
+
+@dataclass(frozen=True)
+class OpenedStore:
+    backend: str  # "local" or "s3", the label of storage metrics
+    store: LocalStore | S3Store
+    direct: DirectTransfers | None
+
+
+async def open_store(settings: Settings, resources: AsyncExitStack) -> OpenedStore:
+    """The configured object store; its client (if any) is closed with ``resources``."""
+    if settings.storage is not None and settings.storage.startswith("s3://"):
+        # Loaded only for S3: aiobotocore and botocore add tens of MiB to the resident size.
+        from lfsd.storage.s3 import S3DirectTransfers, S3Location, S3Store
+        from lfsd.storage.s3_client import s3_client
+
+        location = S3Location.parse(settings.storage)
+        client = await resources.enter_async_context(
+            s3_client(
+                endpoint_url=settings.s3_endpoint_url,
+                region=settings.s3_region,
+                path_style=settings.s3_path_style,
+                max_connections=max(10, settings.s3_parts_in_flight * 8),
+            )
+        )
+        # One upload's ring of parts stays idle between uploads, so back-to-back uploads reuse it.
+        ring = (settings.s3_parts_in_flight + 1) * settings.s3_part_size
+        s3 = S3Store(
+            client,
+            location,
+            part_size=settings.s3_part_size,
+            parts_in_flight=settings.s3_parts_in_flight,
+            pool=BufferPool(settings.buffer_size, settings.transfer_memory, max_idle_bytes=ring),
+        )
+        await s3.verify_bucket()
+        direct = S3DirectTransfers(s3, trust_store_checksum=settings.s3_trust_checksum) if settings.s3_direct else None
+        return OpenedStore("s3", s3, direct)
+    local = LocalStore(
+        settings.local_storage_root,
+        BufferPool(settings.buffer_size, settings.transfer_memory),
+        fsync=settings.fsync,
+        direct_io=settings.direct_io,
+    )
+    await in_thread(local.prepare)
+    return OpenedStore("local", local, None)
