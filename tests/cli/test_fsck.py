@@ -124,7 +124,11 @@ async def site(tmp_path: Path, database_url: str | None, aiohttp_client: Aiohttp
 async def s3_site(tmp_path: Path, s3_server: S3Server, aiohttp_client: AiohttpClient) -> AsyncIterator[Site]:
     """Bodies in moto's S3 server under a prefix (direct mode on, so that staged uploads are in the bucket too)."""
     bucket = s3_server.new_bucket()
-    store = {"storage": f"s3://{bucket}/lfs", "s3_endpoint_url": s3_server.endpoint, "s3_path_style": True}
+    store: dict[str, Any] = {
+        "storage": f"s3://{bucket}/lfs",
+        "s3_endpoint_url": s3_server.endpoint,
+        "s3_path_style": True,
+    }
     world = await open_world(_settings(tmp_path, None, s3_direct=True, **store), aiohttp_client)
     env = {
         "LFSD_DATA_DIR": str(tmp_path / "data"),

@@ -126,7 +126,7 @@ class LocalStore:
     async def listing(self) -> AsyncIterator[StoredBody]:
         """Every object file in oid order: the shard directories are walked in name order, one top-level shard per
         hop to a thread (1/256 of the store in memory at a time)."""
-        for first in await _on_disk(_sorted_names, self._objects):
+        for first in filter(_is_shard, await _on_disk(_sorted_names, self._objects)):
             for oid, size in await _on_disk(_shard_bodies, self._objects / first):
                 yield StoredBody(oid, size)
 
@@ -215,20 +215,26 @@ QUARANTINE_DIR = "quarantine"  # beside objects/: fsck moves bodies that fail th
 def _sorted_names(directory: Path) -> list[str]:
     try:
         return sorted(entry.name for entry in directory.iterdir())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
+
+
+def _is_shard(name: str) -> bool:
+    return len(name) == 2 and all(c in "0123456789abcdef" for c in name)
 
 
 def _shard_bodies(shard: Path) -> list[tuple[Oid, int]]:
     """The object files under one top-level shard (``ab/``), in oid order; anything not named as an object is
     not one (nothing of lfsd's own writes there but the renames of finished objects)."""
     bodies: list[tuple[Oid, int]] = []
-    for second in _sorted_names(shard):
+    for second in filter(_is_shard, _sorted_names(shard)):
         for name in _sorted_names(shard / second):
             try:
                 oid = Oid.parse(name)
             except LfsError:
                 continue
+            if oid.shard != (shard.name, second):
+                continue  # misplaced: never served under its oid
             size = _size_or_none(shard / second / name)
             if size is not None:
                 bodies.append((oid, size))
