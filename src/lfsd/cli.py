@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
@@ -17,12 +18,17 @@ from pydantic import ValidationError
 from lfsd.config import Settings
 from lfsd.core.auth import Permission, Repo
 from lfsd.core.errors import LfsError, NotFound, ServiceUnavailable
+from lfsd.core.fsck import Fsck, FsckOptions, FsckReport
+from lfsd.core.inventory import Removed, remove_objects
 from lfsd.core.locks import Lock
+from lfsd.core.oid import Oid
 from lfsd.core.repo import RepoPath
 from lfsd.db.database import describe
 from lfsd.db.engine import DatabaseUrlError
+from lfsd.db.inventory import SqlIndexInventory
 from lfsd.db.metadata import Metadata, SchemaMismatch
 from lfsd.db.schema import SCHEMA_HEAD, schema_revision
+from lfsd.fsck_output import FsckProgress, describe_report
 from lfsd.offload import in_thread
 from lfsd.resources import open_database, open_metadata, open_store
 from lfsd.storage.errors import StorageConfigError
@@ -275,6 +281,43 @@ def locks() -> None:
     """Inspect and break file locks."""
 
 
+@repo.command("remove-objects")
+@click.argument("path")
+@click.argument("oids", metavar="OID...", nargs=-1, required=True)
+@click.option("--yes", is_flag=True, help="do not ask (required when stdin is not a terminal)")
+@_storage_options
+@_one_line_errors
+def repo_remove_objects(
+    path: str, oids: tuple[str, ...], yes: bool, data_dir: Path | None, database_url: str | None
+) -> None:
+    """Unlink objects OID... from repository PATH: it stops serving them at once. Other repositories holding them
+    keep them, and the bytes stay in the store until garbage collection."""
+    repo_path = _repo_path(path)
+    parsed = [_oid(value) for value in oids]
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.ClickException("refusing to remove objects without --yes when stdin is not a terminal")
+        click.confirm(f"remove {len(set(parsed))} objects from {repo_path}?", abort=True)
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+
+    async def action(meta: Metadata) -> Removed:
+        return await remove_objects(SqlIndexInventory(meta.db), repo_path, parsed)
+
+    removed = _run(settings, action)
+    click.echo(
+        f"unlinked {removed.unlinked} of {removed.requested} objects from {removed.repo} "
+        f"({removed.requested - removed.unlinked} were not held); "
+        "the bytes stay in the store until garbage collection"
+    )
+
+
+def _oid(value: str) -> Oid:
+    try:
+        return Oid.parse(value)
+    except LfsError:
+        raise click.BadParameter(f"{value!r} is not an object id (64 lowercase hex digits)") from None
+
+
 @locks.command("list")
 @click.argument("path")
 @_storage_options
@@ -359,3 +402,72 @@ def storage_cleanup(storage_url: str | None, older_than: float, data_dir: Path |
             )
 
     click.echo(asyncio.run(run()))
+
+
+def _fraction(value: str) -> float:
+    try:
+        percent = float(value.strip().removesuffix("%"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a percentage like 10%") from None
+    if not 0 <= percent <= 100:
+        raise click.BadParameter("the sample is between 0% and 100%")
+    return percent / 100
+
+
+@main.command()
+@click.option("--rehash", is_flag=True, help="re-read every stored byte and check its SHA-256")
+@click.option("--repair", is_flag=True, help="unlink damaged objects everywhere and quarantine their bytes")
+@click.option("--repo", "repo_path", default=None, help="check only the objects repository PATH holds")
+@click.option("--json", "as_json", is_flag=True, help="print a JSON report (the default when stdout is not a terminal)")
+@click.option("--sample", default=None, metavar="N%", help="with --rehash: re-hash only about N% of the objects")
+@click.option("--max-rate", type=float, default=None, metavar="MB/s", help="with --rehash: read at most this fast")
+@click.option("--storage", "storage_url", default=None, help="file:///PATH or s3://BUCKET[/PREFIX] [env LFSD_STORAGE]")
+@_storage_options
+@_one_line_errors
+def fsck(
+    rehash: bool,
+    repair: bool,
+    repo_path: str | None,
+    as_json: bool,
+    sample: str | None,
+    max_rate: float | None,
+    storage_url: str | None,
+    data_dir: Path | None,
+    database_url: str | None,
+) -> None:
+    """Check the object index against the store, both ways; with --rehash, every byte too.
+
+    Exit status: 0 all is well; 3 damaged objects (missing, wrong size, corrupt); 4 damaged objects, all repaired
+    (the next push re-uploads them); 5 only bytes that no repository holds (garbage collection's job); 1 fsck could
+    not run; 2 bad usage.
+    """
+    if (sample is not None or max_rate is not None) and not rehash:
+        raise click.UsageError("--sample and --max-rate apply to --rehash")
+    options = FsckOptions(
+        rehash=rehash,
+        repair=repair,
+        repo=None if repo_path is None else _repo_path(repo_path),
+        sample=1.0 if sample is None else _fraction(sample),
+        max_rate=None if max_rate is None else max_rate * 1_000_000,
+    )
+    settings = _settings(storage=storage_url, data_dir=data_dir, database_url=database_url)
+    json_out = as_json or not sys.stdout.isatty()
+
+    async def action(meta: Metadata) -> FsckReport:
+        async with AsyncExitStack() as resources:
+            opened = await open_store(settings, resources)
+            if options.repo is not None:
+                await _require_repo(meta, options.repo)
+            checker = Fsck(SqlIndexInventory(meta.db), opened.store)
+            if json_out or not sys.stderr.isatty():
+                return await checker.run(options)
+            with FsckProgress(await checker.count(options.repo)) as bar:
+                return await checker.run(options, bar.update)
+
+    report = _run(settings, action)
+    if json_out:
+        click.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        for line in describe_report(report):
+            click.echo(line)
+    sys.exit(int(report.exit_status))

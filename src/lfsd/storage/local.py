@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from pathlib import Path
 from typing import TypeVar
 
-from lfsd.core.errors import InsufficientStorage, ServiceUnavailable
+from lfsd.core.errors import InsufficientStorage, LfsError, ServiceUnavailable
+from lfsd.core.inventory import StoredBody
 from lfsd.core.oid import Oid
 from lfsd.core.ports import ByteSource, StoredObject
 from lfsd.core.text import ascii_number
@@ -120,6 +121,36 @@ class LocalStore:
         probe.write_bytes(b"")
         probe.unlink()
 
+    # Whole-store inventory (fsck, later GC): the ``StoreInventory`` port.
+
+    async def listing(self) -> AsyncIterator[StoredBody]:
+        """Every object file in oid order: the shard directories are walked in name order, one top-level shard per
+        hop to a thread (1/256 of the store in memory at a time)."""
+        for first in filter(_is_shard, await _on_disk(_sorted_names, self._objects)):
+            for oid, size in await _on_disk(_shard_bodies, self._objects / first):
+                yield StoredBody(oid, size)
+
+    async def sizes(self, oids: Collection[Oid]) -> dict[Oid, int]:
+        def stat_all() -> dict[Oid, int]:
+            found = {oid: _size_or_none(self.path_of(oid)) for oid in oids}
+            return {oid: size for oid, size in found.items() if size is not None}
+
+        return await _on_disk(stat_all)
+
+    async def quarantine(self, oid: Oid) -> str | None:
+        """Rename the file into ``quarantine/`` (same file system: atomic, and nothing is copied)."""
+        target = self.root / QUARANTINE_DIR / f"{oid}.{time.time_ns()}"
+
+        def move() -> str | None:
+            target.parent.mkdir(exist_ok=True)
+            try:
+                self.path_of(oid).rename(target)
+            except FileNotFoundError:
+                return None
+            return str(target)
+
+        return await _on_disk(move)
+
 
 class _FileSink:
     """The object file: two buffers (one filling while the other is hashed and written), written in order."""
@@ -176,3 +207,35 @@ def _pid_alive(text: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+QUARANTINE_DIR = "quarantine"  # beside objects/: fsck moves bodies that fail their check here
+
+
+def _sorted_names(directory: Path) -> list[str]:
+    try:
+        return sorted(entry.name for entry in directory.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _is_shard(name: str) -> bool:
+    return len(name) == 2 and all(c in "0123456789abcdef" for c in name)
+
+
+def _shard_bodies(shard: Path) -> list[tuple[Oid, int]]:
+    """The object files under one top-level shard (``ab/``), in oid order; anything not named as an object is
+    not one (nothing of lfsd's own writes there but the renames of finished objects)."""
+    bodies: list[tuple[Oid, int]] = []
+    for second in filter(_is_shard, _sorted_names(shard)):
+        for name in _sorted_names(shard / second):
+            try:
+                oid = Oid.parse(name)
+            except LfsError:
+                continue
+            if oid.shard != (shard.name, second):
+                continue  # misplaced: never served under its oid
+            size = _size_or_none(shard / second / name)
+            if size is not None:
+                bodies.append((oid, size))
+    return bodies

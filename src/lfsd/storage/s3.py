@@ -15,6 +15,7 @@ import io
 import logging
 import mmap
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ except ImportError as missing:  # the s3 extra is not installed
 
 from lfsd.core.batch import Action
 from lfsd.core.errors import LfsError, NotFound, ServiceUnavailable, SizeMismatch
+from lfsd.core.inventory import StoredBody
 from lfsd.core.oid import Oid
 from lfsd.core.ports import ByteSource, StoredObject
 from lfsd.storage.buffers import BufferPool
@@ -280,6 +282,49 @@ class S3Store:
             if not listing.get("IsTruncated"):
                 return removed
             params["ContinuationToken"] = listing["NextContinuationToken"]
+
+    # Whole-store inventory (fsck, later GC): the ``StoreInventory`` port.
+
+    async def listing(self) -> AsyncIterator[StoredBody]:
+        """Every object key in oid order (S3 lists keys in byte order, and ``ab/cd/<oid>`` sorts as the oid);
+        ``staging/`` and ``quarantine/`` are not shard names and are skipped."""
+        prefix = f"{self.location.prefix}/" if self.location.prefix else ""
+        params: dict[str, Any] = {"Bucket": self.location.bucket, "Prefix": prefix}
+        while True:
+            with s3_errors("list_objects_v2"):
+                listing = await self.client.list_objects_v2(**params)
+            for item in listing.get("Contents", []):
+                oid = _oid_of_key(item["Key"].removeprefix(prefix))
+                if oid is not None:
+                    yield StoredBody(oid, int(item["Size"]))
+            if not listing.get("IsTruncated"):
+                return
+            params["ContinuationToken"] = listing["NextContinuationToken"]
+
+    async def sizes(self, oids: Collection[Oid]) -> dict[Oid, int]:
+        gate = asyncio.Semaphore(PRESENCE_CHECKS_IN_FLIGHT)
+
+        async def size(oid: Oid) -> int | None:
+            async with gate:
+                return await self.size_of(oid)
+
+        found = await asyncio.gather(*(size(oid) for oid in oids))
+        return {oid: n for oid, n in zip(oids, found, strict=True) if n is not None}
+
+    async def quarantine(self, oid: Oid) -> str | None:
+        """Copy the object under ``quarantine/`` (server side), then delete its key."""
+        size = await self.size_of(oid)
+        if size is None:
+            return None
+        key = self.location.key(oid)
+        target = "/".join(part for part in (self.location.prefix, QUARANTINE_DIR, f"{oid}.{time.time_ns()}") if part)
+        try:
+            await S3DirectTransfers(self)._copy(key, target, size)
+        except NotFound:
+            return None
+        with s3_errors("delete_object"):
+            await self.client.delete_object(Bucket=self.location.bucket, Key=key)
+        return f"s3://{self.location.bucket}/{target}"
 
 
 @dataclass
@@ -570,3 +615,15 @@ class S3DirectTransfers:
 
 def _b64_checksum(oid: Oid) -> str:
     return base64.b64encode(bytes.fromhex(oid)).decode("ascii")
+
+
+QUARANTINE_DIR = "quarantine"  # beside the shards: fsck moves bodies that fail their check here
+_OBJECT_KEY = re.compile(r"([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})")
+
+
+def _oid_of_key(relative: str) -> Oid | None:
+    """The oid of an object key (``ab/cd/abcd…``, below the prefix), or None for any other key."""
+    match = _OBJECT_KEY.fullmatch(relative)
+    if match is None or not match[3].startswith(match[1] + match[2]):
+        return None
+    return Oid.parse(match[3])

@@ -1,0 +1,287 @@
+"""``lfsd fsck`` and ``lfsd repo remove-objects`` against an in-process lfsd: local disk on every database, and S3."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+from click.testing import CliRunner, Result
+
+from lfsd.cli import main
+from lfsd.config import Settings
+from lfsd.core.oid import Oid
+from tests.conftest import AiohttpClient, open_world
+from tests.s3server import S3Server
+from tests.support import Blob, World, blob
+
+
+class Bodies(Protocol):
+    """Behind lfsd's back: the store's raw bytes."""
+
+    def read(self, oid: str) -> bytes: ...
+
+    def write(self, oid: str, data: bytes) -> None: ...
+
+    def delete(self, oid: str) -> None: ...
+
+    def quarantined(self) -> list[str]: ...
+
+
+class DiskBodies:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, oid: str) -> Path:
+        first, second = Oid.parse(oid).shard
+        return self.root / "objects" / first / second / oid
+
+    def read(self, oid: str) -> bytes:
+        return self._path(oid).read_bytes()
+
+    def write(self, oid: str, data: bytes) -> None:
+        self._path(oid).parent.mkdir(parents=True, exist_ok=True)
+        self._path(oid).write_bytes(data)
+
+    def delete(self, oid: str) -> None:
+        self._path(oid).unlink()
+
+    def quarantined(self) -> list[str]:
+        folder = self.root / "quarantine"
+        return sorted(path.name.split(".")[0] for path in folder.iterdir()) if folder.exists() else []
+
+
+class BucketBodies:
+    def __init__(self, endpoint: str, bucket: str) -> None:
+        import boto3
+
+        self.client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        self.bucket = bucket
+
+    @staticmethod
+    def _key(oid: str) -> str:
+        first, second = Oid.parse(oid).shard
+        return f"lfs/{first}/{second}/{oid}"
+
+    def read(self, oid: str) -> bytes:
+        data: bytes = self.client.get_object(Bucket=self.bucket, Key=self._key(oid))["Body"].read()
+        return data
+
+    def write(self, oid: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(oid), Body=data)
+
+    def delete(self, oid: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(oid))
+
+    def quarantined(self) -> list[str]:
+        listing = self.client.list_objects_v2(Bucket=self.bucket, Prefix="lfs/quarantine/")
+        return sorted(item["Key"].rsplit("/", 1)[1].split(".")[0] for item in listing.get("Contents", []))
+
+
+@dataclass
+class Site:
+    world: World
+    bodies: Bodies
+    env: dict[str, str]
+
+    async def lfsd(self, *args: str) -> Result:
+        """The real command line, in a thread of its own (it runs its own event loop)."""
+        runner = CliRunner()
+        return await asyncio.to_thread(runner.invoke, main, list(args), env=self.env, catch_exceptions=False)
+
+    async def fsck(self, *args: str, status: int) -> dict[str, Any]:
+        result = await self.lfsd("fsck", "--json", *args)
+        assert result.exit_code == status, result.output
+        report: dict[str, Any] = json.loads(result.stdout)
+        assert report["exit_status"] == status
+        return report
+
+    async def status(self, repo: str, item: Blob) -> int:
+        (obj,) = await self.world.batch_ok(repo, "download", [item], self.world.auth("root"))
+        return int(obj["error"]["code"]) if "error" in obj else 200
+
+
+def _settings(tmp_path: Path, database_url: str | None, **extra: Any) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, fsync=False, buffer_size=64 * 1024, **extra)
+
+
+@pytest.fixture
+async def site(tmp_path: Path, database_url: str | None, aiohttp_client: AiohttpClient) -> AsyncIterator[Site]:
+    """Local disk, on SQLite, MariaDB and PostgreSQL."""
+    env = {"LFSD_DATA_DIR": str(tmp_path / "data"), "LFSD_FSYNC": "false"}
+    if database_url is not None:
+        env["LFSD_DATABASE_URL"] = database_url
+    world = await open_world(_settings(tmp_path, database_url), aiohttp_client)
+    yield Site(world, DiskBodies(tmp_path / "data"), env)
+    await world.meta.close()
+
+
+@pytest.fixture
+async def s3_site(tmp_path: Path, s3_server: S3Server, aiohttp_client: AiohttpClient) -> AsyncIterator[Site]:
+    """Bodies in moto's S3 server under a prefix (direct mode on, so that staged uploads are in the bucket too)."""
+    bucket = s3_server.new_bucket()
+    store: dict[str, Any] = {
+        "storage": f"s3://{bucket}/lfs",
+        "s3_endpoint_url": s3_server.endpoint,
+        "s3_path_style": True,
+    }
+    world = await open_world(_settings(tmp_path, None, s3_direct=True, **store), aiohttp_client)
+    env = {
+        "LFSD_DATA_DIR": str(tmp_path / "data"),
+        "LFSD_STORAGE": store["storage"],
+        "LFSD_S3_ENDPOINT_URL": s3_server.endpoint,
+        "LFSD_S3_PATH_STYLE": "true",
+    }
+    yield Site(world, BucketBodies(s3_server.endpoint, bucket), env)
+    await world.meta.close()
+
+
+async def _push(site: Site, repo: str, items: list[Blob]) -> None:
+    """Upload as git-lfs does, through the proxied or the direct (presigned + verify) actions."""
+    import aiohttp
+
+    objs = await site.world.batch_ok(repo, "upload", items, site.world.auth("root"))
+    async with aiohttp.ClientSession() as session:
+        for obj, item in zip(objs, items, strict=True):
+            actions = obj.get("actions", {})
+            if "upload" not in actions:
+                continue
+            upload = actions["upload"]
+            async with session.put(upload["href"], data=item.data, headers=upload["header"]) as response:
+                assert response.status == 200, await response.text()
+            if "verify" in actions:
+                verify = actions["verify"]
+                response = await site.world.client.session.post(
+                    verify["href"],
+                    json=item.spec(),
+                    headers={
+                        "Content-Type": "application/vnd.git-lfs+json",
+                        "Accept": "application/vnd.git-lfs+json",
+                        **verify["header"],
+                    },
+                )
+                assert response.status == 200, await response.text()
+
+
+def _by_oid(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {finding["oid"]: finding for finding in report["damaged"]}
+
+
+async def _damage_and_repair(site: Site) -> None:
+    """One of each problem; fsck names each by oid and repositories; --repair fixes and the next push re-uploads."""
+    await site.world.repo("acme/other")
+    shared, gone, resized, intact = blob(3000), blob(4000), blob(5000), blob(6000)
+    stray = blob(700)
+    await _push(site, "acme/game", [shared, gone, resized, intact])
+    await _push(site, "acme/other", [shared])
+    await site.fsck("--rehash", status=0)
+
+    good = site.bodies.read(shared.oid)
+    site.bodies.write(shared.oid, good[:100] + bytes([good[100] ^ 1]) + good[101:])  # one flipped bit
+    site.bodies.delete(gone.oid)
+    site.bodies.write(resized.oid, resized.data + b"x")
+    site.bodies.write(stray.oid, stray.data)  # bytes without rows
+
+    quick = _by_oid(await site.fsck(status=3))  # without --rehash the flipped bit goes unseen
+    assert set(quick) == {gone.oid, resized.oid}
+    report = await site.fsck("--rehash", status=3)
+    found = _by_oid(report)
+    assert found[shared.oid]["problem"] == "corrupt"
+    assert found[shared.oid]["repos"] == ["acme/game", "acme/other"]
+    assert found[gone.oid] | {"repair": None} == {
+        "oid": gone.oid,
+        "problem": "missing",
+        "repos": ["acme/game"],
+        "indexed_size": 4000,
+        "stored_size": None,
+        "repair": None,
+        "quarantined_to": None,
+    }
+    assert (found[resized.oid]["problem"], found[resized.oid]["stored_size"]) == ("size", 5001)
+    assert intact.oid not in found
+    assert report["unindexed"]["count"] == 1
+    assert report["unindexed"]["objects"][0]["oid"] == stray.oid
+    assert report["rehashed"]["objects"] == 1  # intact only
+    assert await site.status("acme/game", shared) == 200  # fsck alone changes nothing
+
+    repaired = _by_oid(await site.fsck("--rehash", "--repair", status=4))
+    assert {oid: f["repair"] for oid, f in repaired.items()} == {
+        shared.oid: "quarantined",
+        gone.oid: "unlinked",
+        resized.oid: "quarantined",
+    }
+    assert site.bodies.quarantined() == sorted([shared.oid, resized.oid])
+    for repo in ("acme/game", "acme/other"):
+        assert await site.status(repo, shared) == 404
+    after = await site.fsck("--rehash", status=5)  # only the stray bytes are left: GC's job, never fsck's
+    assert after["damaged"] == [] and after["unindexed"]["count"] == 1
+    assert site.bodies.read(stray.oid) == stray.data
+
+    await _push(site, "acme/game", [shared, gone, resized])
+    assert site.bodies.read(shared.oid) == shared.data
+    assert await site.status("acme/game", shared) == 200
+    assert (await site.fsck("--rehash", status=5))["damaged"] == []
+
+
+async def test_fsck_finds_and_repairs_each_problem_on_disk(site: Site) -> None:
+    await _damage_and_repair(site)
+
+
+async def test_fsck_finds_and_repairs_each_problem_in_a_bucket(s3_site: Site) -> None:
+    await _damage_and_repair(s3_site)
+
+
+async def test_sample_and_repo_narrow_the_check(site: Site) -> None:
+    await site.world.repo("acme/other")
+    mine, theirs = [blob(1000 + i) for i in range(20)], blob(999)
+    await _push(site, "acme/game", mine)
+    await _push(site, "acme/other", [theirs])
+    for item in (*mine, theirs):
+        data = site.bodies.read(item.oid)
+        site.bodies.write(item.oid, bytes([data[0] ^ 1]) + data[1:])
+
+    none = await site.fsck("--rehash", "--sample", "0%", status=0)
+    assert none["rehashed"]["objects"] == 0 and none["objects"] == 21
+    some = await site.fsck("--rehash", "--sample", "50%", status=3)
+    assert 0 < len(some["damaged"]) < 21
+    every = await site.fsck("--rehash", "--sample", "100%", status=3)
+    assert len(every["damaged"]) == 21
+
+    narrow = await site.fsck("--rehash", "--repo", "acme/other", status=3)
+    assert narrow["objects"] == 1 and narrow["scope"]["repo"] == "acme/other"
+    assert [f["oid"] for f in narrow["damaged"]] == [theirs.oid]
+    assert narrow["unindexed"]["checked"] is False
+
+    missing = await site.lfsd("fsck", "--repo", "acme/nothing")
+    assert missing.exit_code == 1 and "no repository acme/nothing" in missing.output
+    usage = await site.lfsd("fsck", "--sample", "5%")
+    assert usage.exit_code == 2 and "--rehash" in usage.output
+
+
+async def test_remove_objects_unlinks_from_one_repository_only(site: Site) -> None:
+    await site.world.repo("acme/other")
+    leaked, kept = blob(2000), blob(2100)
+    await _push(site, "acme/game", [leaked, kept])
+    await _push(site, "acme/other", [leaked])
+
+    refused = await site.lfsd("repo", "remove-objects", "acme/game", leaked.oid)
+    assert refused.exit_code == 1 and "--yes" in refused.output
+    assert await site.status("acme/game", leaked) == 200
+
+    done = await site.lfsd("repo", "remove-objects", "acme/game", leaked.oid, leaked.oid, "--yes")
+    assert done.exit_code == 0, done.output
+    assert "unlinked 1 of 1 objects from acme/game" in done.output
+    assert "garbage collection" in done.output
+    assert await site.status("acme/game", leaked) == 404
+    assert await site.status("acme/game", kept) == 200
+    assert await site.status("acme/other", leaked) == 200
+    assert site.bodies.read(leaked.oid) == leaked.data  # the bytes stay until GC
+
+    bad = await site.lfsd("repo", "remove-objects", "acme/game", "nothex", "--yes")
+    assert bad.exit_code == 2
+    nobody = await site.lfsd("repo", "remove-objects", "acme/nothing", leaked.oid, "--yes")
+    assert nobody.exit_code == 1 and "no repository acme/nothing" in nobody.output
