@@ -136,7 +136,7 @@ async def test_0004_administration_down_and_up_keeps_tokens_grants_and_locks(fre
         await upgrade(db, "0004")
         assert await _scalar(db, "SELECT scope FROM tokens") == 2  # old tokens could write: they still can
         for table in ("tokens", "grants", "locks"):
-            assert await _scalar(db, f"SELECT COUNT(*) FROM {table}") == 1, table
+            assert await _scalar(db, f"SELECT COUNT(*) FROM {table}") == 1, table  # noqa: S608 - our table names
         await _insert(
             db,
             "INSERT INTO users (name, is_admin, disabled, created_at, deleted_at) VALUES ('bob (deleted #2)', :f, :t,"
@@ -153,7 +153,7 @@ async def test_0004_administration_down_and_up_keeps_tokens_grants_and_locks(fre
         assert "audit" not in await _tables(db)
         assert await _scalar(db, "SELECT COUNT(*) FROM users") == 1
         for table in ("tokens", "grants", "locks"):
-            assert await _scalar(db, f"SELECT COUNT(*) FROM {table}") == 1, table
+            assert await _scalar(db, f"SELECT COUNT(*) FROM {table}") == 1, table  # noqa: S608 - our table names
         await upgrade(db)
         assert await current_revision(db) == "0004"
     finally:

@@ -164,6 +164,7 @@ class Administration:
             raise BadRequest(f"a token label is at most {MAX_TOKEN_LABEL_LENGTH} printable characters")
 
         async def work() -> tuple[TokenInfo, str]:
+            expires = self._expiry(days)
             user = await self._user(name)
             token_id, secret = await self._tokens.issue(user.id, label=label, scope=scope, expires_at=expires)
             info = await self._tokens.token_info(token_id)
@@ -171,7 +172,6 @@ class Administration:
             details["token_id"] = token_id
             return info, secret
 
-        expires = self._expiry(days)
         details: dict[str, object] = {"label": label, "scopes": scope.names, "expires_days": days}
         own = actor.user_id != 0 and actor.name == name
         return await self._do(
