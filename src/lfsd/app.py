@@ -98,6 +98,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
             CursorCodec(key),
             default_limit=settings.locks_default_limit,
             max_limit=settings.locks_max_limit,
+            audit=meta.audit,
         )
         inflight = InFlight(MemoryReleaser(), metrics.transfers_in_flight)
         app[INFLIGHT] = inflight

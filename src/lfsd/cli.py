@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import getpass
 import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -16,14 +18,27 @@ import click
 from pydantic import ValidationError
 
 from lfsd.config import Settings
+from lfsd.core.admin import Administration
+from lfsd.core.audit import Actor, AuditQuery
 from lfsd.core.auth import Permission, Repo
-from lfsd.core.errors import LfsError, NotFound, ServiceUnavailable
+from lfsd.core.directory import GrantInfo, RepoInfo, TokenInfo, UserInfo
+from lfsd.core.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    LfsError,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+    Unprocessable,
+)
 from lfsd.core.fsck import Fsck, FsckOptions, FsckReport
 from lfsd.core.inventory import Removed, remove_objects
 from lfsd.core.locks import Lock
 from lfsd.core.oid import Oid
 from lfsd.core.repo import RepoPath
-from lfsd.db.database import describe
+from lfsd.core.tokens import Scope
+from lfsd.db.database import describe, utcnow
 from lfsd.db.engine import DatabaseUrlError
 from lfsd.db.inventory import SqlIndexInventory
 from lfsd.db.metadata import Metadata, SchemaMismatch
@@ -49,6 +64,36 @@ def _settings(**options: Any) -> Settings:
         raise click.ClickException(f"invalid setting {field}: {first['msg']}") from None
 
 
+# Exit codes (docs/administration.md): 1 any other failure, 2 bad usage (click), 3 not found, 4 already exists or
+# conflicting, 5 refused (not allowed, or a destructive command without --yes), 6 invalid value.
+class NotFoundFailure(click.ClickException):
+    exit_code = 3
+
+
+class ConflictFailure(click.ClickException):
+    exit_code = 4
+
+
+class RefusedFailure(click.ClickException):
+    exit_code = 5
+
+
+class InvalidFailure(click.ClickException):
+    exit_code = 6
+
+
+def _failure(error: LfsError, message: str) -> click.ClickException:
+    if isinstance(error, NotFound):
+        return NotFoundFailure(message)
+    if isinstance(error, Conflict):
+        return ConflictFailure(message)
+    if isinstance(error, Forbidden | Unauthorized):
+        return RefusedFailure(message)
+    if isinstance(error, BadRequest | Unprocessable):
+        return InvalidFailure(message)
+    return click.ClickException(message)
+
+
 def _one_line_errors(fn: Callable[P, T]) -> Callable[P, T]:
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -59,13 +104,25 @@ def _one_line_errors(fn: Callable[P, T]) -> Callable[P, T]:
         except LfsError as exc:
             cause = exc.__cause__
             detail = f" ({describe(cause)})" if isinstance(exc, ServiceUnavailable) and cause is not None else ""
-            raise click.ClickException(exc.message + detail) from None
+            raise _failure(exc, exc.message + detail) from None
         except (DatabaseUrlError, SchemaMismatch, StorageConfigError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:
             raise click.ClickException(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
 
     return wrapper
+
+
+def _admin(settings: Settings, call: Callable[[Administration, Actor], Awaitable[T]]) -> T:
+    """Run one administration use case as the command line's actor (a server admin, audited as ``cli:USER``)."""
+
+    async def action(meta: Metadata) -> T:
+        admin = Administration(
+            meta.users, meta.tokens, meta.repos, meta.locks, meta.audit, utcnow, token_max_days=settings.token_max_days
+        )
+        return await call(admin, Actor.cli(getpass.getuser()))
+
+    return _run(settings, action)
 
 
 def _run(settings: Settings, action: Callable[[Metadata], Awaitable[T]], *, migrate: bool | None = None) -> T:
@@ -186,10 +243,7 @@ def user_add(name: str, admin: bool, password_stdin: bool, data_dir: Path | None
         raise click.BadParameter("user names are 1-100 printable characters without ':'")
     settings = _settings(data_dir=data_dir, database_url=database_url)
 
-    async def action(meta: Metadata) -> None:
-        await meta.users.add(name, is_admin=admin, password=password)
-
-    _run(settings, action)
+    _admin(settings, lambda admin_, actor: admin_.add_user(actor, name, is_admin=admin, password=password))
     click.echo(f"user {name!r} added{' (admin)' if admin else ''}")
 
 
@@ -200,18 +254,23 @@ def token() -> None:
 
 @token.command("create")
 @click.argument("name")
+@click.option("--label", default=None, help="what the token is for, shown by `token list`")
+@click.option("--expires", "days", type=click.IntRange(min=1), default=None, help="days until it expires")
+@click.option("--scope", type=click.Choice(["read", "write"]), default="write", show_default=True)
 @_storage_options
 @_one_line_errors
-def token_create(name: str, data_dir: Path | None, database_url: str | None) -> None:
+def token_create(
+    name: str, label: str | None, days: int | None, scope: str, data_dir: Path | None, database_url: str | None
+) -> None:
     """Create a token for user NAME; it is printed alone on the last line and never shown again."""
     settings = _settings(data_dir=data_dir, database_url=database_url)
-
-    async def action(meta: Metadata) -> str:
-        return await meta.users.create_token(name)
-
-    new = _run(settings, action)
-    click.echo(f"token for {name!r} (shown only now):")
-    click.echo(new)
+    info, secret = _admin(
+        settings,
+        lambda admin, actor: admin.create_token(actor, name, label=label, days=days, scope=Scope.parse(scope)),
+    )
+    expires = f", expires {info.expires_at.isoformat()}" if info.expires_at else ""
+    click.echo(f"token {info.id} for {name!r} ({scope}{expires}; shown only now):")
+    click.echo(secret)
 
 
 @main.group()
@@ -229,12 +288,7 @@ def repo_create(path: str, public: bool, data_dir: Path | None, database_url: st
     repo_path = _repo_path(path)
     settings = _settings(data_dir=data_dir, database_url=database_url)
 
-    async def action(meta: Metadata) -> None:
-        if await meta.repos.find(repo_path) is not None:
-            raise click.ClickException(f"repository {repo_path} already exists")
-        await meta.repos.create(repo_path, is_public=public)
-
-    _run(settings, action)
+    _admin(settings, lambda admin, actor: admin.create_repo(actor, repo_path, public=public))
     click.echo(f"repository {repo_path} created{' (public)' if public else ''}")
 
 
@@ -250,12 +304,7 @@ def repo_grant(path: str, user_name: str, permission: str, data_dir: Path | None
     level = Permission.parse(permission)
     settings = _settings(data_dir=data_dir, database_url=database_url)
 
-    async def action(meta: Metadata) -> None:
-        found = await _require_repo(meta, repo_path)
-        account = await meta.users.require(user_name)
-        await meta.repos.set_grant(found, account.id, level)
-
-    _run(settings, action)
+    _admin(settings, lambda admin, actor: admin.grant(actor, repo_path, user_name, level))
     click.echo(f"{user_name} may now {permission} {repo_path}")
 
 
@@ -269,10 +318,7 @@ def repo_locking(path: str, state: str, data_dir: Path | None, database_url: str
     repo_path = _repo_path(path)
     settings = _settings(data_dir=data_dir, database_url=database_url)
 
-    async def action(meta: Metadata) -> None:
-        await meta.repos.set_locking(await _require_repo(meta, repo_path), state == "on")
-
-    _run(settings, action)
+    _admin(settings, lambda admin, actor: admin.set_locking(actor, repo_path, state == "on"))
     click.echo(f"locking {state} for {repo_path}")
 
 
@@ -353,14 +399,7 @@ def locks_unlock(path: str, lock_id: int, force: bool, data_dir: Path | None, da
     repo_path = _repo_path(path)
     settings = _settings(data_dir=data_dir, database_url=database_url)
 
-    async def action(meta: Metadata) -> Lock:
-        found = await _require_repo(meta, repo_path)
-        deleted = await meta.locks.delete(found.id, lock_id, None)
-        if deleted is None:
-            raise NotFound(f"no lock {lock_id} in {repo_path}")
-        return deleted
-
-    lock = _run(settings, action)
+    lock = _admin(settings, lambda admin, actor: admin.force_unlock(actor, repo_path, lock_id))
     click.echo(f"unlocked {lock.path} (was locked by {lock.owner_name})")
 
 
@@ -471,3 +510,376 @@ def fsck(
         for line in describe_report(report):
             click.echo(line)
     sys.exit(int(report.exit_status))
+
+
+# -- administration: users, tokens, repositories, grants and the audit log (issue 12) ---------------------------
+
+
+def _json_option(fn: Callable[P, T]) -> Callable[P, T]:
+    return click.option("--json", "as_json", is_flag=True, help="print one JSON document")(fn)
+
+
+def _when(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _print_json(document: object) -> None:
+    click.echo(json.dumps(document, indent=2, sort_keys=True))
+
+
+def _table(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _confirm(yes: bool, question: str) -> None:
+    """Destructive commands go ahead with --yes; otherwise they ask on a terminal and refuse without one."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise RefusedFailure(f"{question}: refused without --yes (stdin is not a terminal)")
+    if not click.confirm(question, default=False):
+        raise RefusedFailure("not confirmed")
+
+
+def _user_json(user: UserInfo) -> dict[str, object]:
+    return {
+        "id": user.id,
+        "name": user.name,
+        "admin": user.is_admin,
+        "disabled": user.disabled,
+        "password": user.has_password,
+        "created_at": _when(user.created_at),
+        "last_active_at": _when(user.last_active_at),
+    }
+
+
+def _grant_json(grant: GrantInfo) -> dict[str, object]:
+    return {"repo": str(grant.repo_path), "user": grant.user_name, "permission": grant.permission.name.lower()}
+
+
+def _token_json(info: TokenInfo) -> dict[str, object]:
+    return {
+        "id": info.id,
+        "user": info.user_name,
+        "label": info.label,
+        "scopes": info.scope.names,
+        "created_at": _when(info.created_at),
+        "last_used_at": _when(info.last_used_at),
+        "expires_at": _when(info.expires_at),
+    }
+
+
+def _repo_json(info: RepoInfo) -> dict[str, object]:
+    return {
+        "id": info.repo.id,
+        "path": str(info.repo.path),
+        "public": info.repo.is_public,
+        "locking": info.repo.locking_enabled,
+        "created_at": _when(info.created_at),
+        "objects": info.objects,
+        "bytes": info.bytes,
+        "last_push": _when(info.last_push),
+    }
+
+
+@user.command("list")
+@_json_option
+@_storage_options
+@_one_line_errors
+def user_list(as_json: bool, data_dir: Path | None, database_url: str | None) -> None:
+    """List users with their last activity."""
+    users = _admin(_settings(data_dir=data_dir, database_url=database_url), lambda a, actor: a.list_users(actor))
+    if as_json:
+        _print_json({"users": [_user_json(u) for u in users]})
+        return
+    rows = [
+        [u.name, "admin" if u.is_admin else "", "disabled" if u.disabled else "", _when(u.last_active_at) or "never"]
+        for u in users
+    ]
+    _table(rows, ["NAME", "ADMIN", "STATE", "LAST ACTIVE"])
+
+
+@user.command("show")
+@click.argument("name")
+@_json_option
+@_storage_options
+@_one_line_errors
+def user_show(name: str, as_json: bool, data_dir: Path | None, database_url: str | None) -> None:
+    """Show user NAME and their grants."""
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    found, grants = _admin(settings, lambda a, actor: a.show_user(actor, name))
+    document = {**_user_json(found), "grants": [_grant_json(g) for g in grants]}
+    if as_json:
+        _print_json(document)
+        return
+    for key, value in document.items():
+        if key != "grants":
+            click.echo(f"{key}: {value}")
+    for grant in grants:
+        click.echo(f"grant: {grant.permission.name.lower()} {grant.repo_path}")
+
+
+def _user_switch(command: str, disabled: bool) -> None:
+    @user.command(command)
+    @click.argument("name")
+    @_storage_options
+    @_one_line_errors
+    def switch(name: str, data_dir: Path | None, database_url: str | None) -> None:
+        settings = _settings(data_dir=data_dir, database_url=database_url)
+        _admin(settings, lambda a, actor: a.set_disabled(actor, name, disabled))
+        click.echo(f"user {name!r} {command}d")
+
+    switch.__doc__ = (
+        "Disable user NAME: their passwords, tokens and transfer links stop at once."
+        if disabled
+        else "Enable user NAME again."
+    )
+
+
+_user_switch("disable", True)
+_user_switch("enable", False)
+
+
+@user.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="do not ask")
+@_storage_options
+@_one_line_errors
+def user_delete(name: str, yes: bool, data_dir: Path | None, database_url: str | None) -> None:
+    """Delete user NAME: their tokens and grants go; their locks stay, owned by 'NAME (deleted #ID)'."""
+    _confirm(yes, f"delete user {name!r}")
+    _admin(_settings(data_dir=data_dir, database_url=database_url), lambda a, actor: a.delete_user(actor, name))
+    click.echo(f"user {name!r} deleted")
+
+
+@user.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, required=True, help="required: read it from the first line of stdin")
+@_storage_options
+@_one_line_errors
+def user_passwd(name: str, password_stdin: bool, data_dir: Path | None, database_url: str | None) -> None:
+    """Set user NAME's password (an empty line removes it: tokens only)."""
+    password = sys.stdin.readline().rstrip("\r\n") or None
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    _admin(settings, lambda a, actor: a.set_password(actor, name, password))
+    click.echo(f"password of {name!r} {'set' if password else 'removed'}")
+
+
+@user.command("admin")
+@click.argument("name")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@_storage_options
+@_one_line_errors
+def user_admin(name: str, state: str, data_dir: Path | None, database_url: str | None) -> None:
+    """Make user NAME a server admin, or not."""
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    _admin(settings, lambda a, actor: a.set_admin(actor, name, state == "on"))
+    click.echo(f"user {name!r} admin {state}")
+
+
+@token.command("list")
+@click.argument("name")
+@_json_option
+@_storage_options
+@_one_line_errors
+def token_list(name: str, as_json: bool, data_dir: Path | None, database_url: str | None) -> None:
+    """List user NAME's active tokens (never their secrets)."""
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    listed = _admin(settings, lambda a, actor: a.list_tokens(actor, name))
+    if as_json:
+        _print_json({"tokens": [_token_json(t) for t in listed]})
+        return
+    rows = [
+        [
+            str(t.id),
+            t.label or "",
+            ",".join(t.scope.names),
+            _when(t.created_at) or "",
+            _when(t.last_used_at) or "never",
+            _when(t.expires_at) or "never",
+        ]
+        for t in listed
+    ]
+    _table(rows, ["ID", "LABEL", "SCOPES", "CREATED", "LAST USED", "EXPIRES"])
+
+
+@token.command("revoke")
+@click.argument("token_id", metavar="[ID]", type=int, required=False)
+@click.option("--user", "user_name", default=None, help="with --all: revoke every token of this user")
+@click.option("--all", "every", is_flag=True, help="all tokens of --user")
+@_storage_options
+@_one_line_errors
+def token_revoke(
+    token_id: int | None, user_name: str | None, every: bool, data_dir: Path | None, database_url: str | None
+) -> None:
+    """Revoke token ID, or all of a user's tokens (--user NAME --all). It answers 401 at once."""
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    if every and user_name is not None and token_id is None:
+        count = _admin(settings, lambda a, actor: a.revoke_all_tokens(actor, user_name))
+        click.echo(f"revoked {count} tokens of {user_name!r}")
+        return
+    if token_id is None or every or user_name is not None:
+        raise click.UsageError("give a token ID, or --user NAME --all")
+    info = _admin(settings, lambda a, actor: a.revoke_token(actor, token_id))
+    click.echo(f"token {token_id} of {info.user_name!r} revoked")
+
+
+@repo.command("list")
+@_json_option
+@_storage_options
+@_one_line_errors
+def repo_list(as_json: bool, data_dir: Path | None, database_url: str | None) -> None:
+    """List repositories with their objects, stored bytes and last push."""
+    listed = _admin(_settings(data_dir=data_dir, database_url=database_url), lambda a, actor: a.list_repos(actor))
+    if as_json:
+        _print_json({"repos": [_repo_json(r) for r in listed]})
+        return
+    rows = [
+        [
+            str(r.repo.path),
+            "public" if r.repo.is_public else "",
+            str(r.objects),
+            str(r.bytes),
+            _when(r.last_push) or "never",
+        ]
+        for r in listed
+    ]
+    _table(rows, ["PATH", "PUBLIC", "OBJECTS", "BYTES", "LAST PUSH"])
+
+
+@repo.command("show")
+@click.argument("path")
+@_json_option
+@_storage_options
+@_one_line_errors
+def repo_show(path: str, as_json: bool, data_dir: Path | None, database_url: str | None) -> None:
+    """Show repository PATH and its grants."""
+    repo_path = _repo_path(path)
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    info, grants = _admin(settings, lambda a, actor: a.show_repo(actor, repo_path))
+    document = {**_repo_json(info), "grants": [_grant_json(g) for g in grants]}
+    if as_json:
+        _print_json(document)
+        return
+    for key, value in document.items():
+        if key != "grants":
+            click.echo(f"{key}: {value}")
+    for grant in grants:
+        click.echo(f"grant: {grant.user_name} {grant.permission.name.lower()}")
+
+
+@repo.command("rename")
+@click.argument("old")
+@click.argument("new")
+@_storage_options
+@_one_line_errors
+def repo_rename(old: str, new: str, data_dir: Path | None, database_url: str | None) -> None:
+    """Rename repository OLD to NEW: objects, locks and grants follow; OLD answers 404 afterwards."""
+    old_path, new_path = _repo_path(old), _repo_path(new)
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    _admin(settings, lambda a, actor: a.rename_repo(actor, old_path, new_path))
+    click.echo(f"repository {old_path} renamed to {new_path}; update the clients' remotes")
+
+
+@repo.command("delete")
+@click.argument("path")
+@click.option("--yes", is_flag=True, help="do not ask")
+@_storage_options
+@_one_line_errors
+def repo_delete(path: str, yes: bool, data_dir: Path | None, database_url: str | None) -> None:
+    """Delete repository PATH with its grants, locks and links to objects (the bytes stay for garbage collection)."""
+    repo_path = _repo_path(path)
+    _confirm(yes, f"delete repository {repo_path}")
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    _admin(settings, lambda a, actor: a.delete_repo(actor, repo_path))
+    click.echo(f"repository {repo_path} deleted")
+
+
+@repo.command("public")
+@click.argument("path")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@_storage_options
+@_one_line_errors
+def repo_public(path: str, state: str, data_dir: Path | None, database_url: str | None) -> None:
+    """Allow anonymous downloads of repository PATH (on), or not (off)."""
+    repo_path = _repo_path(path)
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    _admin(settings, lambda a, actor: a.set_public(actor, repo_path, state == "on"))
+    click.echo(f"public {state} for {repo_path}")
+
+
+@repo.command("grants")
+@click.argument("path")
+@_json_option
+@_storage_options
+@_one_line_errors
+def repo_grants(path: str, as_json: bool, data_dir: Path | None, database_url: str | None) -> None:
+    """List who may do what with repository PATH."""
+    repo_path = _repo_path(path)
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    listed = _admin(settings, lambda a, actor: a.grants(actor, repo_path))
+    if as_json:
+        _print_json({"grants": [_grant_json(g) for g in listed]})
+        return
+    _table([[g.user_name, g.permission.name.lower()] for g in listed], ["USER", "PERMISSION"])
+
+
+@repo.command("revoke")
+@click.argument("path")
+@click.argument("user_name", metavar="USER")
+@_storage_options
+@_one_line_errors
+def repo_revoke(path: str, user_name: str, data_dir: Path | None, database_url: str | None) -> None:
+    """Remove USER's grant on repository PATH (takes effect at the next request)."""
+    repo_path = _repo_path(path)
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    _admin(settings, lambda a, actor: a.revoke(actor, repo_path, user_name))
+    click.echo(f"{user_name} no longer has a grant on {repo_path}")
+
+
+@main.command("audit")
+@_json_option
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@click.option("--actor", default=None, help="only this actor (a user name, or cli:OSUSER)")
+@click.option("--action", default=None, help="only this action (e.g. token.revoke) or group (e.g. token)")
+@click.option("--since", type=click.DateTime(), default=None, help="only from this time on (UTC)")
+@_storage_options
+@_one_line_errors
+def audit_list(
+    as_json: bool,
+    limit: int,
+    actor: str | None,
+    action: str | None,
+    since: datetime | None,
+    data_dir: Path | None,
+    database_url: str | None,
+) -> None:
+    """The audit log, newest first."""
+    query = AuditQuery(limit=limit, actor=actor, action=action, since=since.replace(tzinfo=UTC) if since else None)
+    entries = _admin(_settings(data_dir=data_dir, database_url=database_url), lambda a, who: a.audit(who, query))
+    if as_json:
+        _print_json(
+            {
+                "entries": [
+                    {
+                        "id": e.id,
+                        "at": _when(e.at),
+                        "actor": e.actor,
+                        "action": e.action,
+                        "target": e.target,
+                        "address": e.address,
+                        "outcome": str(e.outcome),
+                        "details": dict(e.details),
+                    }
+                    for e in entries
+                ]
+            }
+        )
+        return
+    rows = [
+        [_when(e.at) or "", e.actor, e.action, e.target, str(e.outcome), json.dumps(dict(e.details), sort_keys=True)]
+        for e in entries
+    ]
+    _table(rows, ["AT", "ACTOR", "ACTION", "TARGET", "OUTCOME", "DETAILS"])

@@ -194,6 +194,9 @@ class Settings(BaseSettings):
     link_standing_ttl: float = Field(
         5.0, ge=0, le=300, description="seconds a transfer link's user, token and grant check is remembered"
     )
+    token_max_days: int | None = Field(
+        None, ge=1, le=36500, description="days a new personal access token may live at most (None: no limit)"
+    )
 
     @field_validator("redis_url")
     @classmethod

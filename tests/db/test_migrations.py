@@ -27,7 +27,7 @@ from lfsd.resources import open_metadata
 from tests.db.conftest import fresh_database
 from tests.e2e.harness import Server, cli, lfsd_env
 
-ALL_TABLES = {"users", "tokens", "repos", "grants", "objects", "repo_objects", "locks"}
+ALL_TABLES = {"users", "tokens", "repos", "grants", "objects", "repo_objects", "locks", "audit"}
 
 
 async def _tables(db: Database) -> set[str]:
@@ -113,9 +113,49 @@ async def test_0003_exact_names_and_long_refs_down_and_up(fresh_database_url: st
         kept = long_ref if db.dialect == "sqlite" else None
         assert await _scalar(db, "SELECT ref FROM locks WHERE path = 'a.bin'") == kept
         assert await _scalar(db, "SELECT ref FROM locks WHERE path = 'b.bin'") == "refs/heads/main"
-        await upgrade(db)
+        await upgrade(db, "0003")
         assert await current_revision(db) == "0003"
         assert await _scalar(db, count_alice, name="ALICE") == 0
+    finally:
+        await db.dispose()
+
+
+async def test_0004_administration_down_and_up_keeps_tokens_grants_and_locks(fresh_database_url: str) -> None:
+    """Adding and dropping columns must not rebuild ``users`` (SQLite's foreign keys would cascade the rebuild into
+    tokens, grants and locks); a tombstone of a deleted user goes on the way down."""
+    db = Database(create_engine(parse_url(fresh_database_url)))
+    try:
+        await upgrade(db, "0003")
+        await _insert(db, "INSERT INTO users (name, is_admin, disabled, created_at) VALUES ('alice', :f, :f, :now)")
+        await _insert(db, "INSERT INTO repos (path, is_public, created_at) VALUES ('acme/game', :f, :now)")
+        await _insert(db, "INSERT INTO tokens (user_id, digest, created_at) VALUES (1, :d, :now)", d="d" * 64)
+        await _insert(db, "INSERT INTO grants (repo_id, user_id, permission) VALUES (1, 1, 2)")
+        lock = "INSERT INTO locks (repo_id, path, path_key, owner_id, locked_at) VALUES (1, 'a.bin', :k, 1, :now)"
+        await _insert(db, lock, k="a" * 64)
+
+        await upgrade(db, "0004")
+        assert await _scalar(db, "SELECT scope FROM tokens") == 2  # old tokens could write: they still can
+        for table in ("tokens", "grants", "locks"):
+            assert await _scalar(db, f"SELECT COUNT(*) FROM {table}") == 1, table  # noqa: S608 - our table names
+        await _insert(
+            db,
+            "INSERT INTO users (name, is_admin, disabled, created_at, deleted_at) VALUES ('bob (deleted #2)', :f, :t,"
+            " :now, :now)",
+            t=True,
+        )
+        await _insert(
+            db,
+            "INSERT INTO audit (at, actor, action, target, address, outcome, details) "
+            "VALUES (:now, 'cli:root', 'user.add', 'user:alice', 'local', 'ok', '{}')",
+        )
+
+        await downgrade(db, "0003")
+        assert "audit" not in await _tables(db)
+        assert await _scalar(db, "SELECT COUNT(*) FROM users") == 1
+        for table in ("tokens", "grants", "locks"):
+            assert await _scalar(db, f"SELECT COUNT(*) FROM {table}") == 1, table  # noqa: S608 - our table names
+        await upgrade(db)
+        assert await current_revision(db) == "0004"
     finally:
         await db.dispose()
 

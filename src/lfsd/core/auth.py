@@ -30,12 +30,14 @@ class Permission(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """An authenticated user. ``token_id`` is the personal access token that authenticated them (0: a password)."""
+    """An authenticated user. ``token_id`` is the personal access token that authenticated them (0: a password);
+    ``ceiling`` the most that credential allows anywhere (a read-only token: ``READ``)."""
 
     user_id: int
     name: str
     is_admin: bool
     token_id: int = 0
+    ceiling: Permission = Permission.ADMIN
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +64,14 @@ class Standing:
 
 
 def effective_permission(identity: Identity | None, repo: Repo, grant: Permission) -> Permission:
-    """The caller's permission on ``repo``: server admins hold everything, public repositories are readable."""
+    """The caller's permission on ``repo``: server admins hold everything, public repositories are readable; and
+    never more than the credential's ceiling (a read-only token reads, whatever the grant)."""
     if identity is not None and identity.is_admin:
-        return Permission.ADMIN
+        return identity.ceiling
     level = grant if identity is not None else Permission.NONE
     if repo.is_public:
         level = max(level, Permission.READ)
-    return level
+    return min(level, identity.ceiling) if identity is not None else level
 
 
 def require(identity: Identity | None, granted: Permission, needed: Permission) -> None:

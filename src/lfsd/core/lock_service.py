@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from lfsd.core.audit import AuditEntry, AuditLog, Outcome
 from lfsd.core.auth import Identity, Permission, Repo
 from lfsd.core.errors import Forbidden, NotFound
 from lfsd.core.locks import (
@@ -34,8 +37,19 @@ class LockService:
     """Paths, ids and refs arrive parsed (``LockPath``, ``LockId``, ``RefName``); cursors and limits are parsed
     here, with the repository's signing key and the configured bounds."""
 
-    def __init__(self, locks: LockRepository, cursors: CursorCodec, *, default_limit: int, max_limit: int) -> None:
+    def __init__(
+        self,
+        locks: LockRepository,
+        cursors: CursorCodec,
+        *,
+        default_limit: int,
+        max_limit: int,
+        audit: AuditLog | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._locks = locks
+        self._audit = audit
+        self._clock = clock
         self._cursors = cursors
         self._default_limit = default_limit
         self._max_limit = max_limit
@@ -66,9 +80,17 @@ class LockService:
         return ours, theirs, page.next_cursor
 
     async def unlock(
-        self, identity: Identity, repo: Repo, lock_id: LockId, *, force: bool, granted: Permission
+        self,
+        identity: Identity,
+        repo: Repo,
+        lock_id: LockId,
+        *,
+        force: bool,
+        granted: Permission,
+        address: str = "",
     ) -> Lock:
-        """Only the owner unlocks without ``force``; ``force`` on another user's lock needs admin."""
+        """Only the owner unlocks without ``force``; ``force`` on another user's lock needs admin. Forcing open
+        another user's lock, and trying to without the right, is written to the audit log."""
         lock = await self._locks.get(repo.id, lock_id)
         if lock is None:
             raise LockNotFound()
@@ -76,8 +98,20 @@ class LockService:
             if not force:
                 raise Forbidden(f"the lock is owned by {lock.owner_name}; only an admin may force it open")
             if granted < Permission.ADMIN:
+                await self._record(identity, repo, lock, address, Outcome.DENIED)
                 raise Forbidden("forcing open another user's lock needs admin permission on the repository")
         deleted = await self._locks.delete(repo.id, lock.id, None if force else identity.user_id)
         if deleted is None:
             raise LockNotFound()
+        if deleted.owner_id != identity.user_id:
+            await self._record(identity, repo, deleted, address, Outcome.OK)
         return deleted
+
+    async def _record(self, identity: Identity, repo: Repo, lock: Lock, address: str, outcome: Outcome) -> None:
+        if self._audit is None:
+            return
+        details = {"lock_id": lock.id, "path": str(lock.path), "owner": lock.owner_name}
+        entry = AuditEntry(
+            self._clock(), identity.name, "lock.force_unlock", f"repo:{repo.path}", address, outcome, details
+        )
+        await self._audit.record(entry)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from enum import IntEnum
 from typing import Final
 
 TOKEN_PREFIX: Final = "lfsd_"  # noqa: S105 - a prefix, not a secret
@@ -20,3 +21,24 @@ def looks_like_token(secret: str) -> bool:
 def token_digest(token: str) -> str:
     """Tokens carry 256 random bits, so a fast hash is enough (no KDF needed) and allows an indexed lookup."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+MAX_TOKEN_LABEL_LENGTH = 100
+
+
+class Scope(IntEnum):
+    """What a token may do, stored as its number. ``write`` includes ``read`` (and locks)."""
+
+    READ = 1
+    WRITE = 2
+
+    @classmethod
+    def parse(cls, value: str) -> Scope:
+        try:
+            return cls[value.upper()]
+        except KeyError:
+            raise ValueError(f"unknown token scope {value!r}: expected read or write") from None
+
+    @property
+    def names(self) -> list[str]:
+        return ["read"] if self is Scope.READ else ["read", "write"]

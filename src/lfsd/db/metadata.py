@@ -6,11 +6,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from lfsd.core.ports import PasswordHasher
+from lfsd.db.audit import SqlAuditLog
 from lfsd.db.database import Database
 from lfsd.db.locks import SqlLockRepository
 from lfsd.db.objects import SqlObjectIndex
 from lfsd.db.repos import SqlRepoDirectory
 from lfsd.db.schema import SCHEMA_HEAD, schema_revision
+from lfsd.db.tokens import SqlTokenAdmin
 from lfsd.db.users import SqlUserDirectory
 
 Migrator = Callable[[Database], Awaitable[None]]
@@ -63,6 +65,8 @@ class Metadata:
     objects: SqlObjectIndex
     locks: SqlLockRepository
     passwords: PasswordHasher
+    tokens: SqlTokenAdmin
+    audit: SqlAuditLog
 
     @classmethod
     def over(cls, db: Database, passwords: PasswordHasher) -> Metadata:
@@ -73,6 +77,8 @@ class Metadata:
             SqlObjectIndex(db),
             SqlLockRepository(db),
             passwords,
+            SqlTokenAdmin(db),
+            SqlAuditLog(db),
         )
 
     async def close(self) -> None:

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, select
+from datetime import UTC, datetime
+
+from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 
 from lfsd.core.auth import Identity, Permission, Repo, Standing
+from lfsd.core.directory import GrantInfo, RepoInfo
 from lfsd.core.errors import Conflict
 from lfsd.core.repo import RepoPath
+from lfsd.core.tokens import Scope
 from lfsd.db.database import Database, utcnow
-from lfsd.db.tables import grants, repos, tokens, users
+from lfsd.db.tables import grants, locks, objects, repo_objects, repos, tokens, users
+
+
+def _utc(value: datetime | str | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class SqlRepoDirectory:
@@ -74,9 +86,93 @@ class SqlRepoDirectory:
             await conn.execute(grants.delete().where(grants.c.repo_id == repo.id, grants.c.user_id == user_id))
             await conn.execute(grants.insert().values(repo_id=repo.id, user_id=user_id, permission=int(permission)))
 
-    async def remove_grant(self, repo: Repo, user_id: int) -> None:
+    async def remove_grant(self, repo: Repo, user_id: int) -> bool:
         async with self._db.transaction() as conn:
-            await conn.execute(grants.delete().where(grants.c.repo_id == repo.id, grants.c.user_id == user_id))
+            result = await conn.execute(grants.delete().where(grants.c.repo_id == repo.id, grants.c.user_id == user_id))
+        return bool(result.rowcount)
+
+    async def grants(self, *, repo: Repo | None = None, user_id: int | None = None) -> list[GrantInfo]:
+        query = (
+            select(repos.c.path, users.c.name, grants.c.permission)
+            .select_from(grants)
+            .join(repos, repos.c.id == grants.c.repo_id)
+            .join(users, users.c.id == grants.c.user_id)
+            .order_by(repos.c.path, users.c.name)
+        )
+        if repo is not None:
+            query = query.where(grants.c.repo_id == repo.id)
+        if user_id is not None:
+            query = query.where(grants.c.user_id == user_id)
+        async with self._db.transaction() as conn:
+            rows = (await conn.execute(query)).all()
+        return [GrantInfo(RepoPath(row.path), row.name, Permission(row.permission)) for row in rows]
+
+    async def list_repos(self) -> list[RepoInfo]:
+        return await self._infos(None)
+
+    async def repo_info(self, path: RepoPath) -> RepoInfo | None:
+        found = await self._infos(path)
+        return found[0] if found else None
+
+    async def _infos(self, path: RepoPath | None) -> list[RepoInfo]:
+        """With the number and bytes of the objects each holds, and when it last received one (one query)."""
+        held = (
+            select(
+                repo_objects.c.repo_id,
+                func.count().label("held"),
+                func.coalesce(func.sum(objects.c.size), 0).label("bytes"),
+                func.max(repo_objects.c.created_at).label("last_push"),
+            )
+            .join(objects, objects.c.oid == repo_objects.c.oid)
+            .group_by(repo_objects.c.repo_id)
+            .subquery()
+        )
+        query = (
+            select(
+                repos.c.id,
+                repos.c.path,
+                repos.c.is_public,
+                repos.c.locking_enabled,
+                repos.c.created_at,
+                held.c.held,
+                held.c.bytes,
+                held.c.last_push,
+            )
+            .select_from(repos)
+            .outerjoin(held, held.c.repo_id == repos.c.id)
+            .order_by(repos.c.path)
+        )
+        if path is not None:
+            query = query.where(repos.c.path == str(path))
+        async with self._db.transaction() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            RepoInfo(
+                repo=Repo(row.id, RepoPath(row.path), row.is_public, row.locking_enabled),
+                created_at=row.created_at,
+                objects=int(row.held or 0),
+                bytes=int(row.bytes or 0),
+                # An aggregate loses the column type: SQLite and MySQL hand back naive UTC (or text in SQLite).
+                last_push=_utc(row.last_push),
+            )
+            for row in rows
+        ]
+
+    async def rename(self, repo: Repo, new_path: RepoPath) -> None:
+        """Objects, grants and locks refer to the repository by id: they follow; the old path names nothing."""
+        try:
+            async with self._db.transaction() as conn:
+                await conn.execute(repos.update().where(repos.c.id == repo.id).values(path=str(new_path)))
+        except IntegrityError:
+            raise Conflict(f"repository {new_path} already exists") from None
+
+    async def delete(self, repo: Repo) -> None:
+        """Grants, locks and links to objects go with it (foreign keys cascade, said here too for databases that
+        were created without them); the objects' rows and bodies stay for the garbage collector."""
+        async with self._db.transaction() as conn:
+            for table in (grants, locks, repo_objects):
+                await conn.execute(table.delete().where(table.c.repo_id == repo.id))
+            await conn.execute(repos.delete().where(repos.c.id == repo.id))
 
     async def standing(self, repo_id: int, user_id: int, token_id: int) -> Standing | None:
         """Whether a transfer link still holds, in one indexed query: the repository (None once deleted), the
@@ -93,6 +189,8 @@ class SqlRepoDirectory:
                 users.c.disabled,
                 tokens.c.id.label("token_id"),
                 tokens.c.revoked_at,
+                tokens.c.expires_at,
+                tokens.c.scope,
                 grants.c.permission,
             )
             .select_from(repos)
@@ -107,11 +205,13 @@ class SqlRepoDirectory:
             return None
         repo = Repo(id=row.id, path=RepoPath(row.path), is_public=row.is_public, locking_enabled=row.locking_enabled)
         enabled = row.user_id is not None and not row.disabled
-        user = Identity(row.user_id, row.name, row.is_admin, token_id) if enabled else None
+        ceiling = Permission.READ if row.scope == Scope.READ else Permission.ADMIN
+        user = Identity(row.user_id, row.name, row.is_admin, token_id, ceiling) if enabled else None
+        active = row.revoked_at is None and (row.expires_at is None or row.expires_at > utcnow())
         return Standing(
             repo=repo,
             user=user,
             user_ok=user_id == 0 or enabled,
-            token_ok=token_id == 0 or (row.token_id is not None and row.revoked_at is None),
+            token_ok=token_id == 0 or (row.token_id is not None and active),
             grant=Permission.NONE if row.permission is None else Permission(row.permission),
         )

@@ -20,6 +20,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    Text,
     UniqueConstraint,
     true,
 )
@@ -27,10 +28,12 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from lfsd.core.audit import MAX_ACTION_LENGTH, MAX_ACTOR_LENGTH, MAX_ADDRESS_LENGTH, MAX_TARGET_LENGTH
 from lfsd.core.lockpath import MAX_LOCK_PATH_LENGTH
 from lfsd.core.locks import MAX_REF_LENGTH
 from lfsd.core.names import MAX_USER_NAME_LENGTH
 from lfsd.core.repo import MAX_LENGTH as MAX_REPO_PATH_LENGTH
+from lfsd.core.tokens import MAX_TOKEN_LABEL_LENGTH
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -107,6 +110,9 @@ users = Table(
     Column("is_admin", Boolean, nullable=False, default=False),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    Column("last_active_at", UtcDateTime(), nullable=True),
+    # A deleted user is a tombstone (renamed, disabled, without tokens or grants) so that their locks stay.
+    Column("deleted_at", UtcDateTime(), nullable=True),
     UniqueConstraint("name"),
 )
 
@@ -118,6 +124,10 @@ tokens = Table(
     Column("digest", ExactString(64), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("revoked_at", UtcDateTime(), nullable=True),
+    Column("label", String(MAX_TOKEN_LABEL_LENGTH), nullable=True),
+    Column("expires_at", UtcDateTime(), nullable=True),
+    Column("scope", SmallInteger, nullable=False, server_default="2"),  # a Permission: 1 read, 2 write
+    Column("last_used_at", UtcDateTime(), nullable=True),
     UniqueConstraint("digest"),
     Index(None, "user_id"),
 )
@@ -173,4 +183,18 @@ locks = Table(
     UniqueConstraint("repo_id", "path_key"),
     Index(None, "owner_id"),
     sqlite_autoincrement=True,  # never reuse a lock id
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("actor", String(MAX_ACTOR_LENGTH), nullable=False),
+    Column("action", String(MAX_ACTION_LENGTH), nullable=False),
+    Column("target", String(MAX_TARGET_LENGTH), nullable=False),
+    Column("address", String(MAX_ADDRESS_LENGTH), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("details", Text, nullable=False),  # JSON; never a secret
+    Index(None, "at"),
 )

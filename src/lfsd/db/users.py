@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from lfsd.core.auth import Identity
+from lfsd.core.auth import Identity, Permission
+from lfsd.core.directory import UserInfo
 from lfsd.core.errors import Conflict, NotFound
 from lfsd.core.login import PasswordRecord
+from lfsd.core.names import MAX_USER_NAME_LENGTH
 from lfsd.core.ports import PasswordHasher
-from lfsd.core.tokens import new_token, token_digest
+from lfsd.core.tokens import Scope, new_token, token_digest
 from lfsd.db.database import Database, utcnow
-from lfsd.db.tables import tokens, users
+from lfsd.db.tables import grants, tokens, users
+
+# Last use and last activity are kept to the minute: one write a minute per token, not one per request.
+LAST_USE_PRECISION = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,21 +37,53 @@ class SqlUserDirectory:
         self.passwords = passwords
 
     async def identity_for_token(self, token: str) -> Identity | None:
+        """The enabled user of an active (not revoked, not expired) token; its last use and the user's last
+        activity are written at most once a minute per token, so a busy token costs one read per request."""
         digest = token_digest(token)
+        now = utcnow()
         query = (
-            select(users.c.id, users.c.name, users.c.is_admin, tokens.c.id.label("token_id"), tokens.c.digest)
+            select(
+                users.c.id,
+                users.c.name,
+                users.c.is_admin,
+                tokens.c.id.label("token_id"),
+                tokens.c.digest,
+                tokens.c.scope,
+                tokens.c.last_used_at,
+            )
             .join(tokens, tokens.c.user_id == users.c.id)
-            .where(tokens.c.digest == digest, tokens.c.revoked_at.is_(None), users.c.disabled.is_(False))
+            .where(
+                tokens.c.digest == digest,
+                tokens.c.revoked_at.is_(None),
+                or_(tokens.c.expires_at.is_(None), tokens.c.expires_at > now),
+                users.c.disabled.is_(False),
+            )
         )
         async with self._db.transaction() as conn:
             row = (await conn.execute(query)).first()
         if row is None or not hmac.compare_digest(row.digest, digest):
             return None
-        return Identity(user_id=row.id, name=row.name, is_admin=row.is_admin, token_id=row.token_id)
+        if row.last_used_at is None or row.last_used_at < now - LAST_USE_PRECISION:
+            await self._touch(row.id, row.token_id, now)
+        ceiling = Permission.READ if Scope(row.scope) is Scope.READ else Permission.ADMIN
+        return Identity(user_id=row.id, name=row.name, is_admin=row.is_admin, token_id=row.token_id, ceiling=ceiling)
+
+    async def _touch(self, user_id: int, token_id: int, now: datetime) -> None:
+        stale = now - LAST_USE_PRECISION
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                update(tokens)
+                .where(tokens.c.id == token_id, or_(tokens.c.last_used_at.is_(None), tokens.c.last_used_at < stale))
+                .values(last_used_at=now)
+            )
+            await conn.execute(update(users).where(users.c.id == user_id).values(last_active_at=now))
 
     async def password_record(self, name: str) -> PasswordRecord | None:
         query = select(users.c.id, users.c.name, users.c.is_admin, users.c.password_hash).where(
-            users.c.name == name, users.c.disabled.is_(False), users.c.password_hash.is_not(None)
+            users.c.name == name,
+            users.c.disabled.is_(False),
+            users.c.deleted_at.is_(None),
+            users.c.password_hash.is_not(None),
         )
         async with self._db.transaction() as conn:
             row = (await conn.execute(query)).first()
@@ -80,7 +118,9 @@ class SqlUserDirectory:
         return UserRecord(id=user_id, name=name, is_admin=is_admin, disabled=False)
 
     async def find(self, name: str) -> UserRecord | None:
-        query = select(users.c.id, users.c.name, users.c.is_admin, users.c.disabled).where(users.c.name == name)
+        query = select(users.c.id, users.c.name, users.c.is_admin, users.c.disabled).where(
+            users.c.name == name, users.c.deleted_at.is_(None)
+        )
         async with self._db.transaction() as conn:
             row = (await conn.execute(query)).first()
         return None if row is None else UserRecord(row.id, row.name, row.is_admin, row.disabled)
@@ -97,7 +137,9 @@ class SqlUserDirectory:
 
     async def set_disabled(self, name: str, disabled: bool) -> None:
         async with self._db.transaction() as conn:
-            result = await conn.execute(update(users).where(users.c.name == name).values(disabled=disabled))
+            result = await conn.execute(
+                update(users).where(users.c.name == name, users.c.deleted_at.is_(None)).values(disabled=disabled)
+            )
         if result.rowcount == 0:
             raise NotFound(f"no user named {name!r}")
 
@@ -106,7 +148,11 @@ class SqlUserDirectory:
         one stop matching at once, as the stored hash they were checked against is gone."""
         password_hash = self.passwords.hash(password) if password else None
         async with self._db.transaction() as conn:
-            result = await conn.execute(update(users).where(users.c.name == name).values(password_hash=password_hash))
+            result = await conn.execute(
+                update(users)
+                .where(users.c.name == name, users.c.deleted_at.is_(None))
+                .values(password_hash=password_hash)
+            )
         if result.rowcount == 0:
             raise NotFound(f"no user named {name!r}")
 
@@ -127,3 +173,60 @@ class SqlUserDirectory:
             )
         if result.rowcount == 0:
             raise NotFound("no such active token")
+
+    async def set_admin(self, name: str, is_admin: bool) -> None:
+        async with self._db.transaction() as conn:
+            result = await conn.execute(
+                update(users).where(users.c.name == name, users.c.deleted_at.is_(None)).values(is_admin=is_admin)
+            )
+        if result.rowcount == 0:
+            raise NotFound(f"no user named {name!r}")
+
+    async def list_users(self) -> list[UserInfo]:
+        query = select(*_INFO).where(users.c.deleted_at.is_(None)).order_by(users.c.name)
+        async with self._db.transaction() as conn:
+            return [_info(row) for row in (await conn.execute(query)).all()]
+
+    async def user_info(self, name: str) -> UserInfo | None:
+        query = select(*_INFO).where(users.c.name == name, users.c.deleted_at.is_(None))
+        async with self._db.transaction() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else _info(row)
+
+    async def delete(self, user_id: int) -> None:
+        """A tombstone: renamed (the name is free again), disabled, no password, tokens or grants. Their locks
+        keep it as owner and show the new name until someone forces them open."""
+        now = utcnow()
+        async with self._db.transaction() as conn:
+            name = (await conn.execute(select(users.c.name).where(users.c.id == user_id))).scalar_one()
+            suffix = f" (deleted #{user_id})"
+            await conn.execute(
+                update(users)
+                .where(users.c.id == user_id)
+                .values(
+                    name=name[: MAX_USER_NAME_LENGTH - len(suffix)] + suffix,
+                    disabled=True,
+                    is_admin=False,
+                    password_hash=None,
+                    deleted_at=now,
+                )
+            )
+            await conn.execute(tokens.delete().where(tokens.c.user_id == user_id))
+            await conn.execute(grants.delete().where(grants.c.user_id == user_id))
+
+
+_INFO = (
+    users.c.id,
+    users.c.name,
+    users.c.is_admin,
+    users.c.disabled,
+    users.c.password_hash.is_not(None).label("has_password"),
+    users.c.created_at,
+    users.c.last_active_at,
+)
+
+
+def _info(row: Row[tuple[int, str, bool, bool, bool, datetime, datetime | None]]) -> UserInfo:
+    return UserInfo(
+        row.id, row.name, row.is_admin, row.disabled, bool(row.has_password), row.created_at, row.last_active_at
+    )

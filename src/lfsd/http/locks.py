@@ -9,6 +9,7 @@ from lfsd.core.errors import Unauthorized
 from lfsd.core.locks import LockExists, LockId, LockNotFound, LockPath, RefName
 from lfsd.http.auth import identify
 from lfsd.http.body import read_body
+from lfsd.http.client import client_address
 from lfsd.http.errors import lfs_json, request_id
 from lfsd.http.keys import ACCESS, LOCKS
 from lfsd.http.media import check_accept, check_content_type
@@ -101,7 +102,9 @@ async def unlock(request: web.Request) -> web.Response:
     _ref(body.ref)
     user = _user(identity)
     granted = await request.app[ACCESS].permission(user, repo)
-    lock = await request.app[LOCKS].unlock(user, repo, lock_id, force=body.force, granted=granted)
+    lock = await request.app[LOCKS].unlock(
+        user, repo, lock_id, force=body.force, granted=granted, address=client_address(request)
+    )
     return lfs_json({"lock": render_lock(lock)})
 
 
