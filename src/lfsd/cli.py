@@ -340,10 +340,7 @@ def repo_remove_objects(
     keep them, and the bytes stay in the store until garbage collection."""
     repo_path = _repo_path(path)
     parsed = [_oid(value) for value in oids]
-    if not yes:
-        if not sys.stdin.isatty():
-            raise click.ClickException("refusing to remove objects without --yes when stdin is not a terminal")
-        click.confirm(f"remove {len(set(parsed))} objects from {repo_path}?", abort=True)
+    _confirm(yes, f"remove {len(set(parsed))} objects from {repo_path}")
     settings = _settings(data_dir=data_dir, database_url=database_url)
 
     async def action(meta: Metadata) -> Removed:
@@ -495,8 +492,9 @@ def fsck(
     async def action(meta: Metadata) -> FsckReport:
         async with AsyncExitStack() as resources:
             opened = await open_store(settings, resources)
-            if options.repo is not None:
-                await _require_repo(meta, options.repo)
+            if options.repo is not None and await meta.repos.find(options.repo) is None:
+                # Exit 1 ("could not run"), not the not-found code: fsck's 3 means damaged objects.
+                raise click.ClickException(f"no repository {options.repo}")
             checker = Fsck(SqlIndexInventory(meta.db), opened.store)
             if json_out or not sys.stderr.isatty():
                 return await checker.run(options)

@@ -269,7 +269,7 @@ async def test_remove_objects_unlinks_from_one_repository_only(site: Site) -> No
     await _push(site, "acme/other", [leaked])
 
     refused = await site.lfsd("repo", "remove-objects", "acme/game", leaked.oid)
-    assert refused.exit_code == 1 and "--yes" in refused.output
+    assert refused.exit_code == 5 and "--yes" in refused.output  # refused: the administration exit codes
     assert await site.status("acme/game", leaked) == 200
 
     done = await site.lfsd("repo", "remove-objects", "acme/game", leaked.oid, leaked.oid, "--yes")
@@ -284,4 +284,4 @@ async def test_remove_objects_unlinks_from_one_repository_only(site: Site) -> No
     bad = await site.lfsd("repo", "remove-objects", "acme/game", "nothex", "--yes")
     assert bad.exit_code == 2
     nobody = await site.lfsd("repo", "remove-objects", "acme/nothing", leaked.oid, "--yes")
-    assert nobody.exit_code == 1 and "no repository acme/nothing" in nobody.output
+    assert nobody.exit_code == 3 and "no repository acme/nothing" in nobody.output  # not found
