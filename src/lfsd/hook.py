@@ -32,13 +32,24 @@ def pusher_from(env: Mapping[str, str]) -> Pusher | None:
 
 def pre_receive(stdin: TextIO, stderr: TextIO) -> int:
     """The hook's exit status: 0 accepts the push, anything else refuses it (git tells the client why)."""
-    updates = parse_updates(stdin.read())
+    try:
+        violations = _violations(stdin.read())
+    except Exception as exc:  # any failure refuses the push, with a line that says so
+        stderr.write(f"lfsd: push refused: the lock check failed ({type(exc).__name__}: {exc})\n")
+        return 1
+    if violations:
+        stderr.write(rejection_message(violations))
+        return 1
+    return 0
+
+
+def _violations(text: str) -> list[Lock]:
+    updates = parse_updates(text)
     if not enforces_locks(Path(os.environ.get("GIT_DIR", "."))):
-        return 0
+        return []
     pusher = pusher_from(os.environ)
     if pusher is None:
-        stderr.write("lfsd: push refused: the pusher is unknown (push through lfsd's URL)\n")
-        return 1
+        raise LookupError("the pusher is unknown (push through lfsd's URL)")
     settings = Settings()
 
     async def check() -> list[Lock]:
@@ -48,12 +59,4 @@ def pre_receive(stdin: TextIO, stderr: TextIO) -> int:
         finally:
             await db.dispose()
 
-    try:
-        violations = asyncio.run(check())
-    except Exception as exc:  # any failure refuses the push, with a line that says so
-        stderr.write(f"lfsd: push refused: the lock check failed ({type(exc).__name__}: {exc})\n")
-        return 1
-    if violations:
-        stderr.write(rejection_message(violations))
-        return 1
-    return 0
+    return asyncio.run(check())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from lfsd.core.git import ZERO_OID, GitFailed
 
@@ -27,24 +28,28 @@ def parse_updates(text: str) -> list[RefUpdate]:
     """The hook's stdin: one ``OLD NEW REF`` line per ref."""
     updates = []
     for line in text.splitlines():
-        old, new, ref = line.split(" ", 2)
+        if not line.strip():
+            continue
+        old, new, ref = line.split(" ", 2)  # a malformed line is a ValueError: the hook refuses the push
         updates.append(RefUpdate(old, new, ref))
     return updates
 
 
-def changed_paths(updates: list[RefUpdate], *, git: str = "git") -> Iterator[str]:
+def changed_paths(updates: list[RefUpdate], *, cwd: Path | None = None, git: str = "git") -> Iterator[str]:
     """Every path a new commit adds, changes or removes against its parent (each path may come more than once).
 
     A deleted ref brings nothing. A merge contributes only what it changes against every parent (``--cc``): what it
-    brings from the merged side was checked (or already present) as those commits themselves.
+    brings from the merged side was checked (or already present) as those commits themselves. ``cwd``: the
+    repository (the hook runs in it).
     """
     tips = [update.new for update in updates if update.new != ZERO_OID]
     if not tips:
         return
-    revs = subprocess.Popen([git, "rev-list", *tips, "--not", "--all"], stdout=subprocess.PIPE)
+    revs = subprocess.Popen([git, "rev-list", *tips, "--not", "--all"], cwd=cwd, stdout=subprocess.PIPE)
     assert revs.stdout is not None
     diff = subprocess.Popen(
         [git, "diff-tree", "--stdin", "-r", "--cc", "--no-renames", "--name-only", "-z", "--no-commit-id", "--root"],
+        cwd=cwd,
         stdin=revs.stdout,
         stdout=subprocess.PIPE,
     )
