@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,12 +24,16 @@ from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
 from lfsd.core.throttle import FailureCounter, LoginThrottle, ThrottleLimits
 from lfsd.db.metadata import Metadata
+from lfsd.git.process import GitProcesses
+from lfsd.git.repositories import BareRepositories
 from lfsd.http.drain import close_while_draining, drain_middleware
 from lfsd.http.errors import error_middleware
 from lfsd.http.health import add_health_routes
 from lfsd.http.inflight import InFlight
 from lfsd.http.keys import (
     ACCESS,
+    GIT_REPOS,
+    GIT_RPC,
     HEALTH,
     INFLIGHT,
     LOCKS,
@@ -100,6 +105,8 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
             max_limit=settings.locks_max_limit,
             audit=meta.audit,
         )
+        app[GIT_REPOS] = BareRepositories(settings.effective_git_root)
+        app[GIT_RPC] = GitProcesses(_hook_env(settings))
         inflight = InFlight(MemoryReleaser(), metrics.transfers_in_flight)
         app[INFLIGHT] = inflight
         metrics.watch_pool(meta.db.pool_stats)
@@ -156,3 +163,16 @@ def _open_access(settings: Settings, meta: Metadata, resources: AsyncExitStack) 
     )
     # One standing per (repository, user, token) in use within a few seconds: 10,000 is far above a busy server's.
     return AccessControl(meta.users, meta.repos, logins, LruCache(10_000, settings.link_standing_ttl))
+
+
+def _hook_env(settings: Settings) -> dict[str, str]:
+    """What the pre-receive hook (``python -m lfsd hook pre-receive``) needs to open this server's database,
+    whichever way the server was given it (options or environment)."""
+    env = {
+        "LFSD_HOOK_PYTHON": sys.executable,
+        "LFSD_DATA_DIR": str(settings.data_dir.resolve()),
+        "LFSD_DATABASE_URL": settings.effective_database_url,
+    }
+    if settings.database_password is not None:
+        env["LFSD_DATABASE_PASSWORD"] = settings.database_password.get_secret_value()
+    return env

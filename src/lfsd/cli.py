@@ -44,6 +44,7 @@ from lfsd.db.inventory import SqlIndexInventory
 from lfsd.db.metadata import Metadata, SchemaMismatch
 from lfsd.db.schema import SCHEMA_HEAD, schema_revision
 from lfsd.fsck_output import FsckProgress, describe_report
+from lfsd.git.repositories import BareRepositories
 from lfsd.offload import in_thread
 from lfsd.resources import open_database, open_metadata, open_store
 from lfsd.storage.errors import StorageConfigError
@@ -118,7 +119,14 @@ def _admin(settings: Settings, call: Callable[[Administration, Actor], Awaitable
 
     async def action(meta: Metadata) -> T:
         admin = Administration(
-            meta.users, meta.tokens, meta.repos, meta.locks, meta.audit, utcnow, token_max_days=settings.token_max_days
+            meta.users,
+            meta.tokens,
+            meta.repos,
+            meta.locks,
+            meta.audit,
+            utcnow,
+            token_max_days=settings.token_max_days,
+            git=_git_repositories(settings),
         )
         return await call(admin, Actor.cli(getpass.getuser()))
 
@@ -881,3 +889,41 @@ def audit_list(
         for e in entries
     ]
     _table(rows, ["AT", "ACTOR", "ACTION", "TARGET", "OUTCOME", "DETAILS"])
+
+
+# Git hosting (docs/git-hosting.md): the bare repositories beside the LFS objects, and the hook git runs on push.
+
+
+def _git_repositories(settings: Settings) -> BareRepositories:
+    return BareRepositories(settings.effective_git_root)
+
+
+@repo.command("enforce-locks")
+@click.argument("path")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@_storage_options
+@_one_line_errors
+def repo_enforce_locks(path: str, state: str, data_dir: Path | None, database_url: str | None) -> None:
+    """Refuse (on, the default) or allow (off) Git pushes that change files other users have locked."""
+    repo_path = _repo_path(path)
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+
+    async def action(meta: Metadata) -> None:
+        await _require_repo(meta, repo_path)
+        await in_thread(_git_repositories(settings).set_enforce_locks, repo_path, state == "on")
+
+    _run(settings, action)
+    click.echo(f"lock enforcement on push {state} for {repo_path}")
+
+
+@main.group(hidden=True)
+def hook() -> None:
+    """The Git hooks lfsd installs in its bare repositories; git runs them, people do not."""
+
+
+@hook.command("pre-receive")
+def hook_pre_receive() -> None:
+    """Refuse a push whose new commits change a path another user has locked."""
+    from lfsd.hook import pre_receive
+
+    sys.exit(pre_receive(sys.stdin, sys.stderr))

@@ -216,6 +216,16 @@ class Settings(BaseSettings):
         5.0, ge=0, description="seconds lfsd keeps accepting after SIGTERM, with readiness 503, so balancers move away"
     )
 
+    # Git hosting (docs/git-hosting.md).
+    git_root: Path | None = Field(None, description="directory of the bare Git repositories; default: data_dir/git")
+    git_gzip_max_bytes: int = Field(
+        256 * 1024 * 1024, ge=1024, description="most bytes a gzip Git request body may inflate to (413 above)"
+    )
+
+    @property
+    def effective_git_root(self) -> Path:
+        return self.git_root if self.git_root is not None else self.data_dir / "git"
+
 
 def host_of(listen: str) -> str:
     return listen.rpartition(":")[0].strip("[]")

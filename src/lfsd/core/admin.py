@@ -17,7 +17,7 @@ from lfsd.core.directory import GrantInfo, RepoAdmin, RepoInfo, TokenAdmin, Toke
 from lfsd.core.errors import BadRequest, Conflict, Forbidden, LfsError, NotFound
 from lfsd.core.locks import Lock
 from lfsd.core.names import UserName
-from lfsd.core.ports import LockRepository
+from lfsd.core.ports import GitRepositories, LockRepository
 from lfsd.core.repo import RepoPath
 from lfsd.core.tokens import MAX_TOKEN_LABEL_LENGTH, Scope
 
@@ -36,6 +36,7 @@ class Administration:
         clock: Clock,
         *,
         token_max_days: int | None = None,
+        git: GitRepositories | None = None,
     ) -> None:
         self._users = users
         self._tokens = tokens
@@ -44,6 +45,7 @@ class Administration:
         self._audit = audit
         self._clock = clock
         self._token_max_days = token_max_days
+        self._git = git  # the bare Git repositories, when lfsd hosts Git: they follow their repository
 
     # -- the one pattern: check, do, record ------------------------------------------------------------------
 
@@ -230,18 +232,32 @@ class Administration:
             if await self._repos.find(path) is not None:
                 raise Conflict(f"repository {path} already exists")
             await self._repos.create(path, is_public=public)
+            if self._git is not None:
+                await self._git.ensure(path)
 
         await self._do(actor, "repo.create", f"repo:{path}", work, details={"public": public})
 
     async def rename_repo(self, actor: Actor, path: RepoPath, new_path: RepoPath) -> None:
         async def work() -> None:
-            await self._repos.rename(await self._repo(path), new_path)
+            repo = await self._repo(path)
+            if self._git is None:
+                await self._repos.rename(repo, new_path)
+                return
+            # The bare repository moves first (it refuses an occupied path), and moves back if the index refuses.
+            await self._git.rename(path, new_path)
+            try:
+                await self._repos.rename(repo, new_path)
+            except BaseException:
+                await self._git.rename(new_path, path)
+                raise
 
         await self._do(actor, "repo.rename", f"repo:{path}", work, details={"new_path": str(new_path)})
 
     async def delete_repo(self, actor: Actor, path: RepoPath) -> None:
         async def work() -> None:
             await self._repos.delete(await self._repo(path))
+            if self._git is not None:
+                await self._git.delete(path)
 
         await self._do(actor, "repo.delete", f"repo:{path}", work)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from lfsd.core.auth import Identity, Permission, Repo, Standing
 from lfsd.core.batch import Action
+from lfsd.core.git import GitService, Pusher
 from lfsd.core.locks import Lock, LockPath, RefName
 from lfsd.core.login import PasswordRecord
 from lfsd.core.oid import Oid
@@ -134,3 +135,31 @@ class DirectTransfers(Protocol):
     async def verify_upload(self, oid: Oid, size: int, upload_id: str) -> None:
         """Make the staged upload the stored object if it has exactly this size and SHA-256, else raise; either way
         the staged upload is removed, and a stored object is never touched by a failed verify."""
+
+
+class GitRepositories(Protocol):
+    """The bare Git repositories, one per repository path (a directory each, shared by every lfsd process)."""
+
+    def location(self, path: RepoPath) -> Path:
+        """Where the bare repository of ``path`` lives (or would)."""
+
+    async def ensure(self, path: RepoPath) -> Path:
+        """The bare repository of ``path``, created (atomically, with lfsd's hooks) when missing."""
+
+    async def delete(self, path: RepoPath) -> bool:
+        """Remove the bare repository; False when there was none."""
+
+    async def rename(self, old: RepoPath, new: RepoPath) -> None:
+        """Move the bare repository (nothing when ``old`` has none); raises ``Conflict`` when ``new`` exists."""
+
+
+class GitRpc(Protocol):
+    """The git side of smart HTTP: each call streams one service's output while its input streams in."""
+
+    def advertise(self, service: GitService, git_dir: Path, protocol: str | None) -> AsyncGenerator[bytes]:
+        """The service's ref (or, for protocol v2, capability) advertisement."""
+
+    def rpc(
+        self, service: GitService, git_dir: Path, body: ByteSource, protocol: str | None, pusher: Pusher | None
+    ) -> AsyncGenerator[bytes]:
+        """One stateless request: ``body`` in, the service's response out. ``pusher`` is set for receive-pack."""

@@ -9,6 +9,7 @@ from aiohttp import web
 from lfsd.config import Settings
 from lfsd.core.access import AccessControl
 from lfsd.core.lock_service import LockService
+from lfsd.core.ports import GitRepositories, GitRpc
 from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
 from lfsd.http.inflight import InFlight
@@ -26,3 +27,5 @@ METRICS = web.AppKey("metrics", Metrics)
 Probe = Callable[[], Awaitable[None]]
 PROBES: web.AppKey[dict[str, Probe]] = web.AppKey("probes")
 SCRAPE: web.AppKey[Probe] = web.AppKey("scrape")
+GIT_REPOS: web.AppKey[GitRepositories] = web.AppKey("git_repos")
+GIT_RPC: web.AppKey[GitRpc] = web.AppKey("git_rpc")

@@ -1,0 +1,62 @@
+"""``lfsd hook pre-receive``: the hook lfsd installs in each bare repository, run by ``git receive-pack``.
+
+lfsd sets the pusher (``LFSD_PUSH_*``) and the database (``LFSD_DATA_DIR``, ``LFSD_DATABASE_URL``) in the
+environment of receive-pack, which passes it on. A push is refused when its new commits change a path another user
+has locked. Whatever fails here refuses the push: a lock must not be bypassed by a database that is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TextIO
+
+from lfsd.config import Settings
+from lfsd.core.git import Pusher, rejection_message
+from lfsd.core.locks import Lock
+from lfsd.core.push_locks import PushLockCheck
+from lfsd.db.locks import SqlLockRepository
+from lfsd.git.changes import changed_paths, parse_updates
+from lfsd.git.repositories import enforces_locks
+from lfsd.resources import open_database
+
+
+def pusher_from(env: Mapping[str, str]) -> Pusher | None:
+    try:
+        return Pusher(int(env["LFSD_PUSH_REPO_ID"]), int(env["LFSD_PUSH_USER_ID"]), env["LFSD_PUSH_USER"])
+    except (KeyError, ValueError):
+        return None
+
+
+def pre_receive(stdin: TextIO, stderr: TextIO) -> int:
+    """The hook's exit status: 0 accepts the push, anything else refuses it (git tells the client why)."""
+    try:
+        violations = _violations(stdin.read())
+    except Exception as exc:  # any failure refuses the push, with a line that says so
+        stderr.write(f"lfsd: push refused: the lock check failed ({type(exc).__name__}: {exc})\n")
+        return 1
+    if violations:
+        stderr.write(rejection_message(violations))
+        return 1
+    return 0
+
+
+def _violations(text: str) -> list[Lock]:
+    updates = parse_updates(text)
+    if not enforces_locks(Path(os.environ.get("GIT_DIR", "."))):
+        return []
+    pusher = pusher_from(os.environ)
+    if pusher is None:
+        raise LookupError("the pusher is unknown (push through lfsd's URL)")
+    settings = Settings()
+
+    async def check() -> list[Lock]:
+        db = open_database(settings)
+        try:
+            return await PushLockCheck(SqlLockRepository(db)).violations(pusher, lambda: changed_paths(updates))
+        finally:
+            await db.dispose()
+
+    return asyncio.run(check())

@@ -1,0 +1,191 @@
+"""lfsd hosting the Git repositories too: one URL for code and LFS, the LFS API's permissions, locks enforced on
+push. Real ``lfsd serve``, real ``git`` and ``git lfs``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import Deployment
+from tests.e2e.harness import GitUser, sha256_file, write_random
+
+pytestmark = pytest.mark.e2e
+
+
+def _edit(path: Path, text: str) -> None:
+    path.chmod(0o644)  # lockable files are checked out read-only until locked
+    path.write_text(text)
+
+
+def _url(deployment: Deployment, repo: str) -> str:
+    return f"{deployment.server.url}/{repo}.git"
+
+
+def test_clone_push_and_a_second_clone_with_no_lfs_url(deployment: Deployment) -> None:
+    alice = deployment.user("alice")
+    deployment.repo("acme/game", ("alice", "write"))
+    # `lfsd repo create` made the bare repository, with lfsd's hook in it.
+    bare = deployment.server.data_dir / "git" / "acme" / "game.git"
+    assert (bare / "HEAD").is_file() and "lfsd hook pre-receive" in (bare / "hooks" / "pre-receive").read_text()
+    url = _url(deployment, "acme/game")
+    work = deployment.tmp / "alice"
+    alice.git("clone", "-q", url, str(work))
+    alice.git("lfs", "track", "*.bin", cwd=work)
+    oid = write_random(work / "level.bin", 200_000)
+    (work / "main.c").write_text("int main(void) { return 0; }\n")
+    alice.git("add", ".", cwd=work)
+    alice.git("commit", "-q", "-m", "first", cwd=work)
+    alice.git("push", "-q", "origin", "main", cwd=work)
+
+    # The objects went to lfsd's store, found from the clone URL alone: no lfs.url anywhere.
+    assert not (work / ".lfsconfig").exists()
+    assert "lfs.url" not in alice.git("config", "--list", "--show-origin", cwd=work)
+    assert any(deployment.server.data_dir.rglob(oid)), "the LFS object is not in lfsd's store"
+
+    # A second clone over protocol v2 (git's default) and one over v0 both get code and LFS content.
+    for version in ("2", "0"):
+        copy = deployment.tmp / f"copy-v{version}"
+        alice.git("-c", f"protocol.version={version}", "clone", "-q", url, str(copy))
+        assert (copy / "main.c").read_text() == "int main(void) { return 0; }\n"
+        assert sha256_file(copy / "level.bin") == oid
+
+    # A push after the clone: fetch sees it.
+    (work / "main.c").write_text("int main(void) { return 1; }\n")
+    alice.git("commit", "-q", "-am", "second", cwd=work)
+    alice.git("push", "-q", "origin", "main", cwd=work)
+    copy = deployment.tmp / "copy-v2"
+    alice.git("pull", "-q", "--ff-only", cwd=copy)
+    assert (copy / "main.c").read_text() == "int main(void) { return 1; }\n"
+
+
+def test_wrong_credentials_read_only_pushes_and_missing_repositories(deployment: Deployment) -> None:
+    alice = deployment.user("alice")
+    reader = deployment.user("reader")
+    deployment.user("stranger")
+    deployment.repo("acme/game", ("alice", "write"), ("reader", "read"))
+    url = _url(deployment, "acme/game")
+    work = deployment.tmp / "alice"
+    alice.git("clone", "-q", url, str(work))
+    (work / "a.txt").write_text("a\n")
+    alice.git("add", ".", cwd=work)
+    alice.git("commit", "-q", "-m", "a", cwd=work)
+    alice.git("push", "-q", "origin", "main", cwd=work)
+
+    wrong = GitUser(deployment.tmp / "home-wrong", "alice", "lfsd_" + "x" * 43, deployment.server.url)
+    out = wrong.git("clone", url, str(deployment.tmp / "wrong"), check=False)
+    assert "Authentication failed" in out or "401" in out, out
+
+    reading = deployment.tmp / "reader"
+    reader.git("clone", "-q", url, str(reading))
+    (reading / "b.txt").write_text("b\n")
+    reader.git("add", ".", cwd=reading)
+    reader.git("commit", "-q", "-m", "b", cwd=reading)
+    out = reader.git("push", "origin", "main", cwd=reading, check=False)
+    assert "403" in out and "write access" in out, out
+
+    out = alice.git("clone", _url(deployment, "acme/missing"), str(deployment.tmp / "missing"), check=False)
+    assert "repository not found" in out or "404" in out, out
+    # A private repository is as missing to a user without access, as the LFS API answers.
+    token = _token(deployment, "stranger")
+    stranger = GitUser(deployment.tmp / "home-stranger", "stranger", token, deployment.server.url)
+    out = stranger.git("clone", url, str(deployment.tmp / "stranger"), check=False)
+    assert "repository not found" in out or "404" in out, out
+    assert "a.txt" not in out
+
+
+def _token(deployment: Deployment, name: str) -> str:
+    return deployment.server.cli("token", "create", name).stdout.strip().splitlines()[-1]
+
+
+def test_an_admins_first_push_creates_the_repository(deployment: Deployment) -> None:
+    boss = deployment.user("boss", admin=True)
+    work = deployment.tmp / "boss"
+    boss.git("init", "-q", str(work))
+    (work / "README").write_text("new\n")
+    boss.git("add", ".", cwd=work)
+    boss.git("commit", "-q", "-m", "new", cwd=work)
+    boss.git("push", "-q", _url(deployment, "acme/fresh"), "main", cwd=work)
+    assert (deployment.server.data_dir / "git" / "acme" / "fresh.git" / "HEAD").is_file()
+    copy = deployment.tmp / "copy"
+    boss.git("clone", "-q", _url(deployment, "acme/fresh"), str(copy))
+    assert (copy / "README").read_text() == "new\n"
+
+
+def _commit(user: GitUser, work: Path, path: str, text: str, message: str) -> None:
+    target = work / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        _edit(target, text)
+    else:
+        target.write_text(text)
+    user.git("add", path, cwd=work)
+    user.git("commit", "-q", "-m", message, cwd=work)
+
+
+def test_pushes_that_change_another_users_locked_file_are_refused(deployment: Deployment) -> None:
+    alice = deployment.user("alice")
+    bob = deployment.user("bob")
+    deployment.repo("acme/game", ("alice", "write"), ("bob", "write"))
+    url = _url(deployment, "acme/game")
+    mine = deployment.tmp / "alice"
+    alice.git("clone", "-q", url, str(mine))
+    alice.git("lfs", "track", "--lockable", "*.psd", cwd=mine)
+    alice.git("add", ".gitattributes", cwd=mine)
+    _commit(alice, mine, "art/hero.psd", "v1", "hero")
+    _commit(alice, mine, "code/main.c", "v1", "code")
+    alice.git("push", "-q", "origin", "main", cwd=mine)
+    out = alice.git("lfs", "lock", "art/hero.psd", cwd=mine)
+    assert "Locked art/hero.psd" in out, out
+    lock_id = alice.git("lfs", "locks", cwd=mine).split("ID:")[1].split()[0]
+
+    theirs = deployment.tmp / "bob"
+    bob.git("clone", "-q", url, str(theirs))  # bob's client does not verify locks: the server must
+    _commit(bob, theirs, "art/hero.psd", "bob's v2", "bob edits hero")
+    out = bob.git("push", "origin", "main", cwd=theirs, check=False)
+    assert "pre-receive hook declined" in out, out
+    assert f"art/hero.psd - alice (lock {lock_id})" in out, out
+    # The same commit on a new branch is refused too: it is diffed against what the other refs already have.
+    out = bob.git("push", "origin", "main:bob-branch", cwd=theirs, check=False)
+    assert "pre-receive hook declined" in out and "art/hero.psd" in out, out
+
+    # Bob's work touching only unrelated paths goes through.
+    bob.git("reset", "-q", "--hard", "origin/main", cwd=theirs)
+    _commit(bob, theirs, "code/main.c", "bob's v2", "bob edits code")
+    bob.git("push", "-q", "origin", "main", cwd=theirs)
+
+    # Alice changes the file she locked: accepted.
+    alice.git("pull", "-q", "--rebase", cwd=mine)
+    _commit(alice, mine, "art/hero.psd", "alice's v2", "alice edits hero")
+    alice.git("push", "-q", "origin", "main", cwd=mine)
+
+    # Once alice unlocks, bob's change goes through.
+    alice.git("lfs", "unlock", "art/hero.psd", cwd=mine)
+    bob.git("pull", "-q", "--rebase", cwd=theirs)
+    _commit(bob, theirs, "art/hero.psd", "bob's v3", "bob edits hero again")
+    bob.git("push", "-q", "origin", "main", cwd=theirs)
+    alice.git("pull", "-q", "--rebase", cwd=mine)
+    assert (mine / "art" / "hero.psd").read_text() == "bob's v3"
+
+
+def test_lock_enforcement_is_per_repository(deployment: Deployment) -> None:
+    alice = deployment.user("alice")
+    bob = deployment.user("bob")
+    deployment.repo("acme/game", ("alice", "write"), ("bob", "write"))
+    url = _url(deployment, "acme/game")
+    mine = deployment.tmp / "alice"
+    alice.git("clone", "-q", url, str(mine))
+    _commit(alice, mine, "art/hero.psd", "v1", "hero")
+    alice.git("push", "-q", "origin", "main", cwd=mine)
+    alice.git("lfs", "lock", "art/hero.psd", cwd=mine)
+    theirs = deployment.tmp / "bob"
+    bob.git("clone", "-q", url, str(theirs))
+    _commit(bob, theirs, "art/hero.psd", "bob's v2", "bob edits hero")
+    assert "pre-receive hook declined" in bob.git("push", "origin", "main", cwd=theirs, check=False)
+
+    out = deployment.server.cli("repo", "enforce-locks", "acme/game", "off").stdout
+    assert "off" in out
+    bob.git("push", "-q", "origin", "main", cwd=theirs)
+    deployment.server.cli("repo", "enforce-locks", "acme/game", "on")
+    _commit(bob, theirs, "art/hero.psd", "bob's v3", "bob again")
+    assert "pre-receive hook declined" in bob.git("push", "origin", "main", cwd=theirs, check=False)
