@@ -61,3 +61,17 @@ def test_the_hook_refuses_a_push_it_cannot_attribute(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "push refused" in done.stderr and "pusher is unknown" in done.stderr
+
+
+def test_rename_and_delete_carry_the_bare_repository(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    cli(data, "repo", "create", "acme/game")
+    cli(data, "repo", "create", "acme/taken")
+    old, new = data / "git" / "acme" / "game.git", data / "git" / "studio" / "game.git"
+    refused = cli(data, "repo", "rename", "acme/game", "acme/taken", check=False)
+    assert refused.returncode != 0
+    assert (old / "HEAD").is_file(), "a refused rename leaves the bare repository where it was"
+    cli(data, "repo", "rename", "acme/game", "studio/game")
+    assert (new / "HEAD").is_file() and not old.exists()
+    cli(data, "repo", "delete", "studio/game", "--yes")
+    assert not new.exists()
