@@ -72,7 +72,9 @@ class Settings(BaseSettings):
     max_transfers_per_user: int = Field(
         64, ge=1, description="uploads and downloads one user may run at once (429 + Retry-After above)"
     )
-    body_timeout: float = Field(120.0, gt=0, description="seconds a request body may stall before 408")
+    body_timeout: float = Field(
+        120.0, gt=0, description="seconds a request body may stall before 408, or a download before it is cut off"
+    )
     keepalive_timeout: float = Field(
         75.0, gt=0, description="seconds a connection may sit idle, or send its request headers, before it is closed"
     )

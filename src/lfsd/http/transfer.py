@@ -33,6 +33,7 @@ from lfsd.http.keys import ACCESS, INFLIGHT, SERVICE, SETTINGS, SIGNER
 from lfsd.http.media import check_content_type
 from lfsd.http.paths import oid_of, repo_path
 from lfsd.http.ranges import ByteRange, Unsatisfiable, wanted_range
+from lfsd.http.sendfile import DownloadStalled, send_range
 from lfsd.http.wire import VerifyObjectRequest, parse_json
 from lfsd.offload import in_thread
 
@@ -166,13 +167,31 @@ async def _stream(
     chunks = request.app[SERVICE].read(target.oid, part.start, part.length)
     # Fetch the first chunk before answering, so that a storage error can still become an LFS error.
     first = await anext(chunks, b"")
+    stall = request.app[SETTINGS].body_timeout
     async with request.app[INFLIGHT].download():
         await response.prepare(request)
-        await response.write(first)
-        async for chunk in chunks:
-            await response.write(chunk)
-        await response.write_eof()
+        try:
+            await _write_unless_stalled(request, response, first, stall)
+            async for chunk in chunks:
+                await _write_unless_stalled(request, response, chunk, stall)
+            await response.write_eof()
+        except ConnectionError as exc:
+            # The client went away or stopped reading: nothing can be answered any more on this connection.
+            log.info("download ended early: %s", exc, extra={"event": "download_cut", "oid": str(target.oid)})
     return response
+
+
+async def _write_unless_stalled(
+    request: web.Request, response: web.StreamResponse, chunk: bytes, stall_seconds: float
+) -> None:
+    """One chunk (256 KiB at most): a client that takes none of it for the stall timeout is cut off."""
+    try:
+        async with asyncio.timeout(stall_seconds):
+            await response.write(chunk)
+    except TimeoutError:
+        if request.transport is not None:
+            request.transport.abort()
+        raise DownloadStalled(f"the client took no bytes for {stall_seconds:g} seconds") from None
 
 
 async def _open(path: Path) -> BufferedReader:
@@ -223,7 +242,11 @@ class _SentFile(web.StreamResponse):
             if transport is None:
                 raise ConnectionResetError("the client went away")
             # asyncio falls back to reading and writing where sendfile cannot work (TLS, other loops).
-            await asyncio.get_running_loop().sendfile(transport, self._file, self._part.start, self._part.length)
+            stall = request.app[SETTINGS].body_timeout if isinstance(request, web.Request) else None
+            if stall is None:
+                await asyncio.get_running_loop().sendfile(transport, self._file, self._part.start, self._part.length)
+            else:
+                await send_range(transport, self._file, self._part.start, self._part.length, stall_seconds=stall)
         await super().write_eof()
         return writer
 

@@ -1,0 +1,72 @@
+"""Sending a file range with ``sendfile``, ended when the client stops taking bytes.
+
+A client that stops reading leaves ``sendfile`` waiting on a full socket for ever: the download holds its transfer
+slot, and a SIGTERM drain, until the grace period ends. The kernel knows how many bytes the client has acknowledged
+(``tcpi_bytes_acked`` in ``TCP_INFO``); when that stops growing for the stall timeout, the connection is closed.
+Where ``TCP_INFO`` is not available the send is not watched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import time
+from typing import BinaryIO, Final
+
+# struct tcp_info (Linux): the u64 tcpi_bytes_acked sits at byte 120 (since Linux 4.1).
+_TCP_INFO: Final = getattr(socket, "TCP_INFO", None)
+_BYTES_ACKED_OFFSET: Final = 120
+_POLLS_PER_TIMEOUT: Final = 4
+
+
+class DownloadStalled(ConnectionResetError):
+    """The client took no bytes for the stall timeout; its connection was closed."""
+
+
+async def send_range(
+    transport: asyncio.Transport, file: BinaryIO, offset: int, count: int, *, stall_seconds: float
+) -> None:
+    loop = asyncio.get_running_loop()
+    sending = asyncio.ensure_future(loop.sendfile(transport, file, offset, count))
+    sock = transport.get_extra_info("socket")
+    if _bytes_acked(sock) is None:
+        await sending
+        return
+    try:
+        await _watch(transport, sock, sending, stall_seconds)
+    finally:
+        if not sending.done():
+            sending.cancel()
+            await asyncio.wait({sending})
+
+
+async def _watch(
+    transport: asyncio.Transport, sock: socket.socket, sending: asyncio.Future[int], stall_seconds: float
+) -> None:
+    acked = _bytes_acked(sock)
+    moved_at = time.monotonic()
+    while True:
+        done, _ = await asyncio.wait({sending}, timeout=stall_seconds / _POLLS_PER_TIMEOUT)
+        if done:
+            sending.result()
+            return
+        now_acked = _bytes_acked(sock)
+        if now_acked != acked:
+            acked, moved_at = now_acked, time.monotonic()
+        elif time.monotonic() - moved_at >= stall_seconds:
+            transport.abort()
+            raise DownloadStalled(f"the client took no bytes for {stall_seconds:g} seconds")
+
+
+def _bytes_acked(sock: socket.socket | None) -> int | None:
+    if _TCP_INFO is None or sock is None:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 256)
+    except OSError:
+        return None
+    if len(info) < _BYTES_ACKED_OFFSET + 8:
+        return None
+    acked: int = struct.unpack_from("Q", info, _BYTES_ACKED_OFFSET)[0]
+    return acked
