@@ -213,6 +213,11 @@ class Settings(BaseSettings):
         5.0, ge=0, description="seconds lfsd keeps accepting after SIGTERM, with readiness 503, so balancers move away"
     )
 
+    # Performance (issue 17): back-pressure.
+    transfer_queue_wait: float = Field(
+        5.0, ge=0, description="seconds a transfer over max_transfers_per_user waits for a slot before 429 (0: none)"
+    )
+
 
 def host_of(listen: str) -> str:
     return listen.rpartition(":")[0].strip("[]")

@@ -113,7 +113,8 @@ async def upload(request: web.Request) -> web.Response:
     target = await _upload_target(request)
     assert target.size is not None
     inflight = request.app[INFLIGHT]
-    with inflight.admit(target.user, request.app[SETTINGS].max_transfers_per_user):
+    settings = request.app[SETTINGS]
+    with await inflight.admit_waiting(target.user, settings.max_transfers_per_user, settings.transfer_queue_wait):
         async with inflight.upload():
             await request.app[SERVICE].upload(target.repo_id, target.oid, target.size, _RequestBody(request))
     return web.Response(status=200)
@@ -122,7 +123,10 @@ async def upload(request: web.Request) -> web.Response:
 async def download(request: web.Request) -> web.StreamResponse:
     """The object, or the one byte range asked for: ``ranges.wanted_range`` decides for every store alike."""
     target = await _target(request, Operation.DOWNLOAD, Permission.READ)
-    slot = request.app[INFLIGHT].admit(target.user, request.app[SETTINGS].max_transfers_per_user)
+    settings = request.app[SETTINGS]
+    slot = await request.app[INFLIGHT].admit_waiting(
+        target.user, settings.max_transfers_per_user, settings.transfer_queue_wait
+    )
     try:
         stored = await request.app[SERVICE].download(target.repo_id, target.oid, linked=target.linked)
         size = stored.size
