@@ -224,16 +224,20 @@ def git_cases(
     )
 
 
-def run(work: Path, workers: int, profile: bool, git: bool, env: dict[str, str]) -> list[Figure]:
+def run(
+    work: Path, workers: int, profile: bool, git: bool, env: dict[str, str], database_url: str | None
+) -> list[Figure]:
     data = work / "data"
     data.mkdir(parents=True)
-    cli(data, "migrate")
-    cli(data, "user", "add", "bench", "--password-stdin", stdin=PASSWORD + "\n")
-    token = cli(data, "token", "create", "bench").stdout.splitlines()[-1]
+    cli(data, "migrate", database_url=database_url)
+    cli(data, "user", "add", "bench", "--password-stdin", stdin=PASSWORD + "\n", database_url=database_url)
+    token = cli(data, "token", "create", "bench", database_url=database_url).stdout.splitlines()[-1]
     for repo in ("raw", "token", "password"):
-        cli(data, "repo", "create", f"bench/{repo}")
-        cli(data, "repo", "grant", f"bench/{repo}", "bench", "write")
-    server = Server.start(data, args=("--workers", str(workers)) if workers > 1 else (), extra_env=env)
+        cli(data, "repo", "create", f"bench/{repo}", database_url=database_url)
+        cli(data, "repo", "grant", f"bench/{repo}", "bench", "write", database_url=database_url)
+    server = Server.start(
+        data, args=("--workers", str(workers)) if workers > 1 else (), extra_env=env, database_url=database_url
+    )
     profile_dir = (OUT / f"profile-w{workers}") if profile else None
     if profile_dir is not None:
         profile_dir.mkdir(parents=True, exist_ok=True)
@@ -288,6 +292,11 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="sample the server with py-spy during each case")
     parser.add_argument("--no-git", action="store_true", help="only the raw HTTP cases")
     parser.add_argument("--env", action="append", default=[], help="LFSD_NAME=VALUE for the server (repeatable)")
+    parser.add_argument(
+        "--postgres",
+        default=None,
+        help="PostgreSQL server URL without a database (postgresql://postgres@127.0.0.1:5432): a new one per run",
+    )
     parser.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temp dir)")
     args = parser.parse_args()
     figures: list[Figure] = []
@@ -295,7 +304,16 @@ def main() -> None:
         work = Path(tempfile.mkdtemp(prefix="lfsd-small-", dir=args.work))
         try:
             env = dict(item.split("=", 1) for item in args.env)
-            figures += run(work, workers, args.profile, not args.no_git, env)
+            database_url = None
+            if args.postgres:
+                name = f"lfsd_small_{os.getpid()}_{workers}"
+                subprocess.run(["psql", args.postgres + "/postgres", "-qc", f"CREATE DATABASE {name}"], check=True)
+                database_url = f"{args.postgres}/{name}"
+            try:
+                figures += run(work, workers, args.profile, not args.no_git, env, database_url)
+            finally:
+                if database_url is not None:
+                    subprocess.run(["psql", args.postgres + "/postgres", "-qc", f"DROP DATABASE {name}"], check=False)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     OUT.mkdir(exist_ok=True)
