@@ -52,6 +52,8 @@ bench: setup
 	-@[ -x bench/node_modules/.bin/s3rver ] || (command -v npm >/dev/null && npm install --silent --prefix bench s3rver@3.7.1)
 	$(BIN)/python bench/s3.py
 	$(BIN)/python bench/load.py
+	$(BIN)/python bench/small.py --workers 1,2
+	$(BIN)/python bench/batch.py --workers 1,2
 
 clean:
 	rm -rf $(VENV) lfsd-data .mypy_cache .pytest_cache .ruff_cache

@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
+from pathlib import Path
 
 from aiohttp import web
 
@@ -62,8 +63,11 @@ STORE_WRAPPER: web.AppKey[Callable[[ObjectStore], ObjectStore]] = web.AppKey("st
 StoreWrapper = Callable[[ObjectStore], ObjectStore]
 
 
-def build_app(settings: Settings, *, wrap_store: StoreWrapper | None = None) -> web.Application:
-    """The application. ``wrap_store`` stacks one more wrapper on the object store (fault injection in tests)."""
+def build_app(
+    settings: Settings, *, wrap_store: StoreWrapper | None = None, metrics_dir: Path | None = None
+) -> web.Application:
+    """The application. ``wrap_store`` stacks one more wrapper on the object store (fault injection in tests);
+    ``metrics_dir``: a worker of several, whose metrics go to files there (``observability.metrics``)."""
     app = web.Application(
         # The drain's 503 is rendered by error_middleware, so it sits inside it.
         middlewares=[error_middleware, drain_middleware, limits_middleware],
@@ -71,7 +75,7 @@ def build_app(settings: Settings, *, wrap_store: StoreWrapper | None = None) -> 
     )
     app.on_response_prepare.append(close_while_draining)
     app[SETTINGS] = settings
-    app[METRICS] = Metrics()
+    app[METRICS] = Metrics(metrics_dir)
     app[HEALTH] = Health()
     app[STORE_WRAPPER] = wrap_store or (lambda store: store)
     app.cleanup_ctx.append(_lifespan)

@@ -177,12 +177,16 @@ def main() -> None:
 @click.option(
     "--migrate", "migrate_schema", is_flag=True, default=None, help="apply pending migrations first [env LFSD_MIGRATE]"
 )
+@click.option(
+    "--workers", default=None, help="N server processes on one port, or auto (one per core) [env LFSD_WORKERS]"
+)
 @_storage_options
 @_one_line_errors
 def serve(
     listen: str | None,
     public_url: str | None,
     migrate_schema: bool | None,
+    workers: str | None,
     data_dir: Path | None,
     database_url: str | None,
 ) -> None:
@@ -190,7 +194,12 @@ def serve(
     from lfsd.server import serve as run_server
 
     settings = _settings(
-        listen=listen, public_url=public_url, data_dir=data_dir, database_url=database_url, migrate=migrate_schema
+        listen=listen,
+        public_url=public_url,
+        data_dir=data_dir,
+        database_url=database_url,
+        migrate=migrate_schema,
+        workers=workers,
     )
     # The server opens the database once, at start, and makes the schema step there (migrating in a child
     # process when allowed); a bad database or schema ends the start with a one-line error.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
@@ -227,6 +228,34 @@ class Settings(BaseSettings):
     @property
     def effective_git_root(self) -> Path:
         return self.git_root if self.git_root is not None else self.data_dir / "git"
+
+    # Performance (issue 17): back-pressure and server processes.
+    transfer_queue_wait: float = Field(
+        5.0, ge=0, description="seconds a transfer over max_transfers_per_user waits for a slot before 429 (0: none)"
+    )
+    workers: Annotated[int, NoDecode] = Field(
+        1, ge=1, le=256, description="server processes sharing the port (`auto`: one per core)"
+    )
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _auto_workers(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return usable_cores()
+        return value
+
+
+def usable_cores(cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
+    """The cores this process may use: its CPU affinity, lowered to a container's CPU quota (cgroup v2), so that a pod
+    limited to 2 CPUs on a 64-core node runs 2 workers, not 64."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = cgroup.read_text().split()[:2]
+    except (OSError, ValueError):
+        return cores
+    if quota == "max":
+        return cores
+    return max(1, min(cores, -(-int(quota) // int(period))))
 
 
 def host_of(listen: str) -> str:

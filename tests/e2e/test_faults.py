@@ -8,10 +8,12 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.client import batch, curl, start_curl
 from tests.e2e.conftest import Deployment
@@ -132,6 +134,17 @@ def _mount_tmpfs(mount: Path, size: str) -> None:
         pytest.skip("cannot mount a tmpfs here (not root)")
 
 
+def _uploads_in_flight(server: Server) -> float:
+    with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return next(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "lfsd_transfers_in_flight" and sample.labels.get("direction") == "upload"
+    )
+
+
 def test_a_declared_size_reserves_no_disk_before_its_bytes_arrive(tmp_path: Path) -> None:
     """A 1-byte PUT that declares 24 MiB and stalls must not make a real 12 MiB upload fail on a 32 MiB volume."""
     mount = tmp_path / "small"
@@ -150,8 +163,8 @@ def test_a_declared_size_reserves_no_disk_before_its_bytes_arrive(tmp_path: Path
                     f"Content-Length: {24 * MiB}\r\n\r\nx".encode()
                 )
                 deadline = time.monotonic() + 10
-                while not list((mount / "tmp").glob(f"{claimed}*")):
-                    assert time.monotonic() < deadline, "the stalled upload should have its temp file"
+                while _uploads_in_flight(server) < 1:
+                    assert time.monotonic() < deadline, "the stalled upload should be in flight"
                     time.sleep(0.05)
                 source = tmp_path / "12m.bin"
                 oid = write_random(source, 12 * MiB)

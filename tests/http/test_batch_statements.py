@@ -33,3 +33,20 @@ async def _statements_linking(world: World, items: list[Blob]) -> int:
         response = await world.batch("acme/other", "upload", [i.spec() for i in items], world.auth("root"))
         assert response.status == 200, await response.text()
     return len(seen)
+
+
+async def test_a_linked_download_runs_no_sql_once_its_standing_is_known(world: World) -> None:
+    """The signed link names the repository and oid, and its standing check is remembered: the index is not asked
+    again per download (issue 17). Credentials still go through the index."""
+    await world.repo("acme/game")
+    items = [blob(100) for _ in range(3)]
+    await world.push("acme/game", items, world.auth("root"))
+    objects = await world.batch_ok("acme/game", "download", items, world.auth("root"))
+    first = objects[0]["actions"]["download"]
+    assert (await world.client.session.get(first["href"], headers=first["header"])).status == 200  # standing cached
+    for obj, item in zip(objects[1:], items[1:], strict=True):
+        action = obj["actions"]["download"]
+        with statements() as seen:
+            response = await world.client.session.get(action["href"], headers=action["header"])
+            assert await response.read() == item.data
+        assert seen == []

@@ -30,3 +30,36 @@ async def test_memory_is_released_once_after_the_last_upload() -> None:
     await asyncio.sleep(0.2)
     assert memory.calls == 1
     await inflight.close()
+
+
+async def test_a_freed_slot_goes_to_the_first_waiter_and_the_cap_always_holds() -> None:
+    inflight = InFlight(MemoryReleaser())
+    first = inflight.admit("u", 1)
+    order: list[str] = []
+
+    async def waiting(name: str) -> None:
+        with await inflight.admit_waiting("u", 1, wait=5):
+            order.append(name)
+            assert inflight._per_user["u"] == 1
+            await asyncio.sleep(0.01)
+
+    queued = [asyncio.create_task(waiting(name)) for name in ("a", "b")]
+    await asyncio.sleep(0.01)
+    first.release()
+    # A newcomer arriving as the slot passes on waits behind the queue, it does not take the slot.
+    late = asyncio.create_task(waiting("late"))
+    await asyncio.gather(*queued, late)
+    assert order == ["a", "b", "late"]
+    assert inflight._per_user == {} and inflight._waiting == {}
+
+
+async def test_a_cancelled_waiter_leaves_the_queue_without_losing_a_slot() -> None:
+    inflight = InFlight(MemoryReleaser())
+    held = inflight.admit("u", 1)
+    waiter = asyncio.create_task(inflight.admit_waiting("u", 1, wait=5))
+    await asyncio.sleep(0.01)
+    waiter.cancel()
+    await asyncio.gather(waiter, return_exceptions=True)
+    held.release()
+    assert inflight._per_user == {} and inflight._waiting == {}
+    inflight.admit("u", 1).release()

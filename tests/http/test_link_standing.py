@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from sqlalchemy import delete
 
 from lfsd.config import Settings
 from lfsd.core.auth import Permission, Repo
 from lfsd.core.repo import RepoPath
-from lfsd.db.tables import users
+from lfsd.db.tables import repos, users
 from tests.conftest import AiohttpClient, open_world
 from tests.support import Blob, World, basic, blob, lfs_error
 
@@ -136,3 +137,16 @@ async def test_the_check_is_remembered_for_link_standing_ttl(world: World) -> No
     assert (await _get(world, link)).status == 200
     await world.meta.users.revoke_token(world.tokens["alice"])
     assert (await _get(world, link)).status == 200  # still within the cached check
+
+
+async def test_download_links_stop_when_the_repository_is_deleted(fresh: World) -> None:
+    """A linked download no longer asks the index (issue 17): the standing check is what stops it."""
+    world = fresh
+    item = await _stored(world)
+    action = await _link(world, "download", item, world.auth("root"))
+    assert (await _get(world, action)).status == 200
+    found = await world.meta.repos.find(RepoPath("acme/game"))
+    assert found is not None
+    async with world.meta.db.transaction() as conn:
+        await conn.execute(delete(repos).where(repos.c.id == found.id))
+    await lfs_error(await _get(world, action), 404)

@@ -1,14 +1,24 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
+import pytest
+
+from lfsd.core.errors import ChecksumMismatch
 from lfsd.core.oid import Oid
 from lfsd.storage.buffers import BufferPool
 from lfsd.storage.local import LocalStore
 from tests.storage.test_contract import Source
 from tests.support import blob
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def test_layout_is_content_addressed(tmp_path: Path) -> None:
@@ -44,30 +54,40 @@ async def test_buffers_are_reused_not_grown(tmp_path: Path) -> None:
     assert pool.allocated == 2
 
 
-class _WatchingSource:
-    """A body that records, once it has been read to the end, whether the store was writing a temp file for it."""
-
-    def __init__(self, data: bytes, tmp: Path) -> None:
-        self._chunks = [data[i : i + 4096] for i in range(0, len(data), 4096)]
-        self._tmp = tmp
-        self.writing: bool | None = None
-
-    async def read(self) -> bytes:
-        if self._chunks:
-            return self._chunks.pop(0)
-        self.writing = any(self._tmp.iterdir())
-        return b""
-
-
 async def test_an_object_stored_already_is_written_again_not_skipped(tmp_path: Path) -> None:
     """Skipping the write for a stored oid would answer faster, proving that some repository holds it."""
     store = LocalStore(tmp_path, BufferPool(65536, 1 << 20), fsync=False)
     store.prepare()
-    item = blob(50_000)
-    oid = Oid.parse(item.oid)
-    for _ in range(2):
-        source = _WatchingSource(item.data, tmp_path / "tmp")
-        await store.put(oid, item.size, source)
-        assert source.writing is True
-    assert store.path_of(oid).read_bytes() == item.data
+    for item in (blob(50_000), blob(65536 * 3 + 5)):  # one buffer (stored whole), several buffers
+        oid = Oid.parse(item.oid)
+        await store.put(oid, item.size, Source(item.data))
+        first = store.path_of(oid).stat().st_ino
+        await store.put(oid, item.size, Source(item.data))
+        assert store.path_of(oid).stat().st_ino != first  # a new file, renamed over the old one
+        assert store.path_of(oid).read_bytes() == item.data
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+class _CountingExecutor(ThreadPoolExecutor):
+    submitted = 0
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+async def test_a_small_upload_is_hashed_written_synced_and_renamed_in_one_thread_hop(tmp_path: Path) -> None:
+    """Issue 17: a thread hand-off per step cost more than the steps for small objects."""
+    store = LocalStore(tmp_path, BufferPool(1 << 20, 1 << 24), fsync=True)
+    store.prepare()
+    executor = _CountingExecutor(max_workers=2)
+    asyncio.get_running_loop().set_default_executor(executor)
+    item = blob(100 * 1024)
+    await store.put(Oid.parse(item.oid), item.size, Source(item.data))
+    assert executor.submitted == 1
+    assert store.path_of(Oid.parse(item.oid)).read_bytes() == item.data
+    # A wrong body is refused in that same hop, before anything is written.
+    with pytest.raises(ChecksumMismatch):
+        await store.put(Oid.parse(blob(10).oid), item.size, Source(item.data))
+    assert executor.submitted == 2
     assert list((tmp_path / "tmp").iterdir()) == []

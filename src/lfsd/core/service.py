@@ -112,10 +112,16 @@ class LfsService:
         await self._store.put(oid, size, source)
         await self._index.link(repo_id, {oid: size})
 
-    async def download(self, repo_id: int, oid: Oid) -> StoredObject:
-        held = await self._index.held_sizes(repo_id, [oid])
-        if oid not in held:
-            raise NotFound("object does not exist")
+    async def download(self, repo_id: int, oid: Oid, *, linked: bool = False) -> StoredObject:
+        """``linked``: a signed link of this server, checked against the caller's standing, names this repository and
+        oid. Its batch found the object in the index, and nothing since can take it out of the repository without
+        taking the repository or the body away too (a repository delete cascades; the standing check refuses the
+        link then; a GC removes the body, and the store answers "missing"), so the index is not asked again.
+        """
+        if not linked:
+            held = await self._index.held_sizes(repo_id, [oid])
+            if oid not in held:
+                raise NotFound("object does not exist")
         stored = await self._store.get(oid)
         if stored is None:
             log.error(

@@ -1,8 +1,12 @@
-"""Transfers in progress (a gauge per direction); after a burst of uploads, freed heap memory goes back to the OS."""
+"""Transfers in progress (a gauge per direction), the per-user cap and its queue; after a burst of uploads, freed
+heap memory goes back to the OS."""
 
 from __future__ import annotations
 
 import asyncio
+import math
+import time
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,6 +18,8 @@ from lfsd.offload import in_thread
 
 # Wait this long after the last upload before trimming, so back-to-back small uploads do not trim each time.
 TRIM_DELAY_SECONDS = 1.0
+HOLD_SMOOTHING = 0.1  # weight of the newest slot time in the running mean
+RETRY_AFTER_MAX = 60
 
 
 class InFlight:
@@ -26,6 +32,8 @@ class InFlight:
         self.uploads = 0
         self.downloads = 0
         self._per_user: dict[str, int] = {}
+        self._waiting: dict[str, deque[asyncio.Future[Slot]]] = {}
+        self._mean_hold = 1.0  # seconds a slot is held, smoothed: what Retry-After is made of
         self._trim: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -36,11 +44,56 @@ class InFlight:
         """
         held = self._per_user.get(user, 0)
         if held >= limit:
-            raise TooManyRequests(f"at most {limit} transfers at once per user")
+            raise TooManyRequests(f"at most {limit} transfers at once per user", retry_after=self._retry_after(user))
         self._per_user[user] = held + 1
         return Slot(self, user)
 
-    def _leave(self, user: str) -> None:
+    async def admit_waiting(self, user: str, limit: int, wait: float) -> Slot:
+        """``admit``, but over the cap wait up to ``wait`` seconds for a slot first, in arrival order (issue 17:
+        a client with 64 concurrent transfers against a small cap ran out of retries on 429s).
+
+        A slot that ends goes straight to the first waiter (``_leave``): it is never free in between, so a newcomer
+        cannot take it, and the cap holds at every moment.
+        """
+        if wait <= 0 or (self._per_user.get(user, 0) < limit and not self._waiting.get(user)):
+            return self.admit(user, limit)
+        waiter: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()
+        queue = self._waiting.setdefault(user, deque())
+        queue.append(waiter)
+        try:
+            async with asyncio.timeout(wait):
+                return await waiter
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                waiter.result().release()  # granted just as the wait ended (or was cancelled): pass it on
+            waiter.cancel()
+            if isinstance(exc, TimeoutError):
+                queue.remove(waiter)  # the ones still ahead or behind are the queue a retry will meet
+                raise TooManyRequests(
+                    f"at most {limit} transfers at once per user", retry_after=self._retry_after(user)
+                ) from None
+            raise
+        finally:
+            if waiter in queue:
+                queue.remove(waiter)
+            if not queue and self._waiting.get(user) is queue:
+                del self._waiting[user]
+
+    def _retry_after(self, user: str) -> int:
+        """Seconds until a slot is likely free for one more arrival: the queue it would join, times the mean time a
+        slot is held, spread over the user's slots."""
+        held = max(1, self._per_user.get(user, 0))
+        ahead = len(self._waiting.get(user, ())) + 1
+        return max(1, min(RETRY_AFTER_MAX, math.ceil(ahead * self._mean_hold / held)))
+
+    def _leave(self, user: str, held_for: float) -> None:
+        self._mean_hold += (held_for - self._mean_hold) * HOLD_SMOOTHING
+        queue = self._waiting.get(user)
+        while queue:
+            waiter = queue.popleft()
+            if not waiter.done():
+                waiter.set_result(Slot(self, user))  # the slot passes on: the count does not change
+                return
         left = self._per_user[user] - 1
         if left:
             self._per_user[user] = left
@@ -98,10 +151,11 @@ class Slot:
     def __init__(self, inflight: InFlight, user: str) -> None:
         self._inflight = inflight
         self._user: str | None = user
+        self._since = time.monotonic()
 
     def release(self) -> None:
         if self._user is not None:
-            self._inflight._leave(self._user)
+            self._inflight._leave(self._user, time.monotonic() - self._since)
             self._user = None
 
     def __enter__(self) -> Slot:

@@ -1,8 +1,18 @@
-"""Every Prometheus metric lfsd exports, defined once, on a registry owned by the application (no globals)."""
+"""Every Prometheus metric lfsd exports, defined once, on a registry owned by the application (no globals).
+
+With ``--workers N`` every worker writes its values to files in one directory (Prometheus multiprocess mode) and
+``/metrics``, served by whichever worker the scrape lands on, reports them all: the whole server, from any worker, with
+no messages between processes, and counters of a worker that restarted are kept. Chosen over the supervisor
+scraping and summing its workers because the listener is shared (a scrape reaches any worker) and the supervisor
+stays a few lines that run no event loop. In that mode, process figures (CPU, memory, file descriptors) are summed
+over the server's processes, and database pool figures summed over the workers' pools.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Protocol
 
 from prometheus_client import (
@@ -11,9 +21,11 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    values,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.gc_collector import GCCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
@@ -61,8 +73,20 @@ class PoolCollector(Collector):
         )
 
 
+def use_multiprocess(directory: Path) -> None:
+    """Make every metric created from now on in this process write its values to ``directory`` (the library chooses
+    its value class when it is imported; a worker forked from the supervisor chooses again here)."""
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+
+
+def forget_process(directory: Path, pid: int) -> None:
+    """A worker exited: its live gauges (transfers in flight, pool connections) stop counting."""
+    mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
+
+
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, multiprocess_dir: Path | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -78,7 +102,11 @@ class Metrics:
         self.received_bytes = Counter("lfsd_http_received_bytes", "Request body bytes received", ["route"], registry=r)
         self.sent_bytes = Counter("lfsd_http_sent_bytes", "Response body bytes sent", ["route"], registry=r)
         self.transfers_in_flight = Gauge(
-            "lfsd_transfers_in_flight", "Object transfers in progress", ["direction"], registry=r
+            "lfsd_transfers_in_flight",
+            "Object transfers in progress",
+            ["direction"],
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.storage_duration = Histogram(
             "lfsd_storage_operation_duration_seconds",
@@ -93,14 +121,28 @@ class Metrics:
         self.batch_objects = Counter(
             "lfsd_batch_objects", "Objects in batch requests by outcome", ["operation", "result"], registry=r
         )
-        self.locks_held = Gauge("lfsd_locks_held", "File locks held (all repositories)", registry=r)
+        # Read from the database at scrape time: every worker sees the same number; the latest is the one.
+        self.locks_held = Gauge(
+            "lfsd_locks_held", "File locks held (all repositories)", registry=r, multiprocess_mode="mostrecent"
+        )
         for direction in ("upload", "download"):
             self.transfers_in_flight.labels(direction)
         self._pool: Callable[[], PoolStats | None] = lambda: None
-        r.register(PoolCollector(lambda: self._pool()))
-        ProcessCollector(namespace="lfsd", registry=r)
-        PlatformCollector(registry=r)
-        GCCollector(registry=r)
+        self._multiprocess_dir = multiprocess_dir
+        if multiprocess_dir is None:
+            self._exposed = r
+            r.register(PoolCollector(lambda: self._pool()))
+            ProcessCollector(namespace="lfsd", registry=r)
+            PlatformCollector(registry=r)
+            GCCollector(registry=r)
+        else:
+            self._exposed = CollectorRegistry(auto_describe=True)
+            MultiProcessCollector(self._exposed, path=str(multiprocess_dir))  # type: ignore[no-untyped-call]
+            self._exposed.register(ServerProcessCollector(os.getppid()))
+            PlatformCollector(registry=self._exposed)
+            self._pool_gauges = {
+                name: Gauge(name, help, registry=r, multiprocess_mode="livesum") for name, help in POOL_GAUGES
+            }
 
     def declare_storage(self, backend: str, operations: tuple[str, ...] = ("put", "get", "size", "check")) -> None:
         """Show the storage series at zero before the first operation or error."""
@@ -117,5 +159,55 @@ class Metrics:
     def watch_pool(self, stats: Callable[[], PoolStats]) -> None:
         self._pool = stats
 
+    def refresh_pool(self) -> None:
+        """Multiprocess mode: publish this worker's pool figures (the scrape may land on another worker)."""
+        stats = self._pool()
+        if self._multiprocess_dir is None or stats is None:
+            return
+        for name, value in zip(
+            (name for name, _ in POOL_GAUGES), (stats.max_open, stats.open, stats.in_use, stats.idle), strict=True
+        ):
+            self._pool_gauges[name].set(value)
+
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self._exposed)
+
+
+POOL_GAUGES = (
+    ("lfsd_db_connections_max_open", "Most connections the pools may open"),
+    ("lfsd_db_connections_open", "Connections open (in use and idle)"),
+    ("lfsd_db_connections_in_use", "Connections in use"),
+    ("lfsd_db_connections_idle", "Idle connections"),
+)
+
+
+class ServerProcessCollector(Collector):
+    """CPU, resident memory and open files of the whole server: the supervisor and each of its workers (Linux)."""
+
+    def __init__(self, supervisor: int) -> None:
+        self._supervisor = supervisor
+
+    def _pids(self) -> list[int]:
+        children = Path(f"/proc/{self._supervisor}/task/{self._supervisor}/children")
+        try:
+            return [self._supervisor, *(int(pid) for pid in children.read_text().split())]
+        except OSError:
+            return [os.getpid()]
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        cpu = rss = fds = 0.0
+        page = os.sysconf("SC_PAGE_SIZE")
+        tick = os.sysconf("SC_CLK_TCK")
+        pids = self._pids()
+        for pid in pids:
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                cpu += (int(stat[11]) + int(stat[12])) / tick
+                rss += int(stat[21]) * page
+                fds += sum(1 for _ in Path(f"/proc/{pid}/fd").iterdir())
+            except (OSError, IndexError, ValueError):
+                continue  # a worker that just exited
+        yield CounterMetricFamily("lfsd_process_cpu_seconds", "CPU time of all server processes", cpu)
+        yield GaugeMetricFamily("lfsd_process_resident_memory_bytes", "Resident memory of all server processes", rss)
+        yield GaugeMetricFamily("lfsd_process_open_fds", "Open file descriptors of all server processes", fds)
+        yield GaugeMetricFamily("lfsd_server_processes", "Server processes (the supervisor and its workers)", len(pids))

@@ -80,8 +80,12 @@ class LocalStore:
         # Written, synced and renamed even when the object is already stored (the rename replaces it with the same
         # bytes): a shortcut would answer measurably faster, telling a caller that some repository holds this oid.
         tmp = self._tmp / f"{oid}.{self._host}.{os.getpid()}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
-        file = await _on_disk(lambda: ObjectFile(tmp, size, direct=self._direct))
-        sink = _FileSink(file, self.path_of(oid), self._pool.size_for(size), fsync=self._fsync)
+        sink = _FileSink(
+            lambda: ObjectFile(tmp, size, direct=self._direct),
+            self.path_of(oid),
+            self._pool.size_for(size),
+            fsync=self._fsync,
+        )
         await ingest(source, size, oid, self._pool, sink)
 
     async def get(self, oid: Oid) -> StoredObject | None:
@@ -153,25 +157,45 @@ class LocalStore:
 
 
 class _FileSink:
-    """The object file: two buffers (one filling while the other is hashed and written), written in order."""
+    """The object file: two buffers (one filling while the other is hashed and written), written in order.
+
+    The temp file is created by the first write, in its worker thread (not in a hop of its own); an object smaller
+    than a buffer is created, written, synced and renamed in one call (``store_whole``).
+    """
 
     buffers = 2
 
-    def __init__(self, file: ObjectFile, final: Path, buffer_size: int, *, fsync: bool) -> None:
-        self._file = file
+    def __init__(self, create: Callable[[], ObjectFile], final: Path, buffer_size: int, *, fsync: bool) -> None:
+        self._create = create
+        self._file: ObjectFile | None = None
         self._final = final
         self._fsync = fsync
         self._writes = InOrder()
         self.buffer_size = buffer_size
 
+    def _opened(self) -> ObjectFile:
+        """Blocking; called only from the writes, which run one after another, and from commit after them."""
+        if self._file is None:
+            self._file = self._create()
+        return self._file
+
     def write(self, view: memoryview) -> Awaitable[None]:
-        return self._writes.submit(lambda data: _mapped(self._file.write, data), view)
+        return self._writes.submit(lambda data: _mapped(lambda: self._opened().write(data)), view)
+
+    def store_whole(self, view: memoryview, sha256: bytes) -> None:
+        _mapped(self._write_and_commit, view)
+
+    def _write_and_commit(self, view: memoryview) -> None:
+        file = self._opened()
+        file.write(view)
+        file.commit(self._final, fsync=self._fsync)
 
     async def commit(self, sha256: bytes) -> None:
-        await _on_disk(lambda: self._file.commit(self._final, fsync=self._fsync))
+        await _on_disk(lambda: self._opened().commit(self._final, fsync=self._fsync))
 
     async def abort(self) -> None:
-        await in_thread(self._file.discard)
+        if self._file is not None:
+            await in_thread(self._file.discard)
 
 
 def _mapped(fn: Callable[..., T], *args: object) -> T:

@@ -1,0 +1,155 @@
+"""Batch API (issue 17): 100-object upload batches, p50 and p99 latency unloaded (one client) and under 200 concurrent
+clients, and objects per second per core of server CPU, for 1 and N workers.
+
+Writes ``bench/out/batch.json`` and ``bench/out/batch.md``. Nothing here asserts; the target is printed beside the
+figures (>= 20,000 objects/s on one core, near-linear with ``--workers 2``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from tests.e2e.harness import Server  # noqa: E402
+
+from small import OUT, cpu_seconds, server_pids  # noqa: E402
+
+LFS_JSON = "application/vnd.git-lfs+json"
+OBJECTS = 100
+
+
+@dataclass
+class BatchFigures:
+    workers: int
+    clients: int
+    requests: int
+    p50_ms: float
+    p99_ms: float
+    objects_per_s: float
+    objects_per_cpu_s: float  # objects per second per core of server CPU
+    errors: int
+
+
+async def measure(url: str, token: str, clients: int, requests: int, pids: list[int], workers: int) -> BatchFigures:
+    auth = "Basic " + base64.b64encode(f"bench:{token}".encode()).decode()
+    headers = {"Accept": LFS_JSON, "Content-Type": LFS_JSON, "Authorization": auth}
+    body = json.dumps(
+        {"operation": "upload", "objects": [{"oid": os.urandom(32).hex(), "size": 1000 + i} for i in range(OBJECTS)]}
+    )
+    latencies: list[float] = []
+    errors = 0
+    left = requests
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=300)) as session:
+
+        async def client() -> None:
+            nonlocal left, errors
+            while left > 0:
+                left -= 1
+                started = time.perf_counter()
+                endpoint = f"{url}/bench/batch.git/info/lfs/objects/batch"
+                async with session.post(endpoint, data=body, headers=headers) as r:
+                    await r.read()
+                    errors += r.status != 200
+                latencies.append(time.perf_counter() - started)
+
+        user0, system0 = cpu_seconds(pids)
+        started = time.perf_counter()
+        await asyncio.gather(*(client() for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+        user1, system1 = cpu_seconds(pids)
+    cpu = (user1 - user0) + (system1 - system0)
+    quantiles = statistics.quantiles(latencies, n=100)
+    figures = BatchFigures(
+        workers,
+        clients,
+        requests,
+        quantiles[49] * 1000,
+        quantiles[98] * 1000,
+        requests * OBJECTS / elapsed,
+        requests * OBJECTS / cpu if cpu else float("nan"),
+        errors,
+    )
+    print(
+        f"  {workers} worker(s), {clients:>3} client(s): p50 {figures.p50_ms:6.1f} ms  p99 {figures.p99_ms:6.1f} ms  "
+        f"{figures.objects_per_s:8.0f} objects/s  {figures.objects_per_cpu_s:8.0f} objects per CPU second  "
+        f"errors {errors}"
+    )
+    return figures
+
+
+def run(workers: int, requests: int) -> list[BatchFigures]:
+    work = Path(tempfile.mkdtemp(prefix="lfsd-batch-"))
+    server = Server.start(work / "data", args=("--workers", str(workers)))
+    try:
+        server.cli("user", "add", "bench")
+        token = server.cli("token", "create", "bench").stdout.splitlines()[-1]
+        server.cli("repo", "create", "bench/batch")
+        server.cli("repo", "grant", "bench/batch", "bench", "write")
+        time.sleep(1.0)
+        pids = server_pids(server.process.pid)
+        return [
+            asyncio.run(measure(server.url, token, 1, requests // 10, pids, workers)),
+            asyncio.run(measure(server.url, token, 200, requests, pids, workers)),
+        ]
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def report(figures: list[BatchFigures]) -> str:
+    lines = [
+        "# lfsd batch API (100-object upload batches)",
+        "",
+        "Target (issue 17): >= 20,000 objects/s on one core, near-linear with 2 workers.",
+        "",
+        "| workers | clients | p50 ms | p99 ms | objects/s | objects per CPU second |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {f.workers} | {f.clients} | {f.p50_ms:.1f} | {f.p99_ms:.1f} | {f.objects_per_s:.0f} | "
+        f"{f.objects_per_cpu_s:.0f} |"
+        for f in figures
+    ]
+    top = max(f.objects_per_s for f in figures) or 1.0
+    lines += ["", "## objects/s", "", "```"]
+    lines += [
+        f"{f'{f.workers} worker(s), {f.clients} client(s)':<28} {'#' * round(40 * f.objects_per_s / top):<40} "
+        f"{f.objects_per_s:8.0f}"
+        for f in figures
+    ]
+    lines.append("```")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    parser.add_argument("--requests", type=int, default=2000, help="batch requests under load (a tenth unloaded)")
+    args = parser.parse_args()
+    print(f"batch API: {OBJECTS}-object upload batches")
+    figures = [f for workers in args.workers.split(",") for f in run(int(workers), args.requests)]
+    OUT.mkdir(exist_ok=True)
+    (OUT / "batch.json").write_text(json.dumps([asdict(f) for f in figures], indent=2))
+    (OUT / "batch.md").write_text(report(figures))
+    print(f"\nwritten: {OUT / 'batch.json'}, {OUT / 'batch.md'}")
+
+
+if __name__ == "__main__":
+    main()
