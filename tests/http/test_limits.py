@@ -21,6 +21,7 @@ async def strict_world(tmp_path: Path, aiohttp_client: AiohttpClient) -> AsyncIt
         fsync=False,
         buffer_size=64 * 1024,
         max_transfers_per_user=1,
+        transfer_queue_wait=0,  # the cap answers at once here; waiting for a slot is tests/http/test_admission.py's
         body_timeout=0.5,
         max_url_length=512,
         max_header_bytes=2048,
