@@ -154,7 +154,7 @@ async def test_0004_administration_down_and_up_keeps_tokens_grants_and_locks(fre
         assert await _scalar(db, "SELECT COUNT(*) FROM users") == 1
         for table in ("tokens", "grants", "locks"):
             assert await _scalar(db, f"SELECT COUNT(*) FROM {table}") == 1, table  # noqa: S608 - our table names
-        await upgrade(db)
+        await upgrade(db, "0004")
         assert await current_revision(db) == "0004"
     finally:
         await db.dispose()
@@ -245,3 +245,19 @@ def test_concurrent_migrations_migrate_once(fresh_database_url: str, tmp_path: P
     results = [process.communicate(timeout=120) for process in processes]
     assert [process.returncode for process in processes] == [0] * 4, results
     assert all(f"revision {SCHEMA_HEAD}" in out for out, _ in results)
+
+
+async def test_0005_objects_removed_at_down_and_up(fresh_database_url: str) -> None:
+    db = Database(create_engine(parse_url(fresh_database_url)))
+    try:
+        await upgrade(db, "0005")
+        await _insert(
+            db, "INSERT INTO repos (path, is_public, created_at, objects_removed_at) VALUES ('a/b', :f, :now, :now)"
+        )
+        await downgrade(db, "0004")
+        assert await _scalar(db, "SELECT COUNT(*) FROM repos") == 1
+        await upgrade(db)
+        assert await current_revision(db) == "0005"
+        assert await _scalar(db, "SELECT COUNT(*) FROM repos WHERE objects_removed_at IS NULL") == 1
+    finally:
+        await db.dispose()

@@ -11,7 +11,9 @@ from sqlalchemy import delete
 
 from lfsd.config import Settings
 from lfsd.core.auth import Permission, Repo
+from lfsd.core.oid import Oid
 from lfsd.core.repo import RepoPath
+from lfsd.db.inventory import SqlIndexInventory
 from lfsd.db.tables import repos, users
 from tests.conftest import AiohttpClient, open_world
 from tests.support import Blob, World, basic, blob, lfs_error
@@ -150,3 +152,21 @@ async def test_download_links_stop_when_the_repository_is_deleted(fresh: World) 
     async with world.meta.db.transaction() as conn:
         await conn.execute(delete(repos).where(repos.c.id == found.id))
     await lfs_error(await _get(world, action), 404)
+
+
+async def test_download_links_stop_when_their_object_is_removed_from_the_repository(fresh: World) -> None:
+    """A download through a signed link runs no SQL for its object, until objects are removed from the repository:
+    links issued before that have their object checked against the index again."""
+    await fresh.repo("acme/other")
+    removed, kept = await _stored(fresh), await _stored(fresh)
+    await fresh.push("acme/other", [removed], fresh.auth("root"))
+    before_removed = await _link(fresh, "download", removed, fresh.auth("root"))
+    before_kept = await _link(fresh, "download", kept, fresh.auth("root"))
+    elsewhere = await _link(fresh, "download", removed, fresh.auth("root"), repo="acme/other")
+    assert (await _get(fresh, before_removed)).status == 200
+
+    unlinked = await SqlIndexInventory(fresh.meta.db).unlink_from(RepoPath("acme/game"), [Oid.parse(removed.oid)])
+    assert unlinked == 1
+    await lfs_error(await _get(fresh, before_removed), 404)
+    assert (await _get(fresh, before_kept)).status == 200  # re-checked, and still held
+    assert (await _get(fresh, elsewhere)).status == 200  # another repository keeps it

@@ -66,9 +66,12 @@ class AccessControl:
         grant = await self._repos.grant_of(repo, identity.user_id) if identity is not None else Permission.NONE
         return effective_permission(identity, repo, grant)
 
-    async def admit_link(self, grant: LinkGrant, needed: Permission) -> None:
+    async def admit_link(self, grant: LinkGrant, needed: Permission) -> bool:
         """Refuse a validly signed link whose caller no longer stands: user disabled or deleted, token revoked,
         grant below ``needed``, repository gone or no longer public for an anonymous link.
+
+        Returns whether the link still proves that the repository holds its object: False when objects were removed
+        from the repository after the link was issued, so the transfer checks the index again.
 
         One indexed query, remembered for a few seconds per (repository, user, token): revocation takes effect
         within that time, and a transfer burst costs one query.
@@ -84,3 +87,5 @@ class AccessControl:
             raise Unauthorized("the credentials this link was issued for are no longer valid")
         user = standing.user
         require(user, effective_permission(user, standing.repo, standing.grant), needed)
+        removed = standing.objects_removed_at
+        return removed is None or removed.timestamp() < grant.issued_at

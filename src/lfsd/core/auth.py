@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import IntEnum
 
 from lfsd.core.errors import Forbidden, NotFound, Unauthorized
@@ -61,6 +62,7 @@ class Standing:
     user_ok: bool
     token_ok: bool
     grant: Permission
+    objects_removed_at: datetime | None = None  # links issued before it re-check their object (remove-objects)
 
 
 def effective_permission(identity: Identity | None, repo: Repo, grant: Permission) -> Permission:

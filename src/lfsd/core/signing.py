@@ -37,6 +37,7 @@ class LinkGrant:
     repo_id: int
     size: int
     expires_at: int
+    issued_at: int  # derived from the expiry and this server's link lifetime
 
 
 class LinkSigner:
@@ -80,4 +81,11 @@ class LinkSigner:
         user_id, token_id, repo_id, size, expires_at = claims
         if expires_at <= now:
             raise Unauthorized("transfer link expired")
-        return LinkGrant(user_id=user_id, token_id=token_id, repo_id=repo_id, size=size, expires_at=expires_at)
+        return LinkGrant(
+            user_id=user_id,
+            token_id=token_id,
+            repo_id=repo_id,
+            size=size,
+            expires_at=expires_at,
+            issued_at=expires_at - self.ttl_seconds,
+        )

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.sql.expression import Exists
 
 from lfsd.core.errors import NotFound
 from lfsd.core.inventory import IndexedObject
 from lfsd.core.oid import Oid
 from lfsd.core.repo import RepoPath
-from lfsd.db.database import Database
+from lfsd.db.database import Database, utcnow
 from lfsd.db.objects import _chunks
 from lfsd.db.tables import objects, repo_objects, repos
 
@@ -69,4 +69,7 @@ class SqlIndexInventory:
                     repo_objects.delete().where(repo_objects.c.repo_id == repo_id, repo_objects.c.oid.in_(chunk))
                 )
                 removed += result.rowcount
+            if removed:
+                # Links issued before now re-check their object against the index (see AccessControl.admit_link).
+                await conn.execute(update(repos).where(repos.c.id == repo_id).values(objects_removed_at=utcnow()))
         return removed

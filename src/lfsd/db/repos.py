@@ -183,6 +183,7 @@ class SqlRepoDirectory:
                 repos.c.path,
                 repos.c.is_public,
                 repos.c.locking_enabled,
+                repos.c.objects_removed_at,
                 users.c.id.label("user_id"),
                 users.c.name,
                 users.c.is_admin,
@@ -214,4 +215,5 @@ class SqlRepoDirectory:
             user_ok=user_id == 0 or enabled,
             token_ok=token_id == 0 or (row.token_id is not None and active),
             grant=Permission.NONE if row.permission is None else Permission(row.permission),
+            objects_removed_at=row.objects_removed_at,
         )

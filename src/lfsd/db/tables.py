@@ -140,6 +140,8 @@ repos = Table(
     Column("is_public", Boolean, nullable=False, default=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("locking_enabled", Boolean, nullable=False, server_default=true()),
+    # Links issued before it have their object checked against the index again (migration 0005).
+    Column("objects_removed_at", UtcDateTime(), nullable=True),
     UniqueConstraint("path"),
 )
 

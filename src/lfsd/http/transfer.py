@@ -60,9 +60,9 @@ async def _target(request: web.Request, op: Operation, needed: Permission) -> Ta
     if token is not None:
         grant = request.app[SIGNER].verify(token, path, oid, op, int(time.time()))
         # The signature says what held when the batch was answered; revocation must not wait for the expiry.
-        await request.app[ACCESS].admit_link(grant, needed)
+        proves_object = await request.app[ACCESS].admit_link(grant, needed)
         user = f"user:{grant.user_id}" if grant.user_id else f"anonymous:{request.remote}"
-        return Target(grant.repo_id, oid, grant.size, user, linked=True)
+        return Target(grant.repo_id, oid, grant.size, user, linked=proves_object)
     identity = await identify(request)
     repo = await request.app[ACCESS].authorize(identity, path, needed)
     user = f"user:{identity.user_id}" if identity is not None else f"anonymous:{request.remote}"
