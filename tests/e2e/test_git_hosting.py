@@ -58,6 +58,18 @@ def test_clone_push_and_a_second_clone_with_no_lfs_url(deployment: Deployment) -
     alice.git("pull", "-q", "--ff-only", cwd=copy)
     assert (copy / "main.c").read_text() == "int main(void) { return 1; }\n"
 
+    # Shallow and partial clones: the newest commit only, or no blobs until checkout asks for them.
+    shallow = deployment.tmp / "shallow"
+    alice.git("clone", "-q", "--depth", "1", url, str(shallow))
+    assert alice.git("rev-list", "--count", "HEAD", cwd=shallow).strip() == "1"
+    assert sha256_file(shallow / "level.bin") == oid
+    partial = deployment.tmp / "partial"
+    alice.git("clone", "-q", "--filter=blob:none", url, str(partial))
+    missing = alice.git("rev-list", "--objects", "--all", "--missing=print", cwd=partial)
+    assert any(line.startswith("?") for line in missing.splitlines()), "the server ignored the filter"
+    assert (partial / "main.c").read_text() == "int main(void) { return 1; }\n"
+    assert sha256_file(partial / "level.bin") == oid
+
 
 def test_wrong_credentials_read_only_pushes_and_missing_repositories(deployment: Deployment) -> None:
     alice = deployment.user("alice")

@@ -52,6 +52,9 @@ class BareRepositories:
         building = Path(tempfile.mkdtemp(prefix=".new-", dir=target.parent))
         try:
             self._run("init", "--quiet", "--bare", "--initial-branch=main", str(building))
+            # Partial clone (--filter) needs the server's consent, and its lazy fetches ask for single objects.
+            for key in ("uploadpack.allowFilter", "uploadpack.allowAnySHA1InWant"):
+                self._run("--git-dir", str(building), "config", "--bool", key, "true")
             for sample in (building / "hooks").glob("*.sample"):
                 sample.unlink()
             _install_hook(building)
