@@ -19,7 +19,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "core": (),
     "storage": ("lfsd.core", "lfsd.offload", "botocore", "aiobotocore"),
     "db": ("lfsd.core", "lfsd.offload", "sqlalchemy", "alembic"),
-    "git": ("lfsd.core",),
+    "git": ("lfsd.core", "lfsd.offload"),
     "state": ("lfsd.core", "redis"),
     "observability": ("lfsd.core", "prometheus_client"),
     "http": (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
 import shutil
@@ -14,6 +13,7 @@ from typing import Final
 from lfsd.core.errors import Conflict
 from lfsd.core.git import GitFailed
 from lfsd.core.repo import RepoPath
+from lfsd.offload import in_thread
 
 # The hook lfsd installs and owns; rewritten whenever it differs. A push that does not come through lfsd (an
 # operator on the server's shell) carries no LFSD_HOOK_PYTHON and is not lfsd's to check.
@@ -38,7 +38,7 @@ class BareRepositories:
         return self._root / f"{path}.git"
 
     async def ensure(self, path: RepoPath) -> Path:
-        return await asyncio.to_thread(self.ensure_now, path)
+        return await in_thread(self.ensure_now, path)
 
     def ensure_now(self, path: RepoPath) -> Path:
         """``ensure``, blocking (for the CLI and the thread ``ensure`` runs it on)."""
@@ -69,7 +69,7 @@ class BareRepositories:
         return target
 
     async def delete(self, path: RepoPath) -> bool:
-        return await asyncio.to_thread(self._delete, path)
+        return await in_thread(self._delete, path)
 
     def _delete(self, path: RepoPath) -> bool:
         target = self.location(path)
@@ -82,7 +82,7 @@ class BareRepositories:
         return True
 
     async def rename(self, old: RepoPath, new: RepoPath) -> None:
-        await asyncio.to_thread(self._rename, old, new)
+        await in_thread(self._rename, old, new)
 
     def _rename(self, old: RepoPath, new: RepoPath) -> None:
         source, target = self.location(old), self.location(new)
