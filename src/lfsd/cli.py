@@ -925,6 +925,25 @@ def repo_enforce_locks(path: str, state: str, data_dir: Path | None, database_ur
     click.echo(f"lock enforcement on push {state} for {repo_path}")
 
 
+@repo.command("require-pointers")
+@click.argument("path")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@_storage_options
+@_one_line_errors
+def repo_require_pointers(path: str, state: str, data_dir: Path | None, database_url: str | None) -> None:
+    """Refuse (on) or allow (off, the default) Git pushes that bring, as plain Git files, files whose path
+    .gitattributes gives to LFS."""
+    repo_path = _repo_path(path)
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+
+    async def action(meta: Metadata) -> None:
+        await _require_repo(meta, repo_path)
+        await in_thread(_git_repositories(settings).set_require_pointers, repo_path, state == "on")
+
+    _run(settings, action)
+    click.echo(f"pointer check on push {state} for {repo_path}")
+
+
 @main.group(hidden=True)
 def hook() -> None:
     """The Git hooks lfsd installs in its bare repositories; git runs them, people do not."""
@@ -932,7 +951,7 @@ def hook() -> None:
 
 @hook.command("pre-receive")
 def hook_pre_receive() -> None:
-    """Refuse a push whose new commits change a path another user has locked."""
+    """Refuse a push whose new commits change a path another user has locked (or bring LFS files as plain ones)."""
     from lfsd.hook import pre_receive
 
     sys.exit(pre_receive(sys.stdin, sys.stderr))
