@@ -3,6 +3,10 @@ push. Real ``lfsd serve``, real ``git`` and ``git lfs``."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -250,3 +254,55 @@ def _add_without_filter(user: GitUser, work: Path, path: str) -> None:
     """Stage ``path`` as a plain blob, as a client without git-lfs would."""
     blob = user.git("hash-object", "-w", "--no-filters", path, cwd=work).strip()
     user.git("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", cwd=work)
+
+
+def _quarantines(bare: Path) -> list[Path]:
+    return [p for p in (bare / "objects").iterdir() if "incoming" in p.name]
+
+
+def test_a_client_killed_mid_push_leaves_the_repository_as_it_was(deployment: Deployment) -> None:
+    alice = deployment.user("alice")
+    deployment.repo("acme/game", ("alice", "write"))
+    url = _url(deployment, "acme/game")
+    bare = deployment.server.data_dir / "git" / "acme" / "game.git"
+    work = deployment.tmp / "alice"
+    alice.git("clone", "-q", url, str(work))
+    _commit(alice, work, "README", "v1\n", "first")
+    alice.git("push", "-q", "origin", "main", cwd=work)
+    before = alice.git("--git-dir", str(bare), "rev-parse", "main").strip()
+
+    # A big commit of incompressible plain Git content, so the pack takes a while to send.
+    write_random(work / "data.raw", 96 * 1024 * 1024)
+    alice.git("add", "data.raw", cwd=work)
+    alice.git("commit", "-q", "-m", "big", cwd=work)
+    push = subprocess.Popen(
+        ["git", "-c", "http.postBuffer=65536", "push", "-q", "origin", "main"],
+        cwd=work,
+        env=alice.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        # Kill the client (git and its remote helper) once the server is receiving the pack into quarantine.
+        deadline = time.monotonic() + 120
+        while not _quarantines(bare) and push.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _quarantines(bare), "the push never reached receive-pack"
+    finally:
+        os.killpg(push.pid, signal.SIGKILL)
+        push.wait()
+
+    # receive-pack is stopped and its half-received pack removed; the ref never moved.
+    deadline = time.monotonic() + 60
+    while _quarantines(bare) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _quarantines(bare), "a half-received pack was left behind"
+    assert alice.git("--git-dir", str(bare), "rev-parse", "main").strip() == before
+    alice.git("--git-dir", str(bare), "fsck", "--no-progress")
+    # The same push, whole this time, goes through.
+    alice.git("push", "-q", "origin", "main", cwd=work)
+    assert (
+        alice.git("--git-dir", str(bare), "rev-parse", "main").strip()
+        == alice.git("rev-parse", "HEAD", cwd=work).strip()
+    )
