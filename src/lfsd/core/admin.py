@@ -324,11 +324,10 @@ class Administration:
         details: dict[str, object] = {"older_than_days": older_than_days, "before": before.isoformat()}
 
         async def work() -> int:
-            pruned = await self._audit.prune(before)
-            details["pruned"] = pruned
-            return pruned
+            return await self._audit.prune(before)
 
-        pruned = await self._do(actor, "audit.prune", "*", work, details=details, change=record_nothing)
-        if pruned and not record_nothing:
-            await self._record(actor, "audit.prune", "*", Outcome.OK, details)
+        # Refusals are recorded by _do; the outcome is recorded here, with the count.
+        pruned = await self._do(actor, "audit.prune", "*", work, details=details, change=False)
+        if pruned or record_nothing:
+            await self._record(actor, "audit.prune", "*", Outcome.OK, {**details, "pruned": pruned})
         return pruned
