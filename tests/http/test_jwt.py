@@ -34,11 +34,12 @@ def other_key() -> SigningKey:
     return SigningKey.rsa("rsa-2")
 
 
-def _settings(tmp_path: Path, **oidc: Any) -> Settings:
+def _settings(tmp_path: Path, database_url: str | None = None, **oidc: Any) -> Settings:
     rules = tmp_path / "rules.toml"
     rules.write_text(RULES)
     return Settings(
         data_dir=tmp_path / "data",
+        database_url=database_url,
         listen="127.0.0.1:0",
         fsync=False,
         buffer_size=64 * 1024,
@@ -75,6 +76,33 @@ async def jwks_world(
     world = await _world(_settings(tmp_path, oidc_jwks_file=jwks, oidc_algorithms="RS256"), aiohttp_client)
     yield world
     await world.meta.close()
+
+
+@pytest.fixture
+async def any_db_world(
+    tmp_path: Path, database_url: str | None, key: SigningKey, aiohttp_client: AiohttpClient
+) -> AsyncIterator[World]:
+    pem = tmp_path / "issuer.pem"
+    pem.write_bytes(key.public_pem())
+    world = await _world(_settings(tmp_path, database_url, oidc_public_key=pem), aiohttp_client)
+    yield world
+    await world.meta.close()
+
+
+async def test_objects_outside_the_rule_repository_are_never_linked_on_every_database(
+    any_db_world: World, key: SigningKey
+) -> None:
+    """ci-bot may read acme/other by its own grant, but the JWT's scope is acme/game: an object held only by
+    acme/other must be uploaded, not linked (which would prove it exists and hand it over)."""
+    await any_db_world.repo("acme/shared", grants={"ci-bot": "write"})
+    held = blob(120)
+    await any_db_world.push("acme/shared", [held], any_db_world.auth("root"))
+    auth = bearer(key.token())
+    (obj,) = await any_db_world.batch_ok("acme/game", "upload", [held], auth)
+    assert "upload" in obj["actions"]
+    await any_db_world.push("acme/game", [held], auth)
+    assert await any_db_world.fetch("acme/game", held, auth) == held.data
+    await lfs_error(await any_db_world.batch("acme/shared", "download", [held.spec()], auth), 404)
 
 
 async def test_a_write_rule_pushes_and_fetches(pem_world: World, key: SigningKey) -> None:
@@ -124,6 +152,7 @@ async def test_a_token_matching_no_rule_has_no_access(pem_world: World, key: Sig
         ({"iss": "https://evil.test"}, "invalid token"),
         ({"exp": int(time.time()) - 3600, "iat": int(time.time()) - 7200}, "expired"),
         ({"nbf": int(time.time()) + 3600}, "not yet valid"),
+        ({"iat": int(time.time()) + 3600}, "not yet valid"),
         ({"exp": None}, "invalid token"),
     ],
 )
