@@ -8,6 +8,7 @@ from enum import IntEnum
 
 from lfsd.core.errors import Forbidden, NotFound, Unauthorized
 from lfsd.core.repo import RepoPath
+from lfsd.core.tokens import Scope
 
 
 class Permission(IntEnum):
@@ -32,13 +33,15 @@ class Permission(IntEnum):
 @dataclass(frozen=True, slots=True)
 class Identity:
     """An authenticated user. ``token_id`` is the personal access token that authenticated them (0: a password);
-    ``ceiling`` the most that credential allows anywhere (a read-only token: ``READ``)."""
+    ``ceiling`` the most that credential allows anywhere (a read-only token: ``READ``); ``scope`` the token's
+    scope (None: a password)."""
 
     user_id: int
     name: str
     is_admin: bool
     token_id: int = 0
     ceiling: Permission = Permission.ADMIN
+    scope: Scope | None = None
 
 
 @dataclass(frozen=True, slots=True)
