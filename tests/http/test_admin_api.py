@@ -10,7 +10,7 @@ from lfsd.core.repo import RepoPath
 from lfsd.core.tokens import Scope
 from lfsd.http.errors import AUTHENTICATE_HEADER
 from tests.http.admin_api_support import CLI, administration, bearer, ok
-from tests.support import LFS_HEADERS, World, basic, lfs_error
+from tests.support import LFS_HEADERS, World, basic, blob, lfs_error
 
 
 async def test_users_are_added_listed_by_page_changed_and_deleted(world: World) -> None:
@@ -119,10 +119,13 @@ async def test_repositories_grants_and_locks(world: World) -> None:
     await ok(await client.post("/api/v1/repos", json={"path": "acme/art/tools", "public": True}, headers=root), 201)
     await lfs_error(await client.post("/api/v1/repos", json={"path": "acme/game"}, headers=root), 409)
     await lfs_error(await client.post("/api/v1/repos", json={"path": "../etc"}, headers=root), 404)
+    stored = [blob(100), blob(23)]
+    await world.push("acme/game", stored, world.auth("root"))
     listed = await ok(await client.get("/api/v1/repos?limit=1", headers=root), schema="RepoList")
     assert [r["path"] for r in listed["repos"]] == ["acme/art/tools"]
     rest = await ok(await client.get(f"/api/v1/repos?cursor={listed['next_cursor']}", headers=root))
-    assert [r["path"] for r in rest["repos"]] == ["acme/game"]
+    assert [(r["path"], r["objects"], r["bytes"]) for r in rest["repos"]] == [("acme/game", 2, 123)]
+    assert rest["repos"][0]["last_push"] is not None and "next_cursor" not in rest
     nested = await ok(await client.get("/api/v1/repos/acme/art/tools", headers=root), schema="Repo")
     assert nested["public"] is True
 
