@@ -38,6 +38,11 @@ async def test_users_are_added_listed_by_page_changed_and_deleted(world: World) 
     await lfs_error(await client.get("/api/v1/users/bob", headers=root), 404)
     await lfs_error(await client.post("/api/v1/users", json={"name": "alice"}, headers=root), 409)
     await lfs_error(await client.post("/api/v1/users", json={"name": "a:b"}, headers=root), 422)
+    # Any valid name is addressable, percent-encoded.
+    made = await client.post("/api/v1/users", json={"name": "r&d/ops lead"}, headers=root)
+    assert made.headers["Location"] == "/api/v1/users/r%26d%2Fops%20lead"
+    shown = await ok(await client.get(made.headers["Location"], headers=root), schema="User")
+    assert shown["name"] == "r&d/ops lead"
 
 
 async def test_anonymous_callers_get_401_and_non_admin_callers_403_which_is_audited(world: World) -> None:
@@ -202,6 +207,13 @@ async def test_bad_input_gets_a_clear_error(world: World) -> None:
         ("get", "/api/v1/users?limit=0", None, 422, "limit"),
         ("get", "/api/v1/users?limit=x", None, 422, "limit"),
         ("delete", "/api/v1/tokens/abc", None, 404, "token"),
+        ("delete", "/api/v1/tokens/99999999999", None, 404, "token"),
+        ("delete", "/api/v1/tokens/2147483648", None, 404, "token"),
+        ("get", "/api/v1/audit?cursor=WzEwOTk1MTE2Mjc3NzZd", None, 422, "cursor"),  # [2**40]
+        ("get", "/api/v1/users/root/tokens?cursor=WyIxIl0", None, 422, "cursor"),  # ["1"]
+        ("get", "/api/v1/repos?cursor=WyIuLi94Il0", None, 422, "cursor"),  # ["../x"]
+        ("get", "/api/v1/users?cursor=WyJhXHUwMDAwIl0", None, 422, "cursor"),  # ["a\u0000"]
+        ("get", "/api/v1/users/root/grants?cursor=WyJhY21lL2dhbWUiXQ", None, 422, "cursor"),  # one part of two
         ("post", "/api/v1/users", b"x" * 70_000, 413, "limited"),
     ]
     for method, path, data, status, words in cases:

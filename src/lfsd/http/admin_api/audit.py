@@ -9,7 +9,7 @@ from aiohttp import web
 from lfsd.core.audit import AuditEntry, AuditQuery
 from lfsd.core.errors import Unprocessable
 from lfsd.http.admin_api import render
-from lfsd.http.admin_api.edge import actor, admin, decode_cursor, limit, page
+from lfsd.http.admin_api.edge import actor, admin, cursor_id, limit, page
 
 MAX_FILTER_LENGTH = 200
 
@@ -37,13 +37,12 @@ def _since(request: web.Request) -> datetime | None:
 async def list_audit(request: web.Request) -> web.Response:
     who = await actor(request)
     size = limit(request)
-    after = decode_cursor(request, (int,))
     query = AuditQuery(
         limit=size + 1,
         actor=_filter(request, "actor"),
         action=_filter(request, "action"),
         since=_since(request),
-        before_id=int(after[0]) if after else None,
+        before_id=cursor_id(request),
     )
     entries = await admin(request).audit(who, query)
 

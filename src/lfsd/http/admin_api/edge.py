@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from lfsd.core.admin import Administration
 from lfsd.core.audit import Actor
-from lfsd.core.errors import NotFound, Unauthorized, UnsupportedMediaType
+from lfsd.core.errors import InvalidRepoPath, NotFound, Unauthorized, UnsupportedMediaType
 from lfsd.core.locks import InvalidCursor, parse_limit
 from lfsd.core.names import InvalidUserName, UserName
 from lfsd.core.repo import RepoPath
@@ -30,7 +30,7 @@ MAX_BODY: Final = 64 * 1024
 DEFAULT_LIMIT: Final = 100
 MAX_LIMIT: Final = 1000
 MAX_CURSOR_LENGTH: Final = 2048
-MAX_ID: Final = 2**63 - 1
+MAX_ID: Final = 2**31 - 1  # every id column is a 32-bit INTEGER
 JSON_TYPES: Final = frozenset({"application/json", LFS_JSON})
 
 M = TypeVar("M", bound=BaseModel)
@@ -83,7 +83,7 @@ def repo_path(request: web.Request) -> RepoPath:
 def path_id(request: web.Request, what: str) -> int:
     """A positive id from the path; anything else names nothing: 404."""
     text = request.match_info["id"]
-    if not (text.isascii() and text.isdigit()) or len(text) > 19 or not 0 < int(text) <= MAX_ID:
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or not 0 < int(text) <= MAX_ID:
         raise NotFound(f"no {what} {text!r}")
     return int(text)
 
@@ -114,6 +114,46 @@ def decode_cursor(request: web.Request, kinds: tuple[type, ...]) -> Key | None:
     ):
         raise InvalidCursor()
     return tuple(key)
+
+
+def _parts(request: web.Request, kinds: tuple[type, ...]) -> Key | None:
+    key = decode_cursor(request, kinds)
+    if key is not None and any(isinstance(part, int) and not 0 <= part <= MAX_ID for part in key):
+        raise InvalidCursor()
+    return key
+
+
+def cursor_id(request: web.Request) -> int | None:
+    """A cursor naming an id (tokens, locks, audit entries)."""
+    key = _parts(request, (int,))
+    return None if key is None else int(key[0])
+
+
+def cursor_name(request: web.Request) -> UserName | None:
+    """A cursor naming a user."""
+    key = _parts(request, (str,))
+    try:
+        return None if key is None else UserName.parse(key[0])
+    except InvalidUserName:
+        raise InvalidCursor() from None
+
+
+def cursor_path(request: web.Request) -> RepoPath | None:
+    """A cursor naming a repository."""
+    key = _parts(request, (str,))
+    try:
+        return None if key is None else RepoPath.parse(key[0])
+    except InvalidRepoPath:
+        raise InvalidCursor() from None
+
+
+def cursor_grant(request: web.Request) -> tuple[RepoPath, UserName] | None:
+    """A cursor naming a grant: its repository and its user."""
+    key = _parts(request, (str, str))
+    try:
+        return None if key is None else (RepoPath.parse(key[0]), UserName.parse(key[1]))
+    except (InvalidRepoPath, InvalidUserName):
+        raise InvalidCursor() from None
 
 
 def limit(request: web.Request) -> int:

@@ -16,7 +16,9 @@ from lfsd.http.admin_api.edge import (
     actor,
     admin,
     body,
-    decode_cursor,
+    cursor_grant,
+    cursor_id,
+    cursor_path,
     encode_cursor,
     limit,
     no_content,
@@ -36,9 +38,7 @@ async def _shown(request: web.Request, who: Actor, path: RepoPath, status: int =
 async def list_repos(request: web.Request) -> web.Response:
     who = await actor(request)
     size = limit(request)
-    after = decode_cursor(request, (str,))
-    position = RepoPath.parse(after[0]) if after else None
-    repos = await admin(request).list_repos(who, after=position, limit=size + 1)
+    repos = await admin(request).list_repos(who, after=cursor_path(request), limit=size + 1)
 
     def key(info: RepoInfo) -> tuple[str]:
         return (str(info.repo.path),)
@@ -86,9 +86,7 @@ async def delete_repo(request: web.Request) -> web.Response:
 async def repo_grants(request: web.Request) -> web.Response:
     who = await actor(request)
     size = limit(request)
-    after = decode_cursor(request, (str, str))
-    position = (str(after[0]), str(after[1])) if after else None
-    grants = await admin(request).grants(who, repo_path(request), after=position, limit=size + 1)
+    grants = await admin(request).grants(who, repo_path(request), after=cursor_grant(request), limit=size + 1)
 
     def key(info: GrantInfo) -> tuple[str, str]:
         return (str(info.repo_path), info.user_name)
@@ -114,10 +112,7 @@ async def revoke_grant(request: web.Request) -> web.Response:
 async def repo_locks(request: web.Request) -> web.Response:
     who = await actor(request)
     size = limit(request)
-    after = decode_cursor(request, (int,))
-    locks, more = await admin(request).list_locks(
-        who, repo_path(request), after_id=int(after[0]) if after else 0, limit=size
-    )
+    locks, more = await admin(request).list_locks(who, repo_path(request), after_id=cursor_id(request) or 0, limit=size)
     document: dict[str, object] = {"locks": [render.lock(item) for item in locks]}
     if more and locks:
         document["next_cursor"] = encode_cursor((locks[-1].id,))

@@ -13,7 +13,7 @@ from lfsd.http.admin_api.edge import (
     actor,
     admin,
     body,
-    decode_cursor,
+    cursor_id,
     limit,
     no_content,
     page,
@@ -30,8 +30,7 @@ def _key(info: TokenInfo) -> tuple[int]:
 
 async def _list(request: web.Request, who: Actor, name: str) -> web.Response:
     size = limit(request)
-    after = decode_cursor(request, (int,))
-    listed = await admin(request).list_tokens(who, name, after=int(after[0]) if after else None, limit=size + 1)
+    listed = await admin(request).list_tokens(who, name, after=cursor_id(request), limit=size + 1)
     return page("tokens", listed, size, _key, render.token)
 
 

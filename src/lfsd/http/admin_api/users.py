@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from aiohttp import web
 
 from lfsd.core.audit import Actor
@@ -9,7 +11,18 @@ from lfsd.core.directory import GrantInfo, UserInfo
 from lfsd.core.errors import Unprocessable
 from lfsd.core.names import UserName
 from lfsd.http.admin_api import render
-from lfsd.http.admin_api.edge import actor, admin, body, decode_cursor, limit, no_content, page, respond, user_name
+from lfsd.http.admin_api.edge import (
+    actor,
+    admin,
+    body,
+    cursor_grant,
+    cursor_name,
+    limit,
+    no_content,
+    page,
+    respond,
+    user_name,
+)
 from lfsd.http.admin_api.models import NewUser, PasswordChange, UserChange
 from lfsd.http.client import client_address
 from lfsd.http.keys import ACCESS
@@ -23,8 +36,7 @@ async def _shown(request: web.Request, who: Actor, name: str) -> web.Response:
 async def list_users(request: web.Request) -> web.Response:
     who = await actor(request)
     size = limit(request)
-    after = decode_cursor(request, (str,))
-    users = await admin(request).list_users(who, after=str(after[0]) if after else None, limit=size + 1)
+    users = await admin(request).list_users(who, after=cursor_name(request), limit=size + 1)
 
     def key(info: UserInfo) -> tuple[str]:
         return (info.name,)
@@ -39,7 +51,7 @@ async def add_user(request: web.Request) -> web.Response:
     await admin(request).add_user(who, name, is_admin=new.admin, password=new.password)
     response = await _shown(request, who, name)
     response.set_status(201)
-    response.headers["Location"] = f"/api/v1/users/{name}"
+    response.headers["Location"] = f"/api/v1/users/{quote(name, safe='')}"
     return response
 
 
@@ -71,9 +83,7 @@ async def delete_user(request: web.Request) -> web.Response:
 async def user_grants(request: web.Request) -> web.Response:
     who = await actor(request)
     size = limit(request)
-    after = decode_cursor(request, (str, str))
-    position = (str(after[0]), str(after[1])) if after else None
-    grants = await admin(request).user_grants(who, user_name(request), after=position, limit=size + 1)
+    grants = await admin(request).user_grants(who, user_name(request), after=cursor_grant(request), limit=size + 1)
 
     def key(info: GrantInfo) -> tuple[str, str]:
         return (str(info.repo_path), info.user_name)
