@@ -58,9 +58,11 @@ async def test_anonymous_callers_get_401_and_non_admin_callers_403_which_is_audi
     assert body["request_id"] == "req-12345678"
     await world.user("alice")
     await lfs_error(await client.delete("/api/v1/users/root", headers=world.auth("alice")), 403)
+    await world.user("boss", admin=True, password="boss-pass")
+    await lfs_error(await client.get("/api/v1/audit", headers=basic("boss", "boss-pass")), 403)
     entries = await world.meta.audit.entries(AuditQuery())
     denied = {(e.actor, e.action) for e in entries if e.outcome is Outcome.DENIED}
-    assert {("root", "repo.list"), ("alice", "user.delete")} <= denied
+    assert {("root", "repo.list"), ("alice", "user.delete"), ("boss", "audit.list")} <= denied
     assert all(e.address for e in entries)
 
 
@@ -125,7 +127,7 @@ async def test_repositories_grants_and_locks(world: World) -> None:
     await lfs_error(await client.post("/api/v1/repos", json={"path": "acme/game"}, headers=root), 409)
     await lfs_error(await client.post("/api/v1/repos", json={"path": "../etc"}, headers=root), 404)
     stored = [blob(100), blob(23)]
-    await world.push("acme/game", stored, world.auth("root"))
+    await world.push("acme/game", stored, root)  # an admin-scope token writes too
     listed = await ok(await client.get("/api/v1/repos?limit=1", headers=root), schema="RepoList")
     assert [r["path"] for r in listed["repos"]] == ["acme/art/tools"]
     rest = await ok(await client.get(f"/api/v1/repos?cursor={listed['next_cursor']}", headers=root))
