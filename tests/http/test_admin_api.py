@@ -232,3 +232,35 @@ async def test_bad_input_gets_a_clear_error(world: World) -> None:
     assert (await bearer(world.meta, "root"))["Authorization"].startswith("Bearer ")
     read_only = await bearer(world.meta, "root", Scope.READ)
     await lfs_error(await client.get("/api/v1/users", headers=read_only), 403)
+
+
+async def test_grants_are_paged_by_repository_then_user(world: World) -> None:
+    root = await bearer(world.meta, "root")
+    admin = administration(world.meta)
+    for name in ("bob", "alice", "carol"):
+        await admin.add_user(CLI, name, is_admin=False, password=None)
+    for path in ("acme/b", "acme/a"):
+        await admin.create_repo(CLI, RepoPath(path), public=False)
+        for name in ("carol", "alice", "bob"):
+            await admin.grant(CLI, RepoPath(path), name, Permission.READ)
+
+    async def walk(path: str, size: int) -> list[tuple[str, str]]:
+        seen: list[tuple[str, str]] = []
+        params = {"limit": str(size)}
+        while True:
+            listed = await ok(await world.client.get(path, params=params, headers=root), schema="GrantList")
+            seen += [(g["repo"], g["user"]) for g in listed["grants"]]
+            if "next_cursor" not in listed:
+                return seen
+            assert len(listed["grants"]) == size
+            params["cursor"] = listed["next_cursor"]
+
+    assert await walk("/api/v1/repos/acme/a/-/grants", 2) == [("acme/a", n) for n in ("alice", "bob", "carol")]
+    assert await walk("/api/v1/users/bob/grants", 1) == [("acme/a", "bob"), ("acme/b", "bob")]
+    # A cursor names a position, not an offset: removing a grant already listed shifts nothing on the next page.
+    first = await ok(await world.client.get("/api/v1/repos/acme/b/-/grants?limit=1", headers=root))
+    await admin.revoke(CLI, RepoPath("acme/b"), "alice")
+    rest = await ok(
+        await world.client.get("/api/v1/repos/acme/b/-/grants", params={"cursor": first["next_cursor"]}, headers=root)
+    )
+    assert [g["user"] for g in first["grants"] + rest["grants"]] == ["alice", "bob", "carol"]
