@@ -58,11 +58,18 @@ async def test_anonymous_callers_get_401_and_non_admin_callers_403_which_is_audi
     assert body["request_id"] == "req-12345678"
     await world.user("alice")
     await lfs_error(await client.delete("/api/v1/users/root", headers=world.auth("alice")), 403)
+    # Refused before the body is read: 403 whatever it holds, and recorded with what the path names.
+    bad_body = {**world.auth("alice"), "Content-Type": "application/json"}
+    await lfs_error(await client.post("/api/v1/users", data=b"{", headers=bad_body), 403)
+    await lfs_error(await client.patch("/api/v1/repos/acme/game", data=b"[]", headers=bad_body), 403)
     await world.user("boss", admin=True, password="boss-pass")
     await lfs_error(await client.get("/api/v1/audit", headers=basic("boss", "boss-pass")), 403)
     entries = await world.meta.audit.entries(AuditQuery())
     denied = {(e.actor, e.action) for e in entries if e.outcome is Outcome.DENIED}
     assert {("root", "repo.list"), ("alice", "user.delete"), ("boss", "audit.list")} <= denied
+    assert {("alice", "user.add", "*"), ("alice", "repo.change", "repo:acme/game")} <= {
+        (e.actor, e.action, e.target) for e in entries if e.outcome is Outcome.DENIED
+    }
     assert all(e.address for e in entries)
 
 
@@ -83,7 +90,12 @@ async def test_tokens_are_created_once_listed_and_revoked_by_their_owner(world: 
     assert [t["label"] for t in own["tokens"]] == ["laptop"]
     assert made["secret"] not in str(own)
     # Users make their own tokens, never one with the admin scope; nor may they list anyone's.
-    second = await ok(await client.post("/api/v1/user/tokens", json={"label": "ci"}, headers=alice), 201)
+    second = await ok(
+        await client.post("/api/v1/user/tokens", json={"label": "ci"}, headers=alice), 201, "CreatedToken"
+    )
+    # The same, by name: the core decides that these are alice's own.
+    mine = await ok(await client.get("/api/v1/users/alice/tokens", headers=alice), schema="TokenList")
+    assert [t["label"] for t in mine["tokens"]] == ["laptop", "ci"]
     await lfs_error(await client.post("/api/v1/user/tokens", json={"scope": "admin"}, headers=alice), 400)
     await lfs_error(await client.get("/api/v1/users/root/tokens", headers=alice), 403)
     # Their own token revoked by id: it answers 401 at once, like a wrong one.

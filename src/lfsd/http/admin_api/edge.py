@@ -25,6 +25,7 @@ from lfsd.http.media import LFS_JSON
 from lfsd.http.wire import parse_json
 
 ADMIN = web.AppKey("admin", Administration)
+ACTOR = web.RequestKey("admin_actor", Actor)
 
 MAX_BODY: Final = 64 * 1024
 DEFAULT_LIMIT: Final = 100
@@ -44,10 +45,13 @@ def admin(request: web.Request) -> Administration:
 
 async def actor(request: web.Request) -> Actor:
     """The authenticated caller (401 without credentials). Server admins act as such only with an admin token."""
+    if ACTOR in request:
+        return request[ACTOR]
     identity = await identify(request)
     if identity is None:
         raise Unauthorized()
-    return Actor.api(identity, client_address(request))
+    request[ACTOR] = Actor.api(identity, client_address(request))
+    return request[ACTOR]
 
 
 async def body(request: web.Request, model: type[M], what: str) -> M:

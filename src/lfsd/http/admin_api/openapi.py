@@ -128,7 +128,7 @@ _ERRORS: Final = {
     "422": "wrong type, unknown field or invalid value",
 }
 _ACCESS: Final = {
-    "admin": "Needs a server admin's token with the `admin` scope.",
+    "admin": "Needs a server admin's token with the `admin` scope; anyone else gets 403 before the body is read.",
     "self": "Any authenticated user, for their own account; server admins (admin scope) for anyone's.",
     "none": "No credentials needed.",
 }

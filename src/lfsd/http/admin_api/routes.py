@@ -32,6 +32,7 @@ class Operation:
     response: str | None = None  # a schema of the document's components, for the success status
     query: tuple[str, ...] = ()
     access: str = "admin"  # admin: an admin-scope token of a server admin; self: any user; none: anyone
+    action: str = ""  # admin operations: the audit action of a refusal before the request is read
 
     @property
     def route(self) -> str:
@@ -40,9 +41,11 @@ class Operation:
 
 # Sub-resources (``/-/…``) come before the bare repository path, which would otherwise match them first.
 OPERATIONS: Final = (
-    Operation("GET", "/users", users.list_users, "List users, by name", response="UserList", query=PAGED),
-    Operation("POST", "/users", users.add_user, "Add a user", 201, models.NewUser, "User"),
-    Operation("GET", "/users/{name}", users.show_user, "Show a user", response="User"),
+    Operation(
+        "GET", "/users", users.list_users, "List users, by name", response="UserList", query=PAGED, action="user.list"
+    ),
+    Operation("POST", "/users", users.add_user, "Add a user", 201, models.NewUser, "User", action="user.add"),
+    Operation("GET", "/users/{name}", users.show_user, "Show a user", response="User", action="user.show"),
     Operation(
         "PATCH",
         "/users/{name}",
@@ -51,17 +54,46 @@ OPERATIONS: Final = (
         200,
         models.UserChange,
         "User",
-    ),
-    Operation("DELETE", "/users/{name}", users.delete_user, "Delete a user (their locks stay)", 204),
-    Operation("GET", "/users/{name}/grants", users.user_grants, "A user's grants", response="GrantList", query=PAGED),
-    Operation(
-        "GET", "/users/{name}/tokens", tokens.list_tokens, "A user's active tokens", response="TokenList", query=PAGED
+        action="user.change",
     ),
     Operation(
-        "POST", "/users/{name}/tokens", tokens.create_token, "Create a token", 201, models.NewToken, "CreatedToken"
+        "DELETE", "/users/{name}", users.delete_user, "Delete a user (their locks stay)", 204, action="user.delete"
     ),
     Operation(
-        "DELETE", "/users/{name}/tokens", tokens.revoke_all_tokens, "Revoke all of a user's tokens", response="Revoked"
+        "GET",
+        "/users/{name}/grants",
+        users.user_grants,
+        "A user's grants",
+        response="GrantList",
+        query=PAGED,
+        action="user.grants",
+    ),
+    Operation(
+        "GET",
+        "/users/{name}/tokens",
+        tokens.list_tokens,
+        "A user's active tokens",
+        response="TokenList",
+        query=PAGED,
+        access="self",
+    ),
+    Operation(
+        "POST",
+        "/users/{name}/tokens",
+        tokens.create_token,
+        "Create a token",
+        201,
+        models.NewToken,
+        "CreatedToken",
+        access="self",
+    ),
+    Operation(
+        "DELETE",
+        "/users/{name}/tokens",
+        tokens.revoke_all_tokens,
+        "Revoke all of a user's tokens",
+        response="Revoked",
+        access="self",
     ),
     Operation(
         "DELETE", "/tokens/{id}", tokens.revoke_token, "Revoke a token (own, or any as admin)", 204, access="self"
@@ -76,7 +108,7 @@ OPERATIONS: Final = (
         "Create a token for yourself",
         201,
         models.NewToken,
-        "NewToken",
+        "CreatedToken",
         access="self",
     ),
     Operation(
@@ -91,20 +123,53 @@ OPERATIONS: Final = (
         models.PasswordChange,
         access="self",
     ),
-    Operation("GET", "/repos", repos.list_repos, "List repositories, by path", response="RepoList", query=PAGED),
-    Operation("POST", "/repos", repos.create_repo, "Create a repository", 201, models.NewRepo, "Repo"),
     Operation(
-        "GET", "/repos/{repo}/-/grants", repos.repo_grants, "A repository's grants", response="GrantList", query=PAGED
+        "GET",
+        "/repos",
+        repos.list_repos,
+        "List repositories, by path",
+        response="RepoList",
+        query=PAGED,
+        action="repo.list",
     ),
     Operation(
-        "PUT", "/repos/{repo}/-/grants/{name}", repos.set_grant, "Grant or change", 200, models.GrantChange, "Grant"
+        "POST", "/repos", repos.create_repo, "Create a repository", 201, models.NewRepo, "Repo", action="repo.create"
     ),
-    Operation("DELETE", "/repos/{repo}/-/grants/{name}", repos.revoke_grant, "Revoke a grant", 204),
     Operation(
-        "GET", "/repos/{repo}/-/locks", repos.repo_locks, "A repository's locks", response="LockList", query=PAGED
+        "GET",
+        "/repos/{repo}/-/grants",
+        repos.repo_grants,
+        "A repository's grants",
+        response="GrantList",
+        query=PAGED,
+        action="repo.grants",
     ),
-    Operation("DELETE", "/repos/{repo}/-/locks/{id}", repos.force_unlock, "Force a lock open", 204),
-    Operation("GET", "/repos/{repo}", repos.show_repo, "Show a repository", response="Repo"),
+    Operation(
+        "PUT",
+        "/repos/{repo}/-/grants/{name}",
+        repos.set_grant,
+        "Grant or change",
+        200,
+        models.GrantChange,
+        "Grant",
+        action="repo.grant",
+    ),
+    Operation(
+        "DELETE", "/repos/{repo}/-/grants/{name}", repos.revoke_grant, "Revoke a grant", 204, action="repo.revoke"
+    ),
+    Operation(
+        "GET",
+        "/repos/{repo}/-/locks",
+        repos.repo_locks,
+        "A repository's locks",
+        response="LockList",
+        query=PAGED,
+        action="lock.list",
+    ),
+    Operation(
+        "DELETE", "/repos/{repo}/-/locks/{id}", repos.force_unlock, "Force a lock open", 204, action="lock.force_unlock"
+    ),
+    Operation("GET", "/repos/{repo}", repos.show_repo, "Show a repository", response="Repo", action="repo.show"),
     Operation(
         "PATCH",
         "/repos/{repo}",
@@ -113,8 +178,9 @@ OPERATIONS: Final = (
         200,
         models.RepoChange,
         "Repo",
+        action="repo.change",
     ),
-    Operation("DELETE", "/repos/{repo}", repos.delete_repo, "Delete a repository", 204),
+    Operation("DELETE", "/repos/{repo}", repos.delete_repo, "Delete a repository", 204, action="repo.delete"),
     Operation(
         "GET",
         "/audit",
@@ -122,5 +188,6 @@ OPERATIONS: Final = (
         "The audit log, newest first",
         response="AuditList",
         query=(*PAGED, "actor", "action", "since"),
+        action="audit.list",
     ),
 )
