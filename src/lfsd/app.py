@@ -17,6 +17,7 @@ from aiohttp import web
 from lfsd.bootstrap import first_start, signing_key
 from lfsd.config import Settings
 from lfsd.core.access import AccessControl
+from lfsd.core.admin import Administration
 from lfsd.core.external import ExternalLogin
 from lfsd.core.lock_service import LockService
 from lfsd.core.locks import CursorCodec
@@ -25,9 +26,12 @@ from lfsd.core.ports import ObjectStore
 from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
 from lfsd.core.throttle import FailureCounter, LoginThrottle, ThrottleLimits
+from lfsd.db.database import utcnow
 from lfsd.db.metadata import Metadata
 from lfsd.git.process import GitProcesses
 from lfsd.git.repositories import BareRepositories
+from lfsd.http.admin_api import add_admin_routes
+from lfsd.http.admin_api.edge import ADMIN
 from lfsd.http.drain import close_while_draining, drain_middleware
 from lfsd.http.errors import error_middleware
 from lfsd.http.health import add_health_routes
@@ -83,6 +87,7 @@ def build_app(
     app.cleanup_ctx.append(_lifespan)
     add_routes(app)
     add_health_routes(app)
+    add_admin_routes(app)
     return app
 
 
@@ -114,6 +119,16 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         )
         app[GIT_REPOS] = BareRepositories(settings.effective_git_root)
         app[GIT_RPC] = GitProcesses(_hook_env(settings))
+        app[ADMIN] = Administration(
+            meta.users,
+            meta.tokens,
+            meta.repos,
+            meta.locks,
+            meta.audit,
+            utcnow,
+            token_max_days=settings.token_max_days,
+            git=app[GIT_REPOS],
+        )
         inflight = InFlight(MemoryReleaser(), metrics.transfers_in_flight)
         app[INFLIGHT] = inflight
         metrics.watch_pool(meta.db.pool_stats)

@@ -273,7 +273,13 @@ def token() -> None:
 @click.argument("name")
 @click.option("--label", default=None, help="what the token is for, shown by `token list`")
 @click.option("--expires", "days", type=click.IntRange(min=1), default=None, help="days until it expires")
-@click.option("--scope", type=click.Choice(["read", "write"]), default="write", show_default=True)
+@click.option(
+    "--scope",
+    type=click.Choice(["read", "write", "admin"]),
+    default="write",
+    show_default=True,
+    help="admin: also the admin API (server admins only)",
+)
 @_storage_options
 @_one_line_errors
 def token_create(

@@ -98,6 +98,7 @@ def test_the_lifecycle_through_the_command_line(tmp_path: Path, database_url: st
         (("user", "add", "bob"), 4),
         (("repo", "delete", "acme/game"), 5),
         (("token", "create", "bob", "--label", "x" * 101), 6),
+        (("token", "create", "bob", "--scope", "admin"), 6),  # admin-scope tokens: server admins only
         (("token", "revoke", "1", "--all"), 2),
     ],
 )

@@ -43,6 +43,16 @@ class AccessControl:
                 return identity
         return await self._passwords.authenticate(name, secret, address)
 
+    async def verify_password(self, name: str, password: str, address: str) -> bool:
+        """Whether ``password`` is ``name``'s password (a token is not), through the same throttle as a login."""
+        if looks_like_token(password):
+            return False
+        try:
+            identity = await self._passwords.authenticate(name, password, address)
+        except Unauthorized:
+            return False
+        return identity.name == name
+
     async def authenticate_bearer(self, token: str) -> Identity:
         """A personal access token, or a JWT from the configured issuer (three dotted parts: never a token)."""
         if looks_like_jwt(token):

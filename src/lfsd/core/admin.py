@@ -85,6 +85,12 @@ class Administration:
             await self._record(actor, action, target, Outcome.OK, details)
         return result
 
+    async def refuse_unless_admin(self, actor: Actor, action: str, target: str) -> None:
+        """For a front end that checks before it reads a request: the refusal ``_do`` would give, recorded alike."""
+        if not actor.is_admin:
+            await self._record(actor, action, target, Outcome.DENIED, {})
+            raise Forbidden(f"{action} needs a server administrator")
+
     async def _user(self, name: str) -> UserInfo:
         found = await self._users.user_info(name)
         if found is None:
@@ -99,8 +105,11 @@ class Administration:
 
     # -- users -----------------------------------------------------------------------------------------------
 
-    async def list_users(self, actor: Actor) -> list[UserInfo]:
-        return await self._do(actor, "user.list", "*", self._users.list_users, change=False)
+    async def list_users(self, actor: Actor, *, after: str | None = None, limit: int | None = None) -> list[UserInfo]:
+        async def work() -> list[UserInfo]:
+            return await self._users.list_users(after=after, limit=limit)
+
+        return await self._do(actor, "user.list", "*", work, change=False)
 
     async def show_user(self, actor: Actor, name: str) -> tuple[UserInfo, list[GrantInfo]]:
         async def work() -> tuple[UserInfo, list[GrantInfo]]:
@@ -138,6 +147,27 @@ class Administration:
         own = actor.user_id != 0 and actor.name == name
         await self._do(actor, "user.passwd", f"user:{name}", work, allowed=actor.is_admin or own)
 
+    async def change_own_password(
+        self, actor: Actor, password: str | None, current_ok: Callable[[], Awaitable[bool]]
+    ) -> None:
+        """Self-service: the actor's own password, once ``current_ok`` has confirmed the current one."""
+
+        async def work() -> None:
+            if not await current_ok():
+                raise Forbidden("the current password is wrong")
+            await self._users.set_password(actor.name, password)
+
+        await self._do(actor, "user.passwd", f"user:{actor.name}", work, allowed=actor.user_id != 0)
+
+    async def user_grants(
+        self, actor: Actor, name: str, *, after: tuple[str, str] | None = None, limit: int | None = None
+    ) -> list[GrantInfo]:
+        async def work() -> list[GrantInfo]:
+            user = await self._user(name)
+            return await self._repos.grants(user_id=user.id, after=after, limit=limit)
+
+        return await self._do(actor, "user.grants", f"user:{name}", work, change=False)
+
     async def delete_user(self, actor: Actor, name: str) -> None:
         async def work() -> None:
             user = await self._user(name)
@@ -168,6 +198,8 @@ class Administration:
         async def work() -> tuple[TokenInfo, str]:
             expires = self._expiry(days)
             user = await self._user(name)
+            if scope is Scope.ADMIN and not user.is_admin:
+                raise BadRequest("only server administrators are given tokens with the admin scope")
             token_id, secret = await self._tokens.issue(user.id, label=label, scope=scope, expires_at=expires)
             info = await self._tokens.token_info(token_id)
             assert info is not None
@@ -180,9 +212,11 @@ class Administration:
             actor, "token.create", f"user:{name}", work, details=details, allowed=actor.is_admin or own
         )
 
-    async def list_tokens(self, actor: Actor, name: str) -> list[TokenInfo]:
+    async def list_tokens(
+        self, actor: Actor, name: str, *, after: int | None = None, limit: int | None = None
+    ) -> list[TokenInfo]:
         async def work() -> list[TokenInfo]:
-            return await self._tokens.tokens_of((await self._user(name)).id)
+            return await self._tokens.tokens_of((await self._user(name)).id, after=after, limit=limit)
 
         own = actor.user_id != 0 and actor.name == name
         return await self._do(actor, "token.list", f"user:{name}", work, allowed=actor.is_admin or own, change=False)
@@ -215,8 +249,13 @@ class Administration:
 
     # -- repositories and grants -----------------------------------------------------------------------------
 
-    async def list_repos(self, actor: Actor) -> list[RepoInfo]:
-        return await self._do(actor, "repo.list", "*", self._repos.list_repos, change=False)
+    async def list_repos(
+        self, actor: Actor, *, after: RepoPath | None = None, limit: int | None = None
+    ) -> list[RepoInfo]:
+        async def work() -> list[RepoInfo]:
+            return await self._repos.list_repos(after=after, limit=limit)
+
+        return await self._do(actor, "repo.list", "*", work, change=False)
 
     async def show_repo(self, actor: Actor, path: RepoPath) -> tuple[RepoInfo, list[GrantInfo]]:
         async def work() -> tuple[RepoInfo, list[GrantInfo]]:
@@ -273,9 +312,11 @@ class Administration:
 
         await self._do(actor, "repo.locking", f"repo:{path}", work, details={"locking": enabled})
 
-    async def grants(self, actor: Actor, path: RepoPath) -> list[GrantInfo]:
+    async def grants(
+        self, actor: Actor, path: RepoPath, *, after: tuple[str, str] | None = None, limit: int | None = None
+    ) -> list[GrantInfo]:
         async def work() -> list[GrantInfo]:
-            return await self._repos.grants(repo=await self._repo(path))
+            return await self._repos.grants(repo=await self._repo(path), after=after, limit=limit)
 
         return await self._do(actor, "repo.grants", f"repo:{path}", work, change=False)
 
@@ -294,6 +335,14 @@ class Administration:
                 raise NotFound(f"{name} has no grant on {path}")
 
         await self._do(actor, "repo.revoke", f"repo:{path}", work, details={"user": name})
+
+    async def list_locks(self, actor: Actor, path: RepoPath, *, after_id: int, limit: int) -> tuple[list[Lock], bool]:
+        """A repository's locks in id order after ``after_id``, at most ``limit``, and whether more follow."""
+
+        async def work() -> tuple[list[Lock], bool]:
+            return await self._locks.page((await self._repo(path)).id, after_id=after_id, limit=limit)
+
+        return await self._do(actor, "lock.list", f"repo:{path}", work, change=False)
 
     async def force_unlock(self, actor: Actor, path: RepoPath, lock_id: int) -> Lock:
         details: dict[str, object] = {"lock_id": lock_id}

@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from lfsd.core.auth import Identity
-from lfsd.core.tokens import looks_like_token
+from lfsd.core.tokens import Scope, looks_like_token
 
 MAX_ACTOR_LENGTH = 200
 MAX_ACTION_LENGTH = 64
@@ -46,6 +46,13 @@ class Actor:
     def of(cls, identity: Identity, address: str) -> Actor:
         return cls(name=identity.name, user_id=identity.user_id, is_admin=identity.is_admin, address=address)
 
+    @classmethod
+    def api(cls, identity: Identity, address: str) -> Actor:
+        """A caller of the admin API: a server admin only with a token of the ``admin`` scope (a leaked read or
+        write token, or a password, never administers the server); anyone may still manage their own tokens."""
+        admin = identity.is_admin and identity.scope is Scope.ADMIN
+        return cls(name=identity.name, user_id=identity.user_id, is_admin=admin, address=address)
+
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
@@ -67,6 +74,7 @@ class AuditQuery:
     actor: str | None = None
     action: str | None = None
     since: datetime | None = None
+    before_id: int | None = None  # paging: only entries older than this one
 
 
 class AuditLog(Protocol):

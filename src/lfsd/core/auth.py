@@ -8,6 +8,7 @@ from enum import IntEnum
 
 from lfsd.core.errors import Forbidden, NotFound, Unauthorized
 from lfsd.core.repo import RepoPath
+from lfsd.core.tokens import Scope
 
 
 class Permission(IntEnum):
@@ -38,6 +39,7 @@ class Identity:
     the credential itself grants on ``repo_scope``, whatever the user's grants (an external identity's rule; see
     ``core/external.py``). ``valid_until``: when the credential expires (epoch seconds, 0: never), so that no
     transfer link outlives it.
+    ``scope``: the token's scope (None: a password or another credential).
     """
 
     user_id: int
@@ -48,6 +50,7 @@ class Identity:
     repo_scope: RepoPath | None = None
     scope_grant: Permission = Permission.NONE
     valid_until: int = 0
+    scope: Scope | None = None
 
 
 @dataclass(frozen=True, slots=True)

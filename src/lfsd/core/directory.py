@@ -55,7 +55,8 @@ class GrantInfo:
 
 
 class UserAdmin(Protocol):
-    async def list_users(self) -> list[UserInfo]: ...
+    async def list_users(self, *, after: str | None = None, limit: int | None = None) -> list[UserInfo]:
+        """By name: those after ``after``, at most ``limit``."""
 
     async def user_info(self, name: str) -> UserInfo | None:
         """The user ``name`` (deleted users are gone), or None."""
@@ -78,7 +79,8 @@ class TokenAdmin(Protocol):
     ) -> tuple[int, str]:
         """A new token's id and secret (the secret is stored only as a digest)."""
 
-    async def tokens_of(self, user_id: int) -> list[TokenInfo]: ...
+    async def tokens_of(self, user_id: int, *, after: int | None = None, limit: int | None = None) -> list[TokenInfo]:
+        """Active tokens by id: those after ``after``, at most ``limit``."""
 
     async def token_info(self, token_id: int) -> TokenInfo | None: ...
 
@@ -93,7 +95,8 @@ class RepoAdmin(Protocol):
 
     async def create(self, path: RepoPath, *, is_public: bool) -> Repo: ...
 
-    async def list_repos(self) -> list[RepoInfo]: ...
+    async def list_repos(self, *, after: RepoPath | None = None, limit: int | None = None) -> list[RepoInfo]:
+        """By path: those after ``after``, at most ``limit``."""
 
     async def repo_info(self, path: RepoPath) -> RepoInfo | None: ...
 
@@ -107,7 +110,15 @@ class RepoAdmin(Protocol):
 
     async def set_locking(self, repo: Repo, enabled: bool) -> None: ...
 
-    async def grants(self, *, repo: Repo | None = None, user_id: int | None = None) -> list[GrantInfo]: ...
+    async def grants(
+        self,
+        *,
+        repo: Repo | None = None,
+        user_id: int | None = None,
+        after: tuple[str, str] | None = None,
+        limit: int | None = None,
+    ) -> list[GrantInfo]:
+        """By repository path, then user name: those after ``after`` (a path and a name), at most ``limit``."""
 
     async def set_grant(self, repo: Repo, user_id: int, permission: Permission) -> None: ...
 

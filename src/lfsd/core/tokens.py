@@ -27,18 +27,20 @@ MAX_TOKEN_LABEL_LENGTH = 100
 
 
 class Scope(IntEnum):
-    """What a token may do, stored as its number. ``write`` includes ``read`` (and locks)."""
+    """What a token may do, stored as its number. ``write`` includes ``read`` (and locks); ``admin`` includes
+    ``write`` and opens the admin API to a server admin (only server admins are given one)."""
 
     READ = 1
     WRITE = 2
+    ADMIN = 3
 
     @classmethod
     def parse(cls, value: str) -> Scope:
         try:
             return cls[value.upper()]
         except KeyError:
-            raise ValueError(f"unknown token scope {value!r}: expected read or write") from None
+            raise ValueError(f"unknown token scope {value!r}: expected read, write or admin") from None
 
     @property
     def names(self) -> list[str]:
-        return ["read"] if self is Scope.READ else ["read", "write"]
+        return ["read", "write", "admin"][: int(self)]

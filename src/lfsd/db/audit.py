@@ -48,6 +48,8 @@ class SqlAuditLog:
             statement = statement.where(or_(audit.c.action == query.action, audit.c.action.like(group, escape="\\")))
         if query.since is not None:
             statement = statement.where(audit.c.at >= query.since)
+        if query.before_id is not None:
+            statement = statement.where(audit.c.id < query.before_id)
         async with self._db.transaction() as conn:
             rows = (await conn.execute(statement)).all()
         return [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from lfsd.core.auth import Identity, Permission, Repo, Standing
@@ -91,14 +91,26 @@ class SqlRepoDirectory:
             result = await conn.execute(grants.delete().where(grants.c.repo_id == repo.id, grants.c.user_id == user_id))
         return bool(result.rowcount)
 
-    async def grants(self, *, repo: Repo | None = None, user_id: int | None = None) -> list[GrantInfo]:
+    async def grants(
+        self,
+        *,
+        repo: Repo | None = None,
+        user_id: int | None = None,
+        after: tuple[str, str] | None = None,
+        limit: int | None = None,
+    ) -> list[GrantInfo]:
+        """By repository path and user name; ``after`` (a path and a name) and ``limit`` give one page."""
         query = (
             select(repos.c.path, users.c.name, grants.c.permission)
             .select_from(grants)
             .join(repos, repos.c.id == grants.c.repo_id)
             .join(users, users.c.id == grants.c.user_id)
             .order_by(repos.c.path, users.c.name)
+            .limit(limit)
         )
+        if after is not None:
+            path, name = after
+            query = query.where(or_(repos.c.path > path, and_(repos.c.path == path, users.c.name > name)))
         if repo is not None:
             query = query.where(grants.c.repo_id == repo.id)
         if user_id is not None:
@@ -107,15 +119,25 @@ class SqlRepoDirectory:
             rows = (await conn.execute(query)).all()
         return [GrantInfo(RepoPath(row.path), row.name, Permission(row.permission)) for row in rows]
 
-    async def list_repos(self) -> list[RepoInfo]:
-        return await self._infos(None)
+    async def list_repos(self, *, after: RepoPath | None = None, limit: int | None = None) -> list[RepoInfo]:
+        """By path; ``after`` and ``limit`` give one page."""
+        return await self._infos(None, after=after, limit=limit)
 
     async def repo_info(self, path: RepoPath) -> RepoInfo | None:
         found = await self._infos(path)
         return found[0] if found else None
 
-    async def _infos(self, path: RepoPath | None) -> list[RepoInfo]:
+    async def _infos(
+        self, path: RepoPath | None, *, after: RepoPath | None = None, limit: int | None = None
+    ) -> list[RepoInfo]:
         """With the number and bytes of the objects each holds, and when it last received one (one query)."""
+        page = select(repos.c.id).order_by(repos.c.path).limit(limit)
+        if after is not None:
+            page = page.where(repos.c.path > str(after))
+        if path is not None:
+            page = page.where(repos.c.path == str(path))
+        # MariaDB takes no LIMIT inside IN (...): the page is joined, once in each half of the query.
+        wanted, held_of = page.subquery(), page.subquery()
         held = (
             select(
                 repo_objects.c.repo_id,
@@ -124,6 +146,7 @@ class SqlRepoDirectory:
                 func.max(repo_objects.c.created_at).label("last_push"),
             )
             .join(objects, objects.c.oid == repo_objects.c.oid)
+            .join(held_of, held_of.c.id == repo_objects.c.repo_id)
             .group_by(repo_objects.c.repo_id)
             .subquery()
         )
@@ -139,11 +162,10 @@ class SqlRepoDirectory:
                 held.c.last_push,
             )
             .select_from(repos)
+            .join(wanted, wanted.c.id == repos.c.id)
             .outerjoin(held, held.c.repo_id == repos.c.id)
             .order_by(repos.c.path)
         )
-        if path is not None:
-            query = query.where(repos.c.path == str(path))
         async with self._db.transaction() as conn:
             rows = (await conn.execute(query)).all()
         return [

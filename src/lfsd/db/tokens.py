@@ -61,13 +61,16 @@ class SqlTokenAdmin:
         assert isinstance(token_id, int)
         return token_id, secret
 
-    async def tokens_of(self, user_id: int) -> list[TokenInfo]:
+    async def tokens_of(self, user_id: int, *, after: int | None = None, limit: int | None = None) -> list[TokenInfo]:
         query = (
             select(*_COLUMNS)
             .join(users, users.c.id == tokens.c.user_id)
             .where(tokens.c.user_id == user_id, tokens.c.revoked_at.is_(None))
             .order_by(tokens.c.id)
+            .limit(limit)
         )
+        if after is not None:
+            query = query.where(tokens.c.id > after)
         async with self._db.transaction() as conn:
             return [_info(row) for row in (await conn.execute(query)).all()]
 

@@ -66,7 +66,10 @@ class SqlUserDirectory:
         if row.last_used_at is None or row.last_used_at < now - LAST_USE_PRECISION:
             await self._touch(row.id, row.token_id, now)
         ceiling = Permission.READ if Scope(row.scope) is Scope.READ else Permission.ADMIN
-        return Identity(user_id=row.id, name=row.name, is_admin=row.is_admin, token_id=row.token_id, ceiling=ceiling)
+        scope = Scope(row.scope)
+        return Identity(
+            user_id=row.id, name=row.name, is_admin=row.is_admin, token_id=row.token_id, ceiling=ceiling, scope=scope
+        )
 
     async def _touch(self, user_id: int, token_id: int, now: datetime) -> None:
         stale = now - LAST_USE_PRECISION
@@ -182,8 +185,11 @@ class SqlUserDirectory:
         if result.rowcount == 0:
             raise NotFound(f"no user named {name!r}")
 
-    async def list_users(self) -> list[UserInfo]:
-        query = select(*_INFO).where(users.c.deleted_at.is_(None)).order_by(users.c.name)
+    async def list_users(self, *, after: str | None = None, limit: int | None = None) -> list[UserInfo]:
+        """By name; with ``after`` and ``limit``, one page of them (keyset paging: stable under changes)."""
+        query = select(*_INFO).where(users.c.deleted_at.is_(None)).order_by(users.c.name).limit(limit)
+        if after is not None:
+            query = query.where(users.c.name > after)
         async with self._db.transaction() as conn:
             return [_info(row) for row in (await conn.execute(query)).all()]
 

@@ -1,0 +1,193 @@
+"""The admin API's route table: each operation once, with what the OpenAPI document says about it. The router
+and the document are both built from this table, so they cannot drift apart."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from lfsd.http.admin_api import audit, models, repos, tokens, users
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+BASE: Final = "/api/v1"
+# How each path parameter is matched. A repository path holds slashes; a user name none.
+PATTERNS: Final = {"repo": r"[^{}]+?", "name": r"[^{}/]+", "id": r"[^{}/]+"}
+PAGED: Final = ("cursor", "limit")
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    method: str
+    template: str  # under BASE, OpenAPI style: /repos/{repo}
+    handler: Handler
+    summary: str
+    status: int = 200
+    request: type[BaseModel] | None = None
+    response: str | None = None  # a schema of the document's components, for the success status
+    query: tuple[str, ...] = ()
+    access: str = "admin"  # admin: an admin-scope token of a server admin; self: any user; none: anyone
+    action: str = ""  # admin operations: the audit action of a refusal before the request is read
+
+    @property
+    def route(self) -> str:
+        return BASE + re.sub(r"\{(\w+)\}", lambda m: "{%s:%s}" % (m[1], PATTERNS[m[1]]), self.template)  # noqa: UP031
+
+
+# Sub-resources (``/-/…``) come before the bare repository path, which would otherwise match them first.
+OPERATIONS: Final = (
+    Operation(
+        "GET", "/users", users.list_users, "List users, by name", response="UserList", query=PAGED, action="user.list"
+    ),
+    Operation("POST", "/users", users.add_user, "Add a user", 201, models.NewUser, "User", action="user.add"),
+    Operation("GET", "/users/{name}", users.show_user, "Show a user", response="User", action="user.show"),
+    Operation(
+        "PATCH",
+        "/users/{name}",
+        users.change_user,
+        "Disable/enable, admin flag, password",
+        200,
+        models.UserChange,
+        "User",
+        action="user.change",
+    ),
+    Operation(
+        "DELETE", "/users/{name}", users.delete_user, "Delete a user (their locks stay)", 204, action="user.delete"
+    ),
+    Operation(
+        "GET",
+        "/users/{name}/grants",
+        users.user_grants,
+        "A user's grants",
+        response="GrantList",
+        query=PAGED,
+        action="user.grants",
+    ),
+    Operation(
+        "GET",
+        "/users/{name}/tokens",
+        tokens.list_tokens,
+        "A user's active tokens",
+        response="TokenList",
+        query=PAGED,
+        access="self",
+    ),
+    Operation(
+        "POST",
+        "/users/{name}/tokens",
+        tokens.create_token,
+        "Create a token",
+        201,
+        models.NewToken,
+        "CreatedToken",
+        access="self",
+    ),
+    Operation(
+        "DELETE",
+        "/users/{name}/tokens",
+        tokens.revoke_all_tokens,
+        "Revoke all of a user's tokens",
+        response="Revoked",
+        access="self",
+    ),
+    Operation(
+        "DELETE", "/tokens/{id}", tokens.revoke_token, "Revoke a token (own, or any as admin)", 204, access="self"
+    ),
+    Operation(
+        "GET", "/user/tokens", tokens.list_own_tokens, "Your tokens", response="TokenList", query=PAGED, access="self"
+    ),
+    Operation(
+        "POST",
+        "/user/tokens",
+        tokens.create_own_token,
+        "Create a token for yourself",
+        201,
+        models.NewToken,
+        "CreatedToken",
+        access="self",
+    ),
+    Operation(
+        "DELETE", "/user/tokens", tokens.revoke_own_tokens, "Revoke all your tokens", response="Revoked", access="self"
+    ),
+    Operation(
+        "PUT",
+        "/user/password",
+        users.change_own_password,
+        "Change your password",
+        204,
+        models.PasswordChange,
+        access="self",
+    ),
+    Operation(
+        "GET",
+        "/repos",
+        repos.list_repos,
+        "List repositories, by path",
+        response="RepoList",
+        query=PAGED,
+        action="repo.list",
+    ),
+    Operation(
+        "POST", "/repos", repos.create_repo, "Create a repository", 201, models.NewRepo, "Repo", action="repo.create"
+    ),
+    Operation(
+        "GET",
+        "/repos/{repo}/-/grants",
+        repos.repo_grants,
+        "A repository's grants",
+        response="GrantList",
+        query=PAGED,
+        action="repo.grants",
+    ),
+    Operation(
+        "PUT",
+        "/repos/{repo}/-/grants/{name}",
+        repos.set_grant,
+        "Grant or change",
+        200,
+        models.GrantChange,
+        "Grant",
+        action="repo.grant",
+    ),
+    Operation(
+        "DELETE", "/repos/{repo}/-/grants/{name}", repos.revoke_grant, "Revoke a grant", 204, action="repo.revoke"
+    ),
+    Operation(
+        "GET",
+        "/repos/{repo}/-/locks",
+        repos.repo_locks,
+        "A repository's locks",
+        response="LockList",
+        query=PAGED,
+        action="lock.list",
+    ),
+    Operation(
+        "DELETE", "/repos/{repo}/-/locks/{id}", repos.force_unlock, "Force a lock open", 204, action="lock.force_unlock"
+    ),
+    Operation("GET", "/repos/{repo}", repos.show_repo, "Show a repository", response="Repo", action="repo.show"),
+    Operation(
+        "PATCH",
+        "/repos/{repo}",
+        repos.change_repo,
+        "Rename, public on/off, locking on/off",
+        200,
+        models.RepoChange,
+        "Repo",
+        action="repo.change",
+    ),
+    Operation("DELETE", "/repos/{repo}", repos.delete_repo, "Delete a repository", 204, action="repo.delete"),
+    Operation(
+        "GET",
+        "/audit",
+        audit.list_audit,
+        "The audit log, newest first",
+        response="AuditList",
+        query=(*PAGED, "actor", "action", "since"),
+        action="audit.list",
+    ),
+)
