@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from lfsd.core.operation import Operation
+from lfsd.core.repo import RepoPath
+from lfsd.ssh.transfer import serve
 from tests.ssh.wire import DELIM, FLUSH, Site, data, pkt, site
 
 HELLO = ["version=1", "locking", FLUSH]
@@ -268,3 +270,45 @@ async def test_unknown_commands_and_arguments(tmp_path: Path) -> None:
         assert packets[13:15] == ["status 422", DELIM] and "invalid size" in str(packets[15])
         assert packets[17:21] == ["status 409", DELIM, "unsupported hash algorithm 'md5': lfsd uses sha256", FLUSH]
         assert packets[21:] == OK
+
+
+class _GoneAfter:
+    """A client that stops reading: after ``limit`` bytes its writes fail (gone) or its drain never ends (stalled)."""
+
+    def __init__(self, limit: int, *, gone: bool) -> None:
+        self.taken = 0
+        self._limit = limit
+        self._gone = gone
+
+    def write(self, chunk: bytes) -> None:
+        if self._gone and self.taken >= self._limit:
+            raise ConnectionResetError("gone")
+        self.taken += len(chunk)
+
+    async def drain(self) -> None:
+        if not self._gone and self.taken >= self._limit:
+            await asyncio.Event().wait()
+
+
+@pytest.mark.parametrize("gone", [True, False], ids=["gone", "stalled"])
+async def test_a_download_nobody_reads(tmp_path: Path, gone: bool, caplog: pytest.LogCaptureFixture) -> None:
+    big = bytes(range(256)) * 4096  # 1 MiB: many packets
+    oid = hashlib.sha256(big).hexdigest()
+    async with site(tmp_path, ssh_stall_timeout=0.3) as s:
+        raw = VERSION + upload_batch(oid, len(big)) + put(oid, len(big), big) + QUIT
+        packets = await s.run("alice", "acme/game", Operation.UPLOAD, raw)
+        assert packets[-4:] == [*OK, *OK]
+        reader = asyncio.StreamReader()
+        reader.feed_data(VERSION + pkt(f"get-object {oid}", FLUSH) + QUIT)
+        writer = _GoneAfter(200_000, gone=gone)
+        with caplog.at_level(logging.INFO, "lfsd.ssh"):
+            await asyncio.wait_for(
+                serve(s.core, s.identities["rita"], RepoPath.parse("acme/game"), Operation.DOWNLOAD, reader, writer),
+                30,
+            )
+        assert writer.taken < len(big)
+        reasons = [
+            str(getattr(r, "reason", "")) for r in caplog.records if getattr(r, "event", "") == "ssh_session_end"
+        ]
+        assert reasons == ["connection lost: gone" if gone else "stalled for 0.3 seconds"]
+        assert not any(record.exc_info for record in caplog.records)

@@ -119,6 +119,12 @@ class Session:
             lines.append(text_of(packet))
         return lines, packet
 
+    async def skip(self) -> None:
+        """Read past a command up to its flush (arguments, then lines after a delimiter)."""
+        _, end = await self.section()
+        while end is DELIM:
+            _, end = await self.section()
+
     async def arguments(self) -> dict[str, str]:
         """A command's arguments up to its flush (a delimiter and lines after it, which no such command has, are
         refused)."""
@@ -261,7 +267,7 @@ async def _command(session: Session, commands: dict[str, Command], name: str, op
             elif name in commands:
                 await commands[name](session, operand)
             else:
-                await session.section()
+                await session.skip()
                 session.error(BadRequest(f"unknown command {name[:40]!r}"))
         except LfsError as exc:
             session.error(exc)
@@ -280,6 +286,10 @@ async def _command(session: Session, commands: dict[str, Command], name: str, op
         raise exc
     except TimeoutError:
         session.status = 408
+        _command_done(session, label, started, received, sent)
+        raise
+    except (ConnectionError, OSError):
+        session.status = 499  # the client went away: nothing to answer
         _command_done(session, label, started, received, sent)
         raise
     except Exception:
