@@ -9,9 +9,11 @@ store) without SSH's encryption or sshd; each connection is a new process, as wi
     python bench/ssh.py --objects 100 --big-mib 64
     python bench/ssh.py --big-mib 0 --database-url postgresql://postgres@127.0.0.1/EMPTY_DB
 
-With SQLite, every SSH connection of a push is a process of its own (as under OpenSSH), and their commits wait for
-each other through SQLite's busy timeout; the HTTP server is one process whose uploads share commits. A server
-database (or the embedded SSH server, one process) does not have that cost.
+Where the time goes for small objects: every SSH connection is a process of its own (as under OpenSSH's forced
+command), which imports lfsd and opens the database and store before its first packet (git-lfs opens up to 8), and
+each object costs the client two round trips on its connection (``put-object``, then ``verify-object``), each a
+database statement or two in that process; the HTTP server is one warm process whose uploads share commits. Measured
+here (2 shared cores) the same with SQLite and PostgreSQL.
 """
 
 from __future__ import annotations

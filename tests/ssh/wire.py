@@ -108,7 +108,8 @@ class Site:
 async def site(tmp: Path, **overrides: object) -> AsyncIterator[Site]:
     """SQLite and local storage; users ``alice`` (write), ``rita`` (read), ``olga`` (none) on ``acme/game``, and the
     server admin ``root``."""
-    settings = Settings(data_dir=tmp / "data", fsync=False, buffer_size=64 * 1024, **overrides)  # type: ignore[arg-type]
+    options: dict[str, object] = {"fsync": False, "buffer_size": 64 * 1024, **overrides}
+    settings = Settings(data_dir=tmp / "data", **options)  # type: ignore[arg-type]
     meta = await open_metadata(settings, migrate=True)
     identities: dict[str, Identity] = {}
     try:
