@@ -11,6 +11,7 @@ import pytest
 
 from lfsd.core.operation import Operation
 from lfsd.core.repo import RepoPath
+from lfsd.observability.metrics import Metrics
 from lfsd.ssh.transfer import serve
 from tests.ssh.wire import DELIM, FLUSH, Site, data, pkt, site
 
@@ -312,3 +313,23 @@ async def test_a_download_nobody_reads(tmp_path: Path, gone: bool, caplog: pytes
         ]
         assert reasons == ["connection lost: gone" if gone else "stalled for 0.3 seconds"]
         assert not any(record.exc_info for record in caplog.records)
+
+
+async def test_metrics_and_log_lines(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    metrics = Metrics()
+    async with site(tmp_path, metrics=metrics) as s:
+        with caplog.at_level(logging.INFO, "lfsd.ssh"):
+            await _upload(s)
+            await s.run("olga", "acme/game", Operation.UPLOAD, VERSION + upload_batch() + QUIT)
+    text = metrics.exposition().decode()
+    assert 'lfsd_ssh_commands_total{command="put-object",status="200"} 1.0' in text
+    assert 'lfsd_ssh_commands_total{command="batch",status="200"} 1.0' in text
+    assert 'lfsd_ssh_commands_total{command="batch",status="404"} 1.0' in text
+    assert 'lfsd_batch_objects_total{operation="upload",result="action"} 1.0' in text
+    received = next(line for line in text.splitlines() if line.startswith("lfsd_ssh_received_bytes_total "))
+    assert float(received.split()[1]) > len(BODY)
+    put_line = next(r for r in caplog.records if getattr(r, "command", "") == "put-object")
+    assert put_line.getMessage() == "ssh put-object 200"
+    fields = vars(put_line)
+    assert fields["oid"] == OID and fields["user"] == "alice"
+    assert fields["repo"] == "acme/game" and fields["bytes_in"] > len(BODY)

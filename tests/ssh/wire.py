@@ -12,6 +12,7 @@ from lfsd.config import Settings
 from lfsd.core.auth import Identity, Permission
 from lfsd.core.operation import Operation
 from lfsd.core.repo import RepoPath
+from lfsd.observability.metrics import Metrics
 from lfsd.resources import open_metadata
 from lfsd.ssh.pktline import encode_data, encode_text
 from lfsd.ssh.transfer import TransferCore, serve
@@ -105,7 +106,7 @@ class Site:
 
 
 @asynccontextmanager
-async def site(tmp: Path, **overrides: object) -> AsyncIterator[Site]:
+async def site(tmp: Path, *, metrics: Metrics | None = None, **overrides: object) -> AsyncIterator[Site]:
     """SQLite and local storage; users ``alice`` (write), ``rita`` (read), ``olga`` (none) on ``acme/game``, and the
     server admin ``root``."""
     options: dict[str, object] = {"fsync": False, "buffer_size": 64 * 1024, **overrides}
@@ -123,5 +124,5 @@ async def site(tmp: Path, **overrides: object) -> AsyncIterator[Site]:
         identities["root"] = Identity(user_id=root.id, name="root", is_admin=True)
     finally:
         await meta.close()
-    async with open_transfer_core(settings) as core:
+    async with open_transfer_core(settings, metrics=metrics) as core:
         yield Site(settings, core, identities)
