@@ -7,6 +7,8 @@ checks the index and ``read`` streams the body in bounded chunks.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from lfsd.core.auth import Permission, Repo
 from lfsd.core.batch import Action, ObjectResult, ObjectSpec
 from lfsd.core.errors import (
@@ -154,11 +156,21 @@ async def get_object(session: Session, operand: str) -> None:
     stored = await session.core.service.download(repo.id, oid)
     session.notes = {"oid": str(oid), "size": stored.size}
     chunks = session.core.service.read(oid, 0, stored.size)
+    try:
+        await _send_object(session, oid, stored.size, chunks)
+    finally:
+        # Closed now, not when collected: a client gone mid-object must not hold the stored file open.
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+
+
+async def _send_object(session: Session, oid: Oid, size: int, chunks: AsyncIterator[bytes]) -> None:
     # The first chunk before the status: a storage error can still be answered as one.
-    first = await anext(chunks, b"") if stored.size else b""
+    first = await anext(chunks, b"") if size else b""
     session.status = 200
     session.out.text("status 200")
-    session.out.text(f"size={stored.size}")
+    session.out.text(f"size={size}")
     session.out.delim()
     sent = len(first)
     session.out.data(first)
@@ -171,8 +183,8 @@ async def get_object(session: Session, operand: str) -> None:
     except LfsError as exc:
         # The status went out: an error now can only cut the body short, and the client's hash check catches it.
         raise Abort(f"reading {oid} from the store failed after {sent} bytes: {exc.message}") from exc
-    if sent != stored.size:
-        raise Abort(f"the store gave {sent} of {stored.size} bytes of {oid}")
+    if sent != size:
+        raise Abort(f"the store gave {sent} of {size} bytes of {oid}")
     session.out.flush()
 
 
