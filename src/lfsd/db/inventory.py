@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection
+from datetime import datetime
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import exists, func, insert, literal, select, update
 from sqlalchemy.sql.expression import Exists
 
 from lfsd.core.errors import NotFound
@@ -73,3 +74,36 @@ class SqlIndexInventory:
                 # Links issued before now re-check their object against the index (see AccessControl.admit_link).
                 await conn.execute(update(repos).where(repos.c.id == repo_id).values(objects_removed_at=utcnow()))
         return removed
+
+    async def linked_before(self, repo: RepoPath, cutoff: datetime, after: Oid | None, limit: int) -> list[Oid]:
+        query = (
+            select(repo_objects.c.oid)
+            .join(repos, repos.c.id == repo_objects.c.repo_id)
+            .where(repos.c.path == str(repo), repo_objects.c.created_at < cutoff)
+            .order_by(repo_objects.c.oid)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(repo_objects.c.oid > str(after))
+        async with self._db.transaction() as conn:
+            return [Oid.parse(oid) for oid in (await conn.execute(query)).scalars()]
+
+    async def relink(self, repo: RepoPath, oids: Collection[Oid]) -> int:
+        linked = 0
+        async with self._db.transaction() as conn:
+            repo_id = (await conn.execute(select(repos.c.id).where(repos.c.path == str(repo)))).scalar_one_or_none()
+            if repo_id is None:
+                raise NotFound(f"no repository {repo}")
+            for chunk in _chunks(oids):
+                # Only objects still indexed, and not linked meanwhile: one statement, so a racing link is no error.
+                held = select(repo_objects.c.oid).where(
+                    repo_objects.c.repo_id == repo_id, repo_objects.c.oid == objects.c.oid
+                )
+                rows = select(
+                    literal(repo_id, repo_objects.c.repo_id.type),
+                    objects.c.oid,
+                    literal(utcnow(), repo_objects.c.created_at.type),
+                ).where(objects.c.oid.in_(chunk), ~exists(held))
+                result = await conn.execute(insert(repo_objects).from_select(["repo_id", "oid", "created_at"], rows))
+                linked += result.rowcount
+        return linked
