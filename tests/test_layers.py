@@ -33,6 +33,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "pydantic",
         "prometheus_client",
     ),
+    "ssh": ("lfsd.core", "lfsd.observability", "lfsd.offload", "lfsd.config", "asyncssh"),
 }
 
 

@@ -237,6 +237,14 @@ class Settings(BaseSettings):
         1, ge=1, le=256, description="server processes sharing the port (`auto`: one per core)"
     )
 
+    # SSH transfers (issue 15): git-lfs-transfer sessions.
+    ssh_idle_timeout: float = Field(
+        900.0, gt=0, description="seconds a git-lfs-transfer session may sit idle between commands before it ends"
+    )
+    ssh_stall_timeout: float = Field(
+        120.0, gt=0, description="seconds a git-lfs-transfer command's packets or an object's bytes may stall"
+    )
+
     # External identities (issue 12): JWTs from one issuer, mapped by rules (docs/administration.md).
     oidc_issuer: str | None = Field(None, description="accepted JWT issuer (`iss`); setting it enables JWT Bearer auth")
     oidc_audience: str | None = Field(None, description="required JWT audience (`aud`), e.g. this server's URL")

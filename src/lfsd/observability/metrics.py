@@ -125,6 +125,11 @@ class Metrics:
         self.locks_held = Gauge(
             "lfsd_locks_held", "File locks held (all repositories)", registry=r, multiprocess_mode="mostrecent"
         )
+        self.ssh_commands = Counter(
+            "lfsd_ssh_commands", "git-lfs-transfer commands by command and status", ["command", "status"], registry=r
+        )
+        self.ssh_received_bytes = Counter("lfsd_ssh_received_bytes", "git-lfs-transfer bytes received", registry=r)
+        self.ssh_sent_bytes = Counter("lfsd_ssh_sent_bytes", "git-lfs-transfer bytes sent", registry=r)
         for direction in ("upload", "download"):
             self.transfers_in_flight.labels(direction)
         self._pool: Callable[[], PoolStats | None] = lambda: None

@@ -1,0 +1,92 @@
+"""The composition root of SSH transfers: opens what a git-lfs-transfer session runs on, as the HTTP app does.
+
+``lfsd ssh shell`` (a short-lived process per SSH connection) and the embedded SSH server both get a ``TransferCore``
+from here: the same database, store, upload pipeline, signing key (lock cursors agree with the HTTP API's) and use
+cases as ``app.py`` builds, from the same ``resources`` functions.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+
+from lfsd.bootstrap import signing_key
+from lfsd.config import Settings
+from lfsd.core.access import AccessControl
+from lfsd.core.lock_service import LockService
+from lfsd.core.locks import CursorCodec
+from lfsd.core.login import PasswordLogin
+from lfsd.core.ports import ObjectStore
+from lfsd.core.service import LfsService
+from lfsd.core.signing import LinkSigner
+from lfsd.core.throttle import LoginThrottle, ThrottleLimits
+from lfsd.db.metadata import Metadata
+from lfsd.observability.metrics import Metrics
+from lfsd.offload import in_thread
+from lfsd.resources import migrate_in_child, open_metadata, open_store
+from lfsd.ssh.transfer import TransferCore
+from lfsd.state.memory import LruCache, MemoryFailureCounter
+from lfsd.storage.instrumented import InstrumentedStore
+
+
+def open_transfer_core(
+    settings: Settings, *, metrics: Metrics | None = None
+) -> AbstractAsyncContextManager[TransferCore]:
+    """The use cases a transfer session calls, open until the context ends. ``metrics``: the server's, when the
+    sessions run inside it (the embedded SSH server); a one-connection shell process exports none."""
+    return _open(settings, metrics)
+
+
+@asynccontextmanager
+async def _open(settings: Settings, metrics: Metrics | None) -> AsyncIterator[TransferCore]:
+    meta = await open_metadata(settings, migrator=migrate_in_child(settings))
+    try:
+        async with AsyncExitStack() as resources:
+            opened = await open_store(settings, resources)
+            store: ObjectStore = opened.store
+            if metrics is not None:
+                store = InstrumentedStore(store, opened.backend, metrics)
+            key = await in_thread(signing_key, settings)
+            # No direct (presigned) transfers: over SSH every byte goes through the session.
+            service = LfsService(meta.objects, store, LinkSigner(key, settings.link_ttl), time.time, None)
+            locks = LockService(
+                meta.locks,
+                CursorCodec(key),
+                default_limit=settings.locks_default_limit,
+                max_limit=settings.locks_max_limit,
+                audit=meta.audit,
+            )
+            yield TransferCore(
+                service=service,
+                locks=locks,
+                access=_access(settings, meta),
+                idle_timeout=settings.ssh_idle_timeout,
+                stall_timeout=settings.ssh_stall_timeout,
+                max_object_size=settings.max_object_size,
+                batch_max_objects=settings.batch_max_objects,
+                metrics=metrics,
+            )
+    finally:
+        await meta.close()
+
+
+def _access(settings: Settings, meta: Metadata) -> AccessControl:
+    """Access control for sessions whose user SSH authenticated: no password is ever checked here, so the login
+    throttle's counters stay in process (never Redis)."""
+    limits = ThrottleLimits(
+        window_seconds=settings.login_failure_window,
+        per_user_address=settings.login_failures_per_user_address,
+        per_address=settings.login_failures_per_address,
+        per_user=settings.login_failures_per_user,
+        trusted_seconds=settings.login_trusted_address_ttl,
+    )
+    logins = PasswordLogin(
+        meta.users,
+        meta.passwords,
+        LoginThrottle(MemoryFailureCounter(), limits),
+        LruCache(settings.credential_cache_size, settings.credential_cache_ttl),
+        secrets.token_bytes(32),
+    )
+    return AccessControl(meta.users, meta.repos, logins, LruCache(10_000, settings.link_standing_ttl))
