@@ -32,6 +32,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "pydantic",
         "prometheus_client",
     ),
+    # The web UI is a front end like http/: the core's use cases, rendered with Jinja2.
+    "ui": ("lfsd.core", "lfsd.observability", "lfsd.config", "aiohttp", "aiohttp_jinja2", "jinja2"),
 }
 
 

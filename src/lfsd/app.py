@@ -81,6 +81,10 @@ def build_app(
     app.cleanup_ctx.append(_lifespan)
     add_routes(app)
     add_health_routes(app)
+    if settings.ui:
+        from lfsd.ui_root import add_ui  # only then: a server without the UI never loads Jinja2
+
+        add_ui(app)
     return app
 
 
@@ -116,6 +120,19 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         metrics.watch_pool(meta.db.pool_stats)
         probes: dict[str, Probe] = {"database": meta.db.ping, "storage": store.check}
         app[PROBES] = probes
+        if settings.ui:
+            from lfsd.ui_root import open_ui
+
+            open_ui(
+                app,
+                settings,
+                meta,
+                access=app[ACCESS],
+                locks=app[LOCKS],
+                git=app[GIT_REPOS],
+                inflight=inflight,
+                storage=opened.backend,
+            )
 
         async def scrape() -> None:
             metrics.locks_held.set(await meta.locks.count())
