@@ -13,7 +13,7 @@ from lfsd.core.errors import Conflict
 from lfsd.core.repo import RepoPath
 from lfsd.core.tokens import Scope
 from lfsd.db.database import Database, utcnow
-from lfsd.db.tables import grants, locks, objects, repo_objects, repos, tokens, users
+from lfsd.db.tables import grants, locks, repo_objects, repos, tokens, users
 
 
 def _utc(value: datetime | str | None) -> datetime | None:
@@ -116,16 +116,25 @@ class SqlRepoDirectory:
 
     async def _infos(self, path: RepoPath | None) -> list[RepoInfo]:
         """With the number and bytes of the objects each holds, and when it last received one (one query)."""
-        held = (
-            select(
-                repo_objects.c.repo_id,
-                func.count().label("held"),
-                func.coalesce(func.sum(objects.c.size), 0).label("bytes"),
-                func.max(repo_objects.c.created_at).label("last_push"),
+        # repo_objects.size (migration 0009) repeats the object's size: count and bytes come from the covering index
+        # (repo_id, size, oid) without a join, and the last push from the (repo_id, created_at) index, each read
+        # alone (together they would visit every row). For one repository only its own index range is read.
+        held_query = select(
+            repo_objects.c.repo_id,
+            func.count().label("held"),
+            func.coalesce(func.sum(repo_objects.c.size), 0).label("bytes"),
+        ).group_by(repo_objects.c.repo_id)
+        if path is not None:
+            held_query = held_query.where(
+                repo_objects.c.repo_id == select(repos.c.id).where(repos.c.path == str(path)).scalar_subquery()
             )
-            .join(objects, objects.c.oid == repo_objects.c.oid)
-            .group_by(repo_objects.c.repo_id)
-            .subquery()
+        held = held_query.subquery()
+        last_push = (
+            select(func.max(repo_objects.c.created_at))
+            .where(repo_objects.c.repo_id == repos.c.id)
+            .correlate(repos)
+            .scalar_subquery()
+            .label("last_push")
         )
         query = (
             select(
@@ -136,7 +145,7 @@ class SqlRepoDirectory:
                 repos.c.created_at,
                 held.c.held,
                 held.c.bytes,
-                held.c.last_push,
+                last_push,
             )
             .select_from(repos)
             .outerjoin(held, held.c.repo_id == repos.c.id)
