@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
+from lfsd.core.audit import AuditQuery
 from lfsd.core.auth import Permission, Repo
 from lfsd.core.directory import TokenInfo
 from lfsd.core.lockpath import LockPath
@@ -190,3 +191,40 @@ async def test_administration_pages(world: World, browsers: Browsers) -> None:
     response = await admin.post("/ui/delete", {"repo": "acme/newer", "confirm": "acme/newer"})
     assert response.status == 303
     assert await world.meta.repos.find(RepoPath.parse("acme/newer")) is None
+
+
+async def test_repository_admins_manage_access_and_settings_writers_do_not(world: World, browsers: Browsers) -> None:
+    await world.repo("acme/game")
+    lead = await browsers.signed_in("lead", PASSWORD)
+    writer = await browsers.signed_in("carol", PASSWORD)
+    repo = await _found(world, "acme/game")
+    for name, level in (("lead", Permission.ADMIN), ("carol", Permission.WRITE)):
+        await world.meta.repos.set_grant(repo, (await world.meta.users.require(name)).id, level)
+
+    page = await writer.get("/ui/repo/acme/game")
+    assert 'action="/ui/grants"' not in page and 'action="/ui/settings"' not in page
+    response = await writer.post("/ui/grants", {"repo": "acme/game", "user": "carol", "permission": "admin"})
+    assert response.status == 403
+    response = await writer.post("/ui/settings", {"repo": "acme/game", "public": "on", "locking": "on"})
+    assert response.status == 403
+
+    page = await lead.get("/ui/repo/acme/game")
+    assert 'action="/ui/grants"' in page
+    response = await lead.post("/ui/grants", {"repo": "acme/game", "user": "carol", "permission": "read"})
+    assert response.status == 303
+    response = await lead.post("/ui/settings", {"repo": "acme/game", "public": "on", "locking": "on"})
+    assert response.status == 303
+    repo = await _found(world, "acme/game")
+    assert repo.is_public
+    carol = await world.meta.users.require("carol")
+    assert await world.meta.repos.grant_of(repo, carol.id) == Permission.READ
+    response = await lead.post("/ui/grants", {"repo": "acme/game", "user": "carol", "permission": "none"})
+    assert response.status == 303
+    assert await world.meta.repos.grant_of(repo, carol.id) == Permission.NONE
+    # Renaming and deleting stay with server admins.
+    response = await lead.post("/ui/rename", {"repo": "acme/game", "new_path": "acme/other"})
+    assert response.status == 403
+    entries = await world.meta.audit.entries(AuditQuery(limit=20))
+    outcomes = {(entry.actor, entry.action, entry.outcome.value) for entry in entries}
+    assert ("carol", "repo.grant", "denied") in outcomes
+    assert ("lead", "repo.grant", "ok") in outcomes and ("lead", "repo.public", "ok") in outcomes

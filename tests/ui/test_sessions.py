@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import UTC, datetime, timedelta
 from ipaddress import ip_network
 
 from multidict import CIMultiDictProxy
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from lfsd.config import Settings
 from lfsd.db.tables import ui_sessions
@@ -200,3 +201,17 @@ async def test_every_ui_response_has_the_security_headers(world: World, browsers
     # The API keeps its own answers: no UI headers there.
     response = await browser.client.get("/acme/game.git/info/lfs/locks")
     assert "Content-Security-Policy" not in response.headers
+
+
+async def test_an_expired_session_is_refused_and_purged(world: World, browsers: Browsers) -> None:
+    browser = await browsers.signed_in("alice", PASSWORD)
+    await browser.get("/ui/")
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    async with world.meta.db.transaction() as conn:
+        await conn.execute(update(ui_sessions).values(expires_at=past))
+    response = await browser.client.get("/ui/", allow_redirects=False)
+    assert response.status == 303
+    await browsers.signed_in("bob", PASSWORD)  # a new sign-in clears the expired rows
+    async with world.meta.db.transaction() as conn:
+        rows = (await conn.execute(select(ui_sessions.c.expires_at))).scalars().all()
+    assert len(rows) == 1 and rows[0] > datetime.now(UTC)

@@ -79,6 +79,7 @@ class SessionService:
         csrf = secrets.token_urlsafe(32)
         now = self._clock()
         expires = now + self._lifetime
+        await self._store.purge_expired(now)  # an indexed range: expired sessions go as new ones come
         await self._store.create(session_digest(session_id), identity.user_id, csrf, now, expires)
         return session_id, Session(identity, csrf, expires, now)
 
