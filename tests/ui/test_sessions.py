@@ -50,6 +50,7 @@ async def test_sign_in_sets_a_strict_cookie_and_sign_out_ends_the_session(world:
     page = await browser.get("/ui/")
     assert "acme/game" in page
     assert "git clone http://" in page and "/acme/game.git" in page
+    assert re.search(r'value="git config lfs.url http://127\.0\.0\.1:\d+/acme/game\.git/info/lfs"', page)
 
     response = await browser.post("/ui/logout", {})
     assert response.status == 303
