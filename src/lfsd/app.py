@@ -88,6 +88,10 @@ def build_app(
     add_routes(app)
     add_health_routes(app)
     add_admin_routes(app)
+    if settings.ui:
+        from lfsd.ui_root import add_ui  # only then: a server without the UI never loads Jinja2
+
+        add_ui(app)
     return app
 
 
@@ -134,6 +138,19 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         metrics.watch_pool(meta.db.pool_stats)
         probes: dict[str, Probe] = {"database": meta.db.ping, "storage": store.check}
         app[PROBES] = probes
+        if settings.ui:
+            from lfsd.ui_root import open_ui
+
+            open_ui(
+                app,
+                settings,
+                meta,
+                access=app[ACCESS],
+                locks=app[LOCKS],
+                git=app[GIT_REPOS],
+                inflight=inflight,
+                storage=opened.backend,
+            )
 
         async def scrape() -> None:
             metrics.locks_held.set(await meta.locks.count())

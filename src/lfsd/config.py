@@ -266,6 +266,12 @@ class Settings(BaseSettings):
             return usable_cores()
         return value
 
+    # The web UI (docs/ui.md).
+    ui: bool = Field(True, description="serve the web UI under /ui/ (false: nothing of it is loaded)")
+    ui_session_ttl: int = Field(
+        12 * 3600, ge=300, le=30 * 86400, description="seconds a web UI sign-in lasts before it must be repeated"
+    )
+
 
 def usable_cores(cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
     """The cores this process may use: its CPU affinity, lowered to a container's CPU quota (cgroup v2), so that a pod

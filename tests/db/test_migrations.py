@@ -27,7 +27,7 @@ from lfsd.resources import open_metadata
 from tests.db.conftest import fresh_database
 from tests.e2e.harness import Server, cli, lfsd_env
 
-ALL_TABLES = {"users", "tokens", "repos", "grants", "objects", "repo_objects", "locks", "audit"}
+ALL_TABLES = {"users", "tokens", "repos", "grants", "objects", "repo_objects", "locks", "audit", "ui_sessions"}
 
 
 async def _tables(db: Database) -> set[str]:
@@ -257,7 +257,35 @@ async def test_0005_objects_removed_at_down_and_up(fresh_database_url: str) -> N
         await downgrade(db, "0004")
         assert await _scalar(db, "SELECT COUNT(*) FROM repos") == 1
         await upgrade(db)
-        assert await current_revision(db) == "0005"
+        assert await current_revision(db) == head_revision()
         assert await _scalar(db, "SELECT COUNT(*) FROM repos WHERE objects_removed_at IS NULL") == 1
+    finally:
+        await db.dispose()
+
+
+async def test_0006_ui_sessions_and_object_sizes_down_and_up(fresh_database_url: str) -> None:
+    db = Database(create_engine(parse_url(fresh_database_url)))
+    oid = "a" * 64
+    try:
+        await upgrade(db, "0005")
+        await _insert(db, "INSERT INTO repos (path, is_public, created_at) VALUES ('a/b', :f, :now)")
+        await _insert(db, "INSERT INTO objects (oid, size, created_at) VALUES (:oid, 1234, :now)", oid=oid)
+        await _insert(db, "INSERT INTO repo_objects (repo_id, oid, created_at) VALUES (1, :oid, :now)", oid=oid)
+        await upgrade(db, "0006")
+        # Existing links get their object's size, so they sort by size like new ones.
+        assert await _scalar(db, "SELECT size FROM repo_objects") == 1234
+        await _insert(db, "INSERT INTO users (name, is_admin, disabled, created_at) VALUES ('u', :f, :f, :now)")
+        await _insert(
+            db,
+            "INSERT INTO ui_sessions (digest, user_id, csrf, created_at, expires_at, last_seen_at) "
+            "VALUES (:d, 1, 'c', :now, :now, :now)",
+            d="b" * 64,
+        )
+        await downgrade(db, "0005")
+        assert "ui_sessions" not in await _tables(db)
+        assert await _scalar(db, "SELECT COUNT(*) FROM repo_objects") == 1
+        await upgrade(db, "0006")
+        assert await _scalar(db, "SELECT size FROM repo_objects") == 1234
+        assert await _scalar(db, "SELECT COUNT(*) FROM ui_sessions") == 0
     finally:
         await db.dispose()

@@ -31,6 +31,11 @@ class AccessControl:
         self._standings = standings
         self._external = external
 
+    @property
+    def logins(self) -> PasswordLogin:
+        """The throttled password check, for front ends with a sign-in form of their own (the web UI)."""
+        return self._passwords
+
     async def authenticate_basic(self, name: str, secret: str, address: str) -> Identity:
         """HTTP Basic with either a password or a personal access token of that user.
 

@@ -168,7 +168,11 @@ repo_objects = Table(
     Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
     Column("oid", String(64), ForeignKey("objects.oid"), primary_key=True),
     Column("created_at", UtcDateTime(), nullable=False),
+    # The object's size again (migration 0006), so a repository's objects page by size from one index.
+    Column("size", BigInteger, nullable=True),
     Index(None, "oid"),
+    Index("ix_repo_objects_repo_created", "repo_id", "created_at", "oid"),
+    Index("ix_repo_objects_repo_size", "repo_id", "size", "oid"),
 )
 
 locks = Table(
@@ -199,4 +203,18 @@ audit = Table(
     Column("outcome", String(16), nullable=False),
     Column("details", Text, nullable=False),  # JSON; never a secret
     Index(None, "at"),
+)
+
+# Web UI sessions (migration 0006): only a SHA-256 of the session id is stored.
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("digest", String(64), primary_key=True),  # lowercase hex: every collation compares it exactly
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("last_seen_at", UtcDateTime(), nullable=False),
+    Index(None, "user_id"),
+    Index(None, "expires_at"),
 )

@@ -37,6 +37,11 @@ class InFlight:
         self._trim: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @property
+    def active(self) -> int:
+        """Transfers holding a slot now, every user's together (the web UI's status page)."""
+        return sum(self._per_user.values())
+
     def admit(self, user: str, limit: int) -> Slot:
         """Take one of ``user``'s ``limit`` transfer slots, or 429 (git-lfs waits for Retry-After and tries again).
 
