@@ -24,7 +24,6 @@ from sqlalchemy import (
     UniqueConstraint,
     true,
 )
-from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -94,6 +93,8 @@ class ExactString(TypeDecorator[str]):
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name in ("mysql", "mariadb"):
+            from sqlalchemy.dialects import mysql  # only on MySQL: its module costs memory elsewhere (issue 17)
+
             exact = mysql.VARCHAR(self.length, charset="utf8mb4", collation=exact_collation(dialect))
             return dialect.type_descriptor(exact)
         return dialect.type_descriptor(String(self.length))
