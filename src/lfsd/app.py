@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,10 +22,13 @@ from lfsd.core.login import PasswordLogin
 from lfsd.core.ports import ObjectStore
 from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
+from lfsd.core.ssh_auth import SshAuthSigner, SshCredentials
 from lfsd.core.throttle import FailureCounter, LoginThrottle, ThrottleLimits
 from lfsd.db.metadata import Metadata
+from lfsd.db.ssh_keys import SqlSshKeys
 from lfsd.git.process import GitProcesses
 from lfsd.git.repositories import BareRepositories
+from lfsd.hook import hook_environment
 from lfsd.http.drain import close_while_draining, drain_middleware
 from lfsd.http.errors import error_middleware
 from lfsd.http.health import add_health_routes
@@ -100,7 +102,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         key = await in_thread(signing_key, settings)
         signer = LinkSigner(key, settings.link_ttl)
         app[SIGNER] = signer
-        app[ACCESS] = _open_access(settings, meta, resources)
+        app[ACCESS] = _open_access(settings, meta, resources, key)
         app[SERVICE] = LfsService(meta.objects, store, signer, time.time, opened.direct)
         app[LOCKS] = LockService(
             meta.locks,
@@ -135,7 +137,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         executor.shutdown(wait=True)
 
 
-def _open_access(settings: Settings, meta: Metadata, resources: AsyncExitStack) -> AccessControl:
+def _open_access(settings: Settings, meta: Metadata, resources: AsyncExitStack, key: bytes) -> AccessControl:
     """Access control with its login throttle (counters in Redis when configured, so replicas share them) and
     its caches (in process)."""
     counter: FailureCounter
@@ -166,17 +168,10 @@ def _open_access(settings: Settings, meta: Metadata, resources: AsyncExitStack) 
         secrets.token_bytes(32),
     )
     # One standing per (repository, user, token) in use within a few seconds: 10,000 is far above a busy server's.
-    return AccessControl(meta.users, meta.repos, logins, LruCache(10_000, settings.link_standing_ttl))
+    ssh = SshCredentials(SshAuthSigner(key, settings.ssh_token_ttl), SqlSshKeys(meta.db), time.time)
+    return AccessControl(meta.users, meta.repos, logins, LruCache(10_000, settings.link_standing_ttl), ssh)
 
 
 def _hook_env(settings: Settings) -> dict[str, str]:
-    """What the pre-receive hook (``python -m lfsd hook pre-receive``) needs to open this server's database,
-    whichever way the server was given it (options or environment)."""
-    env = {
-        "LFSD_HOOK_PYTHON": sys.executable,
-        "LFSD_DATA_DIR": str(settings.data_dir.resolve()),
-        "LFSD_DATABASE_URL": settings.effective_database_url,
-    }
-    if settings.database_password is not None:
-        env["LFSD_DATABASE_PASSWORD"] = settings.database_password.get_secret_value()
-    return env
+    """What the pre-receive hook needs to open this server's database (the SSH shell sets the same)."""
+    return hook_environment(settings)

@@ -244,6 +244,20 @@ class Settings(BaseSettings):
             return usable_cores()
         return value
 
+    # SSH (docs/ssh.md): keys, the OpenSSH forced command and git-lfs-authenticate.
+    ssh_user: str = Field(
+        "git", pattern=r"^[a-z_][a-z0-9_-]{0,31}$", description="the SSH login name clients use (ssh://git@host/…)"
+    )
+    ssh_command: str | None = Field(
+        None, description="the program sshd runs as the forced command; default: this Python with -m lfsd"
+    )
+    ssh_token_ttl: int = Field(
+        900, ge=60, le=86400, description="seconds git-lfs-authenticate's credential stays valid"
+    )
+    ssh_transfer: bool = Field(
+        True, description="serve git-lfs-transfer (pure SSH); false: refuse it so clients fall back to HTTP"
+    )
+
 
 def usable_cores(cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:
     """The cores this process may use: its CPU affinity, lowered to a container's CPU quota (cgroup v2), so that a pod

@@ -8,6 +8,7 @@ from lfsd.core.login import Cache, PasswordLogin
 from lfsd.core.ports import RepoDirectory, UserDirectory
 from lfsd.core.repo import RepoPath
 from lfsd.core.signing import LinkGrant
+from lfsd.core.ssh_auth import SSH_TOKEN_PREFIX, SshCredentials
 from lfsd.core.tokens import looks_like_token
 
 StandingKey = tuple[int, int, int]  # repo id, user id, token id
@@ -20,11 +21,13 @@ class AccessControl:
         repos: RepoDirectory,
         passwords: PasswordLogin,
         standings: Cache[StandingKey, Standing],
+        ssh: SshCredentials | None = None,
     ) -> None:
         self._users = users
         self._repos = repos
         self._passwords = passwords
         self._standings = standings
+        self._ssh = ssh  # git-lfs-authenticate's scoped credentials, when this server accepts them
 
     async def authenticate_basic(self, name: str, secret: str, address: str) -> Identity:
         """HTTP Basic with either a password or a personal access token of that user.
@@ -39,6 +42,8 @@ class AccessControl:
         return await self._passwords.authenticate(name, secret, address)
 
     async def authenticate_bearer(self, token: str) -> Identity:
+        if self._ssh is not None and token.startswith(SSH_TOKEN_PREFIX):
+            return await self._ssh.identity(token)
         identity = await self._users.identity_for_token(token)
         if identity is None:
             raise Unauthorized("invalid or revoked token")

@@ -32,13 +32,15 @@ class Permission(IntEnum):
 @dataclass(frozen=True, slots=True)
 class Identity:
     """An authenticated user. ``token_id`` is the personal access token that authenticated them (0: a password);
-    ``ceiling`` the most that credential allows anywhere (a read-only token: ``READ``)."""
+    ``ceiling`` the most that credential allows anywhere (a read-only token: ``READ``); ``repo_scope``, when set,
+    the one repository the credential is valid for (``git-lfs-authenticate``'s): any other gets ``NONE``."""
 
     user_id: int
     name: str
     is_admin: bool
     token_id: int = 0
     ceiling: Permission = Permission.ADMIN
+    repo_scope: RepoPath | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +69,10 @@ class Standing:
 
 def effective_permission(identity: Identity | None, repo: Repo, grant: Permission) -> Permission:
     """The caller's permission on ``repo``: server admins hold everything, public repositories are readable; and
-    never more than the credential's ceiling (a read-only token reads, whatever the grant)."""
+    never more than the credential's ceiling (a read-only token reads, whatever the grant); nothing outside the
+    credential's repository scope."""
+    if identity is not None and identity.repo_scope is not None and identity.repo_scope != repo.path:
+        return Permission.NONE
     if identity is not None and identity.is_admin:
         return identity.ceiling
     level = grant if identity is not None else Permission.NONE
