@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     keys.add_argument("key_type")
     keys.add_argument("key")
     keys.add_argument("--ssh-command", default=None, help="the program the forced command runs [env LFSD_SSH_COMMAND]")
+    keys.add_argument("--ssh-user", default=None, help="the SSH login name served [env LFSD_SSH_USER; default git]")
     shell = commands.add_parser("shell", help="the forced command: serves SSH_ORIGINAL_COMMAND")
     shell.add_argument("--key", type=int, required=True, help="the id of the SSH key that logged in")
     for sub in (keys, shell):
@@ -57,14 +58,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings(options: argparse.Namespace) -> Settings:
     given: dict[str, Any] = {field: getattr(options, field) for _, field in _PASSED}
-    if getattr(options, "ssh_command", None) is not None:
-        given["ssh_command"] = options.ssh_command
+    for field in ("ssh_command", "ssh_user"):
+        given[field] = getattr(options, field, None)
     return Settings(**{key: value for key, value in given.items() if value is not None})
 
 
 def _open_database(settings: Settings) -> Database:
-    # resources.open_database without the rest of resources.py (the object store and its buffers).
-    from lfsd.resources import open_database
+    # Not lfsd.resources: the object store and password hashing would double the start-up.
+    from lfsd.database_settings import open_database
 
     return open_database(settings)
 
