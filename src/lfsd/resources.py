@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from lfsd.config import Settings
 from lfsd.core.ports import DirectTransfers
-from lfsd.database_settings import open_database
+from lfsd.database_settings import open_database as open_database  # re-exported: callers open it from here
 from lfsd.db.database import Database
 from lfsd.db.metadata import Metadata, Migrator, SchemaMismatch, ensure_schema, may_migrate, upgrade_in_process
 from lfsd.offload import in_thread
