@@ -116,7 +116,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("listen", "metrics_listen")
+    @field_validator("listen", "metrics_listen", "ssh_listen")
     @classmethod
     def _check_listen(cls, value: str | None) -> str | None:
         if value is None:
@@ -253,6 +253,9 @@ class Settings(BaseSettings):
     )
     ssh_token_ttl: int = Field(
         900, ge=60, le=86400, description="seconds git-lfs-authenticate's credential stays valid"
+    )
+    ssh_listen: str | None = Field(
+        None, description="HOST:PORT for the embedded SSH server started by lfsd serve; default: none"
     )
     ssh_transfer: bool = Field(
         True, description="serve git-lfs-transfer (pure SSH); false: refuse it so clients fall back to HTTP"

@@ -16,6 +16,7 @@ from lfsd.core.git import GitService, Pusher
 from lfsd.core.repo import RepoPath
 from lfsd.core.ssh_admin import SshKeyAdministration
 from lfsd.core.ssh_auth import SshAuthSigner
+from lfsd.core.ssh_command import SessionStreams
 from lfsd.db.database import utcnow
 from lfsd.db.ssh_keys import SqlSshKeys
 from lfsd.ssh.shell import TRANSFER_DISABLED, Refused, ShellServices, serve_command
@@ -27,7 +28,14 @@ ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBPmrEFbCEOBfD4vZgB3j6IPfQYl2yvN3
 class NoGit:
     """The shell's GitLauncher where a test must not reach git: any call fails the test."""
 
-    async def run(self, service: GitService, repo: RepoPath, pusher: Pusher | None, protocol: str | None) -> int:
+    async def run(
+        self,
+        service: GitService,
+        repo: RepoPath,
+        pusher: Pusher | None,
+        protocol: str | None,
+        streams: SessionStreams | None = None,
+    ) -> int:
         raise AssertionError(f"git {service} was started for {repo}")
 
 

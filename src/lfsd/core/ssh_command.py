@@ -16,7 +16,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Final
+from typing import Final, Protocol
 
 from lfsd.core.errors import BadRequest, InvalidRepoPath
 from lfsd.core.git import GitService
@@ -83,3 +83,17 @@ def parse_ssh_command(text: str | None) -> LfsCommand | GitCommand:
         return GitCommand(service, _repo(args[0]))
     shown = program[:40]
     raise RefusedCommand(f"{shown!r} is not served here: this SSH server serves git and git-lfs commands only")
+
+
+class SessionStreams(Protocol):
+    """An SSH channel's standard streams, for a command that runs in the server's process (the embedded server);
+    the forced command of OpenSSH passes None and lets git use its own standard input and output."""
+
+    async def read(self, size: int) -> bytes:
+        """Up to ``size`` bytes; b"" at the end of the client's input."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def write_stderr(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None: ...

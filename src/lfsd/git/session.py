@@ -4,11 +4,13 @@ standard input and output (not ``--stateless-rpc``: an SSH channel is one long c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Callable, Mapping
 
 from lfsd.core.git import GitService, Pusher
 from lfsd.core.repo import RepoPath
-from lfsd.git.process import child_env
+from lfsd.core.ssh_command import SessionStreams
+from lfsd.git.process import READ_SIZE, child_env
 from lfsd.git.repositories import BareRepositories
 
 
@@ -21,10 +23,52 @@ class GitSession:
         self._hook_env = dict(hook_env)
         self._git = git
 
-    async def run(self, service: GitService, repo: RepoPath, pusher: Pusher | None, protocol: str | None) -> int:
-        """git's exit status; it reads and writes this process's standard input and output."""
+    async def run(
+        self,
+        service: GitService,
+        repo: RepoPath,
+        pusher: Pusher | None,
+        protocol: str | None,
+        streams: SessionStreams | None = None,
+    ) -> int:
+        """git's exit status. Without ``streams`` it reads and writes this process's standard input and output (the
+        forced command); with them, it is copied to and from the channel in bounded chunks (the embedded server)."""
         git_dir = await self._repos.ensure(repo)
-        child = await asyncio.create_subprocess_exec(
-            self._git, service.removeprefix("git-"), str(git_dir), env=child_env(self._hook_env, protocol, pusher)
-        )
-        return await child.wait()
+        command = [self._git, service.removeprefix("git-"), str(git_dir)]
+        env = child_env(self._hook_env, protocol, pusher)
+        if streams is None:
+            child = await asyncio.create_subprocess_exec(*command, env=env)
+            return await child.wait()
+        pipe = asyncio.subprocess.PIPE
+        child = await asyncio.create_subprocess_exec(*command, env=env, stdin=pipe, stdout=pipe, stderr=pipe)
+        assert child.stdin is not None and child.stdout is not None and child.stderr is not None
+        feeding = asyncio.create_task(_feed(streams, child.stdin))
+        try:
+            await asyncio.gather(
+                _copy(child.stdout, streams, streams.write), _copy(child.stderr, streams, streams.write_stderr)
+            )
+            return await child.wait()
+        finally:
+            feeding.cancel()
+            if child.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    child.kill()
+                await child.wait()
+
+
+async def _feed(streams: SessionStreams, stdin: asyncio.StreamWriter) -> None:
+    try:
+        while data := await streams.read(READ_SIZE):
+            stdin.write(data)
+            await stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        return
+    finally:
+        with contextlib.suppress(OSError):
+            stdin.close()
+
+
+async def _copy(source: asyncio.StreamReader, streams: SessionStreams, write: Callable[[bytes], None]) -> None:
+    while data := await source.read(READ_SIZE):
+        write(data)
+        await streams.drain()

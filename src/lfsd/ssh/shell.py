@@ -23,7 +23,7 @@ from lfsd.core.operation import Operation
 from lfsd.core.ports import RepoDirectory
 from lfsd.core.repo import RepoPath
 from lfsd.core.ssh_auth import SshAuthSigner, SshKeyDirectory
-from lfsd.core.ssh_command import GitCommand, LfsCommand, LfsProgram, parse_ssh_command
+from lfsd.core.ssh_command import GitCommand, LfsCommand, LfsProgram, SessionStreams, parse_ssh_command
 
 log = logging.getLogger("lfsd.ssh")
 
@@ -33,7 +33,14 @@ TRANSFER_DISABLED: Final = "git-lfs-transfer is not enabled on this server"
 
 
 class GitLauncher(Protocol):
-    async def run(self, service: GitService, repo: RepoPath, pusher: Pusher | None, protocol: str | None) -> int: ...
+    async def run(
+        self,
+        service: GitService,
+        repo: RepoPath,
+        pusher: Pusher | None,
+        protocol: str | None,
+        streams: SessionStreams | None = None,
+    ) -> int: ...
 
 
 Transfer = Callable[[Identity, RepoPath, Operation], Awaitable[int]]
@@ -86,27 +93,35 @@ async def serve_command(
     command_text: str | None,
     protocol: str | None,
     write: Callable[[bytes], None],
+    streams: SessionStreams | None = None,
 ) -> int:
-    """Serve ``command_text`` for the user of key ``key_id``; the exit status. Refusals raise ``Refused``."""
+    """Serve ``command_text`` for the user of key ``key_id``; the exit status. Refusals raise ``Refused``.
+    ``streams``: the channel, when the command runs inside the server (None: this process's own stdin/stdout)."""
     try:
         command = parse_ssh_command(command_text)
         identity = await services.keys.identity_for_key(key_id)
         if identity is None:
             raise Unauthorized("this SSH key was removed or its user disabled")
         if isinstance(command, GitCommand):
-            return await _git(services, identity, command, protocol)
+            return await _git(services, identity, command, protocol, streams)
         return await _lfs(services, key_id, identity, command, write)
     except LfsError as exc:
         raise Refused(exc.message) from None
 
 
-async def _git(services: ShellServices, identity: Identity, command: GitCommand, protocol: str | None) -> int:
+async def _git(
+    services: ShellServices,
+    identity: Identity,
+    command: GitCommand,
+    protocol: str | None,
+    streams: SessionStreams | None,
+) -> int:
     repo = await _authorize(services.repos, identity, command.repo, command.service.needed)
     pushing = command.service is GitService.RECEIVE_PACK
     pusher = Pusher(repo.id, identity.user_id, identity.name) if pushing else None
     wanted = protocol if protocol is not None and _PROTOCOL_RE.fullmatch(protocol) else None
     log.info("ssh %s %s by %s", command.service, repo.path, identity.name)
-    return await services.git.run(command.service, repo.path, pusher, wanted)
+    return await services.git.run(command.service, repo.path, pusher, wanted, streams)
 
 
 async def _lfs(
