@@ -114,7 +114,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         if settings.ssh_listen is not None:
             from lfsd.ssh_embedded import open_embedded_ssh  # asyncssh is loaded only when configured
 
-            await open_embedded_ssh(settings, meta, key, resources)
+            await open_embedded_ssh(settings, meta, key, resources, metrics)
         app[GIT_REPOS] = BareRepositories(settings.effective_git_root)
         app[GIT_RPC] = GitProcesses(_hook_env(settings))
         inflight = InFlight(MemoryReleaser(), metrics.transfers_in_flight)

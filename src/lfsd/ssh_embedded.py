@@ -16,6 +16,7 @@ from lfsd.db.ssh_keys import SqlSshKeys
 from lfsd.git.repositories import BareRepositories
 from lfsd.git.session import GitSession
 from lfsd.hook import hook_environment
+from lfsd.observability.metrics import Metrics
 from lfsd.offload import in_thread
 from lfsd.ssh.server import EmbeddedSsh, new_host_key, start_embedded_ssh
 from lfsd.ssh.shell import ShellServices
@@ -45,7 +46,9 @@ def host_key(data_dir: Path) -> bytes:
     return path.read_bytes()
 
 
-async def open_embedded_ssh(settings: Settings, meta: Metadata, key: bytes, resources: AsyncExitStack) -> None:
+async def open_embedded_ssh(
+    settings: Settings, meta: Metadata, key: bytes, resources: AsyncExitStack, metrics: Metrics
+) -> None:
     """Start listening on ``settings.ssh_listen``; closed with ``resources``."""
     assert settings.ssh_listen is not None
     keys = SqlSshKeys(meta.db)
@@ -57,7 +60,7 @@ async def open_embedded_ssh(settings: Settings, meta: Metadata, key: bytes, reso
         clock=time.time,
         git=GitSession(BareRepositories(settings.effective_git_root), hook_environment(settings)),
     )
-    embedded = EmbeddedSsh(services, keys, settings.ssh_user)
+    embedded = EmbeddedSsh(services, keys, settings.ssh_user, metrics)
     private_key = await in_thread(host_key, settings.data_dir)
     acceptor = await start_embedded_ssh(
         embedded, host_of(settings.ssh_listen), port_of(settings.ssh_listen), private_key

@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,3 +91,11 @@ def test_push_clone_lock_and_a_removed_key_through_the_embedded_server(embedded:
     deployment.server.cli("ssh", "key", "remove", line.split()[0])
     denied = alice.git("fetch", "origin", cwd=copy, check=False)
     assert "Permission denied (publickey)" in denied, denied
+
+    with urllib.request.urlopen(f"{deployment.server.url}/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    assert 'lfsd_ssh_commands_total{command="git-lfs-authenticate",outcome="ok"}' in metrics
+    assert 'lfsd_ssh_commands_total{command="other",outcome="refused"} 1.0' in metrics
+    assert 'lfsd_ssh_commands_total{command="git-receive-pack",outcome="ok"} 1.0' in metrics
+    sent = [line for line in metrics.splitlines() if line.startswith('lfsd_ssh_bytes_total{direction="sent"}')]
+    assert sent and float(sent[0].split()[-1]) > 0

@@ -127,6 +127,12 @@ class Metrics:
         )
         for direction in ("upload", "download"):
             self.transfers_in_flight.labels(direction)
+        # The embedded SSH server's (OpenSSH's forced command runs in processes of its own, which export nothing).
+        self.ssh_sessions = Counter("lfsd_ssh_sessions", "SSH sessions opened on the embedded server", registry=r)
+        self.ssh_commands = Counter(
+            "lfsd_ssh_commands", "SSH commands by program and outcome", ["command", "outcome"], registry=r
+        )
+        self.ssh_bytes = Counter("lfsd_ssh_bytes", "SSH channel bytes by direction", ["direction"], registry=r)
         self._pool: Callable[[], PoolStats | None] = lambda: None
         self._multiprocess_dir = multiprocess_dir
         if multiprocess_dir is None:

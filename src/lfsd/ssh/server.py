@@ -15,12 +15,13 @@ from typing import Protocol
 import asyncssh
 
 from lfsd.core.sshkeys import PublicKey, parse_offered_key
+from lfsd.observability.metrics import Metrics
 from lfsd.ssh.shell import Refused, ShellServices, serve_command
 
 log = logging.getLogger("lfsd.ssh")
 
 KEY_ID = "lfsd_key_id"
-READ_SIZE = 64 * 1024
+_PROGRAMS = ("git-lfs-authenticate", "git-lfs-transfer", "git-upload-pack", "git-receive-pack")
 
 
 class KeyLookup(Protocol):
@@ -33,18 +34,24 @@ class EmbeddedSsh:
     services: ShellServices
     keys: KeyLookup
     user: str
+    metrics: Metrics
 
 
 class _Streams:
     """``core.ssh_command.SessionStreams`` over an asyncssh process (binary channel)."""
 
-    def __init__(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
+    def __init__(self, process: asyncssh.SSHServerProcess[bytes], metrics: Metrics) -> None:
         self._process = process
+        self._received = metrics.ssh_bytes.labels("received")
+        self._sent = metrics.ssh_bytes.labels("sent")
 
     async def read(self, size: int) -> bytes:
-        return await self._process.stdin.read(size)
+        data = await self._process.stdin.read(size)
+        self._received.inc(len(data))
+        return data
 
     def write(self, data: bytes) -> None:
+        self._sent.inc(len(data))
         self._process.stdout.write(data)
 
     def write_stderr(self, data: bytes) -> None:
@@ -90,21 +97,26 @@ class _Server(asyncssh.SSHServer):
 
 async def _session(embedded: EmbeddedSsh, process: asyncssh.SSHServerProcess[bytes]) -> None:
     key_id = process.get_extra_info(KEY_ID)
-    streams = _Streams(process)
-    status = 1
+    streams = _Streams(process, embedded.metrics)
+    program = (process.command or "").split(" ", 1)[0]
+    label = program if program in _PROGRAMS else "other"
+    embedded.metrics.ssh_sessions.inc()
+    status, outcome = 1, "failed"
     try:
         protocol = process.env.get("GIT_PROTOCOL")
         wanted = protocol if isinstance(protocol, str) else None
         status = await serve_command(embedded.services, int(key_id), process.command, wanted, streams.write, streams)
+        outcome = "ok" if status == 0 else "failed"
     except Refused as exc:
         process.stderr.write(f"lfsd: {exc.message}\n".encode())
-        status = exc.status
+        status, outcome = exc.status, "refused"
     except (asyncssh.Error, ConnectionError) as exc:
         log.info("ssh session ended: %s", exc)
     except Exception:
         log.exception("ssh session failed")
         process.stderr.write(b"lfsd: internal error\n")
     finally:
+        embedded.metrics.ssh_commands.labels(label, outcome).inc()
         process.exit(status)
 
 
