@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,7 +13,9 @@ import pytest
 from lfsd.bootstrap import signing_key
 from lfsd.config import Settings
 from lfsd.core.audit import Actor
+from lfsd.core.auth import Identity
 from lfsd.core.git import GitService, Pusher
+from lfsd.core.operation import Operation
 from lfsd.core.repo import RepoPath
 from lfsd.core.ssh_admin import SshKeyAdministration
 from lfsd.core.ssh_auth import SshAuthSigner
@@ -139,3 +142,21 @@ async def test_the_shell_refuses_what_it_must(world: World, settings: Settings) 
     assert "removed or its user disabled" in await refused(alice + 100, "git-upload-pack acme/game")
     bob = await _add_key(world, "bob", ED25519.replace("IBPm", "IBPn"))
     assert await refused(bob, "git-upload-pack acme/game") == "repository not found"
+
+
+async def test_git_lfs_transfer_runs_when_served_after_the_same_checks(world: World, settings: Settings) -> None:
+    await world.user("alice")
+    await world.repo("acme/game", grants={"alice": "read"})
+    key_id = await _add_key(world, "alice")
+    calls: list[tuple[str, RepoPath, Operation]] = []
+
+    async def transfer(identity: Identity, repo: RepoPath, operation: Operation, streams: SessionStreams | None) -> int:
+        assert identity.repo_scope is None and streams is None
+        calls.append((identity.name, repo, operation))
+        return 0
+
+    services = replace(_services(world, settings), transfer=transfer)
+    assert await serve_command(services, key_id, "git-lfs-transfer acme/game.git download", None, lambda _: None) == 0
+    with pytest.raises(Refused, match="write access"):
+        await serve_command(services, key_id, "git-lfs-transfer acme/game.git upload", None, lambda _: None)
+    assert calls == [("alice", RepoPath("acme/game"), Operation.DOWNLOAD)]

@@ -57,12 +57,14 @@ class GitSession:
 
 
 async def _feed(streams: SessionStreams, stdin: asyncio.StreamWriter) -> None:
+    """The client's input into git's, then end of input. A channel that breaks off ends git's input the same way
+    (git then fails, and a half-received push is discarded by git itself)."""
     try:
         while data := await streams.read(READ_SIZE):
             stdin.write(data)
             await stdin.drain()
-    except (BrokenPipeError, ConnectionResetError):
-        return
+    except Exception:  # noqa: S110 - whatever broke the channel, git's input just ends
+        pass
     finally:
         with contextlib.suppress(OSError):
             stdin.close()

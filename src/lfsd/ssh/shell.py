@@ -43,7 +43,9 @@ class GitLauncher(Protocol):
     ) -> int: ...
 
 
-Transfer = Callable[[Identity, RepoPath, Operation], Awaitable[int]]
+# git-lfs-transfer for one session (lfsd.ssh.transfer.serve, wired by the composition root when it is served):
+# the user, repository and operation, and the channel (None: this process's standard input and output).
+Transfer = Callable[[Identity, RepoPath, Operation, SessionStreams | None], Awaitable[int]]
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ async def serve_command(
             raise Unauthorized("this SSH key was removed or its user disabled")
         if isinstance(command, GitCommand):
             return await _git(services, identity, command, protocol, streams)
-        return await _lfs(services, key_id, identity, command, write)
+        return await _lfs(services, key_id, identity, command, write, streams)
     except LfsError as exc:
         raise Refused(exc.message) from None
 
@@ -125,7 +127,12 @@ async def _git(
 
 
 async def _lfs(
-    services: ShellServices, key_id: int, identity: Identity, command: LfsCommand, write: Callable[[bytes], None]
+    services: ShellServices,
+    key_id: int,
+    identity: Identity,
+    command: LfsCommand,
+    write: Callable[[bytes], None],
+    streams: SessionStreams | None,
 ) -> int:
     needed = Permission.WRITE if command.operation is Operation.UPLOAD else Permission.READ
     if command.program is LfsProgram.TRANSFER and services.transfer is None:
@@ -136,4 +143,4 @@ async def _lfs(
         write(authenticate_response(services, key_id, repo.path, command.operation))
         return 0
     assert services.transfer is not None
-    return await services.transfer(identity, repo.path, command.operation)
+    return await services.transfer(identity, repo.path, command.operation, streams)
