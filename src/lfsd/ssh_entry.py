@@ -22,14 +22,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from lfsd.config import Settings
+from lfsd.core.errors import LfsError
 from lfsd.core.ssh_auth import SshAuthSigner
 from lfsd.core.sshkeys import parse_offered_key
 from lfsd.db.database import Database
 from lfsd.db.repos import SqlRepoDirectory
 from lfsd.db.ssh_keys import SqlSshKeys
 from lfsd.ssh.shell import Refused
-
-log = logging.getLogger("lfsd.ssh")
 
 # The options both commands take, passed through from `ssh keys` to the `ssh shell` it names.
 _PASSED: tuple[tuple[str, str], ...] = (
@@ -146,6 +145,9 @@ async def _shell(settings: Settings, key_id: int) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Nothing is logged to the client: without a handler, Python's last resort would print lfsd's warnings (a
+    # database URL, a traceback) on stderr, which the SSH client shows. Failures are the one line below.
+    logging.getLogger("lfsd").addHandler(logging.NullHandler())
     options = _parser().parse_args(argv)
     try:
         settings = _settings(options)
@@ -155,14 +157,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Refused as exc:
         sys.stderr.write(f"lfsd: {exc.message}\n")
         return exc.status
+    except LfsError as exc:
+        sys.stderr.write(f"lfsd: {exc.message}\n")
+        return 1
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         field = ".".join(str(part) for part in first["loc"]) or "settings"
         sys.stderr.write(f"lfsd: invalid setting {field}: {first['msg']}\n")
         return 1
     except Exception as exc:
-        # One line for the client (or sshd's log), never a traceback: the database is down, say.
-        log.error("ssh %s failed", options.command, exc_info=True)
+        # One line for the client (or sshd's log), never a traceback.
         lines = str(exc).strip().splitlines()
         sys.stderr.write(f"lfsd: {options.command} failed: {lines[0] if lines else type(exc).__name__}\n")
         return 1

@@ -126,3 +126,12 @@ def test_authorized_keys_command_and_forced_shell(tmp_path: Path, database_url: 
 def test_bad_usage_is_one_line_and_non_zero(tmp_path: Path, args: tuple[str, ...]) -> None:
     result = _ssh(tmp_path, None, *args)
     assert result.returncode == 2 and "Traceback" not in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize("command", ["keys", "shell"])
+def test_a_database_that_is_down_is_one_line_for_sshd_and_the_client(tmp_path: Path, command: str) -> None:
+    down = "postgresql://lfsd@127.0.0.1:9/lfsd"  # nothing listens on the discard port
+    args = ("git", *ED25519.split()[:2]) if command == "keys" else ("--key", "1")
+    result = _ssh(tmp_path, down, command, *args, command="git-lfs-authenticate acme/game download")
+    assert (result.returncode, result.stdout) == (1, ""), result.stderr
+    assert result.stderr == "lfsd: the metadata database is unavailable\n"
