@@ -94,8 +94,8 @@ def test_push_clone_lock_and_a_removed_key_through_the_embedded_server(embedded:
 
     with urllib.request.urlopen(f"{deployment.server.url}/metrics", timeout=10) as response:
         metrics = response.read().decode()
-    assert 'lfsd_ssh_commands_total{command="git-lfs-authenticate",outcome="ok"}' in metrics
-    assert 'lfsd_ssh_commands_total{command="other",outcome="refused"} 1.0' in metrics
-    assert 'lfsd_ssh_commands_total{command="git-receive-pack",outcome="ok"} 1.0' in metrics
-    sent = [line for line in metrics.splitlines() if line.startswith('lfsd_ssh_bytes_total{direction="sent"}')]
+    assert 'lfsd_ssh_exec_commands_total{command="git-lfs-authenticate",outcome="ok"}' in metrics
+    assert 'lfsd_ssh_exec_commands_total{command="other",outcome="refused"} 1.0' in metrics
+    assert 'lfsd_ssh_exec_commands_total{command="git-receive-pack",outcome="ok"} 1.0' in metrics
+    sent = [line for line in metrics.splitlines() if line.startswith('lfsd_ssh_channel_bytes_total{direction="sent"}')]
     assert sent and float(sent[0].split()[-1]) > 0

@@ -127,12 +127,15 @@ class Metrics:
         )
         for direction in ("upload", "download"):
             self.transfers_in_flight.labels(direction)
-        # The embedded SSH server's (OpenSSH's forced command runs in processes of its own, which export nothing).
+        # The embedded SSH server's sessions (OpenSSH's forced command runs in processes of its own, which export
+        # nothing); git-lfs-transfer's own commands and bytes are counted by the transfer protocol.
         self.ssh_sessions = Counter("lfsd_ssh_sessions", "SSH sessions opened on the embedded server", registry=r)
-        self.ssh_commands = Counter(
-            "lfsd_ssh_commands", "SSH commands by program and outcome", ["command", "outcome"], registry=r
+        self.ssh_exec_commands = Counter(
+            "lfsd_ssh_exec_commands", "SSH exec requests by program and outcome", ["command", "outcome"], registry=r
         )
-        self.ssh_bytes = Counter("lfsd_ssh_bytes", "SSH channel bytes by direction", ["direction"], registry=r)
+        self.ssh_channel_bytes = Counter(
+            "lfsd_ssh_channel_bytes", "SSH exec channel bytes by direction", ["direction"], registry=r
+        )
         self._pool: Callable[[], PoolStats | None] = lambda: None
         self._multiprocess_dir = multiprocess_dir
         if multiprocess_dir is None:

@@ -42,8 +42,8 @@ class _Streams:
 
     def __init__(self, process: asyncssh.SSHServerProcess[bytes], metrics: Metrics) -> None:
         self._process = process
-        self._received = metrics.ssh_bytes.labels("received")
-        self._sent = metrics.ssh_bytes.labels("sent")
+        self._received = metrics.ssh_channel_bytes.labels("received")
+        self._sent = metrics.ssh_channel_bytes.labels("sent")
 
     async def read(self, size: int) -> bytes:
         data = await self._process.stdin.read(size)
@@ -116,7 +116,7 @@ async def _session(embedded: EmbeddedSsh, process: asyncssh.SSHServerProcess[byt
         log.exception("ssh session failed")
         process.stderr.write(b"lfsd: internal error\n")
     finally:
-        embedded.metrics.ssh_commands.labels(label, outcome).inc()
+        embedded.metrics.ssh_exec_commands.labels(label, outcome).inc()
         process.exit(status)
 
 
