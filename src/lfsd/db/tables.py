@@ -32,6 +32,7 @@ from lfsd.core.lockpath import MAX_LOCK_PATH_LENGTH
 from lfsd.core.locks import MAX_REF_LENGTH
 from lfsd.core.names import MAX_USER_NAME_LENGTH
 from lfsd.core.repo import MAX_LENGTH as MAX_REPO_PATH_LENGTH
+from lfsd.core.sshkeys import MAX_KEY_LABEL_LENGTH, MAX_KEY_TYPE_LENGTH
 from lfsd.core.tokens import MAX_TOKEN_LABEL_LENGTH
 
 NAMING = {
@@ -218,4 +219,21 @@ ui_sessions = Table(
     Column("last_seen_at", UtcDateTime(), nullable=False),
     Index(None, "user_id"),
     Index(None, "expires_at"),
+)
+
+# SSH keys (migration 0007): one key belongs to one user.
+ssh_keys = Table(
+    "ssh_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("key_type", String(MAX_KEY_TYPE_LENGTH), nullable=False),
+    Column("public_key", Text, nullable=False),  # the base64 key blob, as in authorized_keys
+    # The SHA-256 of the blob in hex (one key belongs to one user); shown as SHA256:base64 like ssh-keygen -lf.
+    Column("fingerprint", String(64), nullable=False),
+    Column("label", String(MAX_KEY_LABEL_LENGTH), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("last_used_at", UtcDateTime(), nullable=True),
+    UniqueConstraint("fingerprint"),
+    Index(None, "user_id"),
 )

@@ -132,6 +132,15 @@ class Metrics:
         self.ssh_sent_bytes = Counter("lfsd_ssh_sent_bytes", "git-lfs-transfer bytes sent", registry=r)
         for direction in ("upload", "download"):
             self.transfers_in_flight.labels(direction)
+        # The embedded SSH server's sessions (OpenSSH's forced command runs in processes of its own, which export
+        # nothing); git-lfs-transfer's own commands and bytes are counted by the transfer protocol.
+        self.ssh_sessions = Counter("lfsd_ssh_sessions", "SSH sessions opened on the embedded server", registry=r)
+        self.ssh_exec_commands = Counter(
+            "lfsd_ssh_exec_commands", "SSH exec requests by program and outcome", ["command", "outcome"], registry=r
+        )
+        self.ssh_channel_bytes = Counter(
+            "lfsd_ssh_channel_bytes", "SSH exec channel bytes by direction", ["direction"], registry=r
+        )
         self._pool: Callable[[], PoolStats | None] = lambda: None
         self._multiprocess_dir = multiprocess_dir
         if multiprocess_dir is None:
