@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -217,13 +218,23 @@ def git(*args: str, env: dict[str, str] | None = None) -> None:
 
 
 def push_and_clone(
-    name: str, pid: int, url: str, source: Path, work: Path, figures: list[Figure], env: dict[str, str] | None = None
+    name: str,
+    pid: int,
+    urls: list[str],
+    source: Path,
+    work: Path,
+    figures: list[Figure],
+    env: dict[str, str] | None = None,
 ) -> None:
+    """Each case once per URL (empty repositories of the same server; the ratios take the best run): push the
+    whole history into each, then clone the first that many times."""
     size = pack_bytes(source)
     clone = work / f"clone-{name}.git"
-    measure(name, "push", pid, size, lambda: git("-C", str(source), "push", "-q", url, "main", env=env), figures)
-    measure(name, "clone", pid, size, lambda: git("clone", "-q", "--bare", url, str(clone), env=env), figures)
-    shutil.rmtree(clone)
+    for url in urls:
+        measure(name, "push", pid, size, partial(git, "-C", str(source), "push", "-q", url, "main", env=env), figures)
+    for _ in urls:
+        measure(name, "clone", pid, size, lambda: git("clone", "-q", "--bare", urls[0], str(clone), env=env), figures)
+        shutil.rmtree(clone)
 
 
 # --- the servers -------------------------------------------------------------------------------------------------
@@ -257,42 +268,55 @@ def spawned(command: list[str], port: int, log: Path, cwd: Path | None = None) -
             process.wait()
 
 
-def bench_daemon(source: Path, work: Path, figures: list[Figure]) -> None:
+def bench_daemon(source: Path, work: Path, figures: list[Figure], repeat: int) -> None:
     base = work / "daemon"
-    subprocess.run(["git", "init", "-q", "--bare", str(base / "big.git")], check=True)
+    for n in range(repeat):
+        subprocess.run(["git", "init", "-q", "--bare", str(base / f"big{n}.git")], check=True)
     port = free_port()
-    command = ["git", "daemon", "--reuseaddr", "--export-all", "--enable=receive-pack", f"--port={port}"]
+    exec_path = subprocess.run(["git", "--exec-path"], check=True, capture_output=True, text=True).stdout.strip()
+    # git-daemon itself: through the ``git`` wrapper it would be that process's child, its CPU never in ours.
+    command = [
+        str(Path(exec_path) / "git-daemon"),
+        "--reuseaddr",
+        "--export-all",
+        "--enable=receive-pack",
+        f"--port={port}",
+    ]
     command += ["--listen=127.0.0.1", f"--base-path={base}", str(base)]
     with spawned(command, port, work / "daemon.log") as process:
-        push_and_clone("git daemon", process.pid, f"git://127.0.0.1:{port}/big.git", source, work, figures)
+        urls = [f"git://127.0.0.1:{port}/big{n}.git" for n in range(repeat)]
+        push_and_clone("git daemon", process.pid, urls, source, work, figures)
     shutil.rmtree(base)
 
 
-def bench_http_backend(source: Path, work: Path, figures: list[Figure]) -> None:
+def bench_http_backend(source: Path, work: Path, figures: list[Figure], repeat: int) -> None:
     base = work / "cgi"
-    subprocess.run(["git", "init", "-q", "--bare", str(base / "big.git")], check=True)
-    git("-C", str(base / "big.git"), "config", "http.receivepack", "true")
+    for n in range(repeat):
+        subprocess.run(["git", "init", "-q", "--bare", str(base / f"big{n}.git")], check=True)
+        git("-C", str(base / f"big{n}.git"), "config", "http.receivepack", "true")
     port = free_port()
     command = [sys.executable, str(ROOT / "bench" / "cgi_server.py"), "--port", str(port), "--root", str(base)]
     with spawned(command, port, work / "cgi.log") as process:
-        push_and_clone("http-backend", process.pid, f"http://127.0.0.1:{port}/big.git", source, work, figures)
+        urls = [f"http://127.0.0.1:{port}/big{n}.git" for n in range(repeat)]
+        push_and_clone("http-backend", process.pid, urls, source, work, figures)
     shutil.rmtree(base)
 
 
-def bench_lfsd(source: Path, work: Path, lfs_mib: int, figures: list[Figure]) -> None:
+def bench_lfsd(source: Path, work: Path, lfs_mib: int, figures: list[Figure], repeat: int) -> None:
     data = work / "lfsd" / "data"
     data.mkdir(parents=True)
     cli(data, "migrate")
     cli(data, "user", "add", "bench")
     token = cli(data, "token", "create", "bench").stdout.splitlines()[-1]
-    for repo in ("bench/big", "bench/lfs"):
+    for repo in ("bench/lfs", *(f"bench/big{n}" for n in range(repeat))):
         cli(data, "repo", "create", repo)
         cli(data, "repo", "grant", repo, "bench", "write")
     server = Server.start(data)
     try:
         user = GitUser(work / "home", "bench", token, server.url)
         pid = server.process.pid
-        push_and_clone("lfsd", pid, f"{server.url}/bench/big.git", source, work, figures, env=user.env)
+        urls = [f"{server.url}/bench/big{n}.git" for n in range(repeat)]
+        push_and_clone("lfsd", pid, urls, source, work, figures, env=user.env)
         if lfs_mib:
             lfs_file(user, server, work, lfs_mib, figures)
     finally:
@@ -321,12 +345,14 @@ def lfs_file(user: GitUser, server: Server, work: Path, size_mib: int, figures: 
 
 
 def ratios(figures: list[Figure]) -> dict[str, float]:
-    by = {(f.server, f.case): f.mb_per_s for f in figures}
+    by: dict[tuple[str, str], float] = {}
+    for f in figures:
+        by[(f.server, f.case)] = max(by.get((f.server, f.case), 0.0), f.mb_per_s)
     out: dict[str, float] = {}
     for baseline in ("git daemon", "http-backend"):
         for case in ("push", "clone"):
             if (baseline, case) in by and ("lfsd", case) in by:
-                out[f"{case} lfsd/{baseline}"] = round(by[("lfsd", case)] / by[(baseline, case)], 2)
+                out[f"{case} lfsd/{baseline} (best of each)"] = round(by[("lfsd", case)] / by[(baseline, case)], 2)
     return out
 
 
@@ -335,6 +361,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run: 128 MiB of history, a 128 MiB LFS file")
     parser.add_argument("--size-mib", type=int, default=None, help="MiB of Git history (default 1024)")
     parser.add_argument("--lfs-mib", type=int, default=None, help="MiB of the LFS file (default 1024; 0: none)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each Git case; the ratios take the best")
     parser.add_argument("--no-baseline", action="store_true", help="lfsd only")
     parser.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temp dir)")
     args = parser.parse_args()
@@ -346,14 +373,14 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="lfsd-git-hosting-", dir=args.work))
     try:
         if not args.no_baseline:
-            bench_daemon(source, work, figures)
-            bench_http_backend(source, work, figures)
-        bench_lfsd(source, work, lfs_mib, figures)
+            bench_daemon(source, work, figures, args.repeat)
+            bench_http_backend(source, work, figures, args.repeat)
+        bench_lfsd(source, work, lfs_mib, figures, args.repeat)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     summary = ratios(figures)
     for name, ratio in summary.items():
-        print(f"  {name:<28} {ratio:5.2f}x (target >= 0.8)")
+        print(f"  {name:<44} {ratio:5.2f}x (target >= 0.8)")
     OUT.mkdir(exist_ok=True)
     (OUT / "git_hosting.json").write_text(json.dumps({"figures": [asdict(f) for f in figures], "ratios": summary}))
     print(f"\nwritten: {OUT / 'git_hosting.json'}")
