@@ -67,6 +67,7 @@ bench: setup
 	$(BIN)/python bench/small.py --workers 1,2
 	$(BIN)/python bench/batch.py --workers 1,2
 	$(BIN)/python bench/bigfetch.py
+	$(BIN)/python bench/git_hosting.py
 
 clean:
 	rm -rf $(VENV) lfsd-data .mypy_cache .pytest_cache .ruff_cache
