@@ -16,7 +16,7 @@ from typing import Final
 import pytest
 
 BACKENDS: Final = ("sqlite", "mariadb", "postgresql")
-TABLES: Final = ("audit", "locks", "repo_objects", "objects", "grants", "tokens", "repos", "users")
+TABLES: Final = ("audit", "locks", "repo_objects", "objects", "grants", "tokens", "repos", "users", "gc_lease")
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,8 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         signer = LinkSigner(key, settings.link_ttl)
         app[SIGNER] = signer
         app[ACCESS] = _open_access(settings, meta, resources)
+        # A link re-checks, under its row locks, the bodies a garbage collector may have taken (docs/operations.md).
+        meta.objects.check_bodies_with(store.present)
         app[SERVICE] = LfsService(meta.objects, store, signer, time.time, opened.direct)
         app[LOCKS] = LockService(
             meta.locks,

@@ -160,6 +160,12 @@ objects = Table(
     Column("oid", String(64), primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
+    # Garbage collection (migration 0006, docs/operations.md): when `lfsd gc` first saw the row held by no repository
+    # (cleared by a link), the last upload batch naming it, and the claim of a collector's (or link's) transaction.
+    Column("unlinked_at", UtcDateTime(), nullable=True),
+    Column("touched_at", UtcDateTime(), nullable=True),
+    Column("gc_claim", String(32), nullable=True),
+    Index(None, "unlinked_at"),
 )
 
 repo_objects = Table(
@@ -199,4 +205,12 @@ audit = Table(
     Column("outcome", String(16), nullable=False),
     Column("details", Text, nullable=False),  # JSON; never a secret
     Index(None, "at"),
+)
+
+gc_lease = Table(
+    "gc_lease",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("holder", String(64), nullable=True),
+    Column("expires_at", UtcDateTime(), nullable=True),
 )

@@ -155,6 +155,17 @@ class LocalStore:
 
         return await _on_disk(move)
 
+    # Garbage collection: the ``GcStore`` port.
+
+    async def delete(self, oids: Collection[Oid]) -> None:
+        """Remove the bodies (those already gone are fine). Called by the collector while it holds the rows' locks."""
+
+        def unlink_all() -> None:
+            for oid in oids:
+                self.path_of(oid).unlink(missing_ok=True)
+
+        await _on_disk(unlink_all)
+
 
 class _FileSink:
     """The object file: two buffers (one filling while the other is hashed and written), written in order.
