@@ -936,3 +936,9 @@ def hook_pre_receive() -> None:
     from lfsd.hook import pre_receive
 
     sys.exit(pre_receive(sys.stdin, sys.stderr))
+
+
+# The garbage collector's command lives in a module of its own; it uses the helpers above.
+from lfsd.gc_command import gc  # noqa: E402
+
+main.add_command(gc)
