@@ -23,7 +23,6 @@ def upgrade() -> None:
     op.add_column("objects", sa.Column("unlinked_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("objects", sa.Column("touched_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("objects", sa.Column("gc_claim", sa.String(32), nullable=True))
-    op.create_index("ix_objects_unlinked_at", "objects", ["unlinked_at"])
     op.create_table(
         "gc_lease",
         sa.Column("name", sa.String(32), nullable=False),
@@ -35,7 +34,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("gc_lease")
-    op.drop_index("ix_objects_unlinked_at", table_name="objects")
     op.drop_column("objects", "gc_claim")
     op.drop_column("objects", "touched_at")
     op.drop_column("objects", "unlinked_at")
