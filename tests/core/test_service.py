@@ -142,6 +142,7 @@ async def test_upload_decides_once_and_links_once() -> None:
     assert [r.actions is not None for r in results] == [False, False, True]
     assert index.linked == [{linkable: 1}]
     assert [(oid, op) for oid, op, _ in links.made] == [(new, Operation.UPLOAD)]
+    assert index.touched == [new]  # only the transfers: kept from the garbage collector for its grace period
 
 
 async def test_objects_the_store_lost_are_offered_again_and_never_linked() -> None:
