@@ -125,6 +125,7 @@ class Collector:
         # A dry run changes nothing and needs no lease: it may run beside a real one.
         if not options.dry_run and not await self._index.acquire(self._holder, self._clock(), options.lease):
             raise GcBusy()
+        renewed = time.monotonic()
         try:
             now = self._clock()
             marked = 0 if options.dry_run else await self._index.mark(now)
@@ -139,8 +140,11 @@ class Collector:
                 if options.dry_run:
                     done = page
                 else:
-                    if not await self._index.acquire(self._holder, self._clock(), options.lease):
-                        raise GcBusy("the garbage collection lease was lost (a run longer than gc_lease?)")
+                    # Renewed when a third of it has gone: a commit (a log sync) per page would double the cost.
+                    if time.monotonic() - renewed > options.lease.total_seconds() / 3:
+                        if not await self._index.acquire(self._holder, self._clock(), options.lease):
+                            raise GcBusy("the garbage collection lease was lost (a page slower than gc_lease?)")
+                        renewed = time.monotonic()
                     done = await self._index.collect(self._holder, [g.oid for g in page], cutoff, self._remove)
                 objects += len(done)
                 size += sum(g.size for g in done)
