@@ -81,6 +81,9 @@ async def main(count: int, size: int, database_url: str | None) -> None:
             marked = time.monotonic()
             await index.mark(utcnow() - timedelta(days=2))
             mark_s = time.monotonic() - marked
+            # Freshly written files are dirty in the page cache, and unlinking them then costs far more than in a
+            # store at rest (measured: 1.4 ms each for 100,000 just written): write them back first.
+            os.sync()
             setup = time.monotonic() - started
             store = LocalStore(settings.local_storage_root, BufferPool(64 * 1024, 1 << 20), fsync=False)
             timed = _TimedDeletes(store)
