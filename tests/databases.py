@@ -27,6 +27,7 @@ TABLES: Final = (
     "tokens",
     "repos",
     "users",
+    "gc_lease",
 )
 
 

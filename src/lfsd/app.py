@@ -115,6 +115,8 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         app[SIGNER] = signer
         external = await in_thread(open_external, settings, meta.users)
         app[ACCESS] = _open_access(settings, meta, resources, key, external)
+        # A link re-checks, under its row locks, the bodies a garbage collector may have taken (docs/operations.md).
+        meta.objects.check_bodies_with(store.present)
         app[SERVICE] = LfsService(meta.objects, store, signer, time.time, opened.direct)
         app[LOCKS] = LockService(
             meta.locks,

@@ -988,3 +988,8 @@ def hook_pre_receive() -> None:
 from lfsd.ssh_cli import ssh  # noqa: E402 - it builds on this module's helpers
 
 main.add_command(ssh)
+
+# The garbage collector's command lives in a module of its own; it uses the helpers above.
+from lfsd.gc_command import gc  # noqa: E402
+
+main.add_command(gc)

@@ -8,7 +8,7 @@ from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lfsd.core.text import ascii_number
@@ -288,6 +288,18 @@ class Settings(BaseSettings):
     ssh_transfer: bool = Field(
         True, description="serve git-lfs-transfer (pure SSH); false: refuse it so clients fall back to HTTP"
     )
+
+    # Garbage collection (docs/operations.md, "Garbage collection").
+    gc_grace: int = Field(
+        86400, ge=30, description="seconds an object stays unreferenced before `lfsd gc` may delete it (≥ link_ttl)"
+    )
+    gc_lease: int = Field(600, ge=5, le=86400, description="seconds a collector's lease lasts without being renewed")
+
+    @model_validator(mode="after")
+    def _check_gc_grace(self) -> Settings:
+        if self.gc_grace < self.link_ttl:
+            raise ValueError(f"gc_grace ({self.gc_grace}) must be at least link_ttl ({self.link_ttl})")
+        return self
 
 
 def usable_cores(cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:

@@ -74,6 +74,10 @@ class LfsService:
                 held, linkable = await self._stored_only(repo, held, linkable)
             decisions = decide_upload(parsed, held, linkable)
             to_link = {d.oid: d.size for d in decisions if isinstance(d, Decision) and d.outcome is Outcome.LINKED}
+            to_send = [d.oid for d in decisions if isinstance(d, Decision) and d.outcome is Outcome.TRANSFER]
+            if to_send:
+                # Before any upload link exists: the garbage collector leaves these oids alone for its grace period.
+                await self._index.touch(to_send)
             if to_link:
                 await self._index.link(repo.id, to_link)
         issuer = _Issuer(self._signer, self._direct, identity, repo, links, int(self._clock()))

@@ -355,6 +355,17 @@ class S3Store:
             await self.client.delete_object(Bucket=self.location.bucket, Key=key)
         return f"s3://{self.location.bucket}/{target}"
 
+    async def delete(self, oids: Collection[Oid]) -> None:
+        """Remove the objects' keys, a thousand per request (keys already gone are fine); raise if any failed."""
+        keys = [self.location.key(oid) for oid in oids]
+        for start in range(0, len(keys), 1000):
+            batch = {"Objects": [{"Key": key} for key in keys[start : start + 1000]], "Quiet": True}
+            with s3_errors("delete_objects"):
+                answer = await self.client.delete_objects(Bucket=self.location.bucket, Delete=batch)
+            if failed := answer.get("Errors"):
+                first = failed[0]
+                raise ServiceUnavailable(f"S3 refused to delete {len(failed)} objects: {first.get('Code')}")
+
 
 @dataclass
 class Cleaned:
