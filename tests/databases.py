@@ -16,7 +16,10 @@ from typing import Final
 import pytest
 
 BACKENDS: Final = ("sqlite", "mariadb", "postgresql")
-TABLES: Final = ("audit", "locks", "repo_objects", "objects", "grants", "tokens", "repos", "users")
+TABLES: Final = (
+    *("audit", "locks", "repo_objects", "objects", "grants", "tokens", "repos", "users"),
+    *("usage_days", "repo_usage", "owner_usage"),  # usage counters (migration 0007)
+)
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         signer = LinkSigner(key, settings.link_ttl)
         app[SIGNER] = signer
         app[ACCESS] = _open_access(settings, meta, resources)
-        app[SERVICE] = LfsService(meta.objects, store, signer, time.time, opened.direct)
+        app[SERVICE] = LfsService(meta.objects, store, signer, time.time, opened.direct, quota=meta.usage)
         app[LOCKS] = LockService(
             meta.locks,
             CursorCodec(key),
@@ -119,6 +119,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
 
         async def scrape() -> None:
             metrics.locks_held.set(await meta.locks.count())
+            metrics.set_stored(*await meta.usage.totals())
 
         app[SCRAPE] = scrape
         await first_start(meta, settings)

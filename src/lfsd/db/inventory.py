@@ -15,11 +15,13 @@ from lfsd.core.repo import RepoPath
 from lfsd.db.database import Database, utcnow
 from lfsd.db.objects import _chunks
 from lfsd.db.tables import objects, repo_objects, repos
+from lfsd.db.usage import UsageCounters, retry_deadlocks
 
 
 class SqlIndexInventory:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._usage = UsageCounters(db.dialect)
 
     def _held(self, repo: RepoPath | None) -> Exists:
         """Objects some repository (or ``repo``) holds; a row no repository holds is garbage, not an object."""
@@ -51,24 +53,36 @@ class SqlIndexInventory:
         return [IndexedObject(Oid.parse(row.oid), int(row.size), tuple(sorted(holders[row.oid]))) for row in rows]
 
     async def unlink(self, oids: Collection[Oid]) -> int:
+        return await retry_deadlocks(lambda: self._unlink(oids))
+
+    async def _unlink(self, oids: Collection[Oid]) -> int:
+        """Unlink ``oids`` from every repository, each repository's counters with its links (db/usage.py): the
+        holders are found, their usage rows locked, their links removed; again until none is left (a link made
+        meanwhile by a repository not yet locked is found by the next round)."""
         removed = 0
+        wanted = sorted(str(oid) for oid in oids)
         async with self._db.transaction() as conn:
-            for chunk in _chunks(oids):
-                result = await conn.execute(repo_objects.delete().where(repo_objects.c.oid.in_(chunk)))
-                removed += result.rowcount
-        return removed
+            while True:
+                holders: set[int] = set()
+                for chunk in _chunks(Oid(oid) for oid in wanted):
+                    query = select(repo_objects.c.repo_id).where(repo_objects.c.oid.in_(chunk)).distinct()
+                    holders.update(row.repo_id for row in await conn.execute(query))
+                if not holders:
+                    return removed
+                counted = await self._usage.lock(conn, holders)
+                for repo in counted.values():
+                    removed += await self._usage.unlink(conn, repo, wanted, utcnow())
 
     async def unlink_from(self, repo: RepoPath, oids: Collection[Oid]) -> int:
-        removed = 0
+        return await retry_deadlocks(lambda: self._unlink_from(repo, oids))
+
+    async def _unlink_from(self, repo: RepoPath, oids: Collection[Oid]) -> int:
         async with self._db.transaction() as conn:
             repo_id = (await conn.execute(select(repos.c.id).where(repos.c.path == str(repo)))).scalar_one_or_none()
             if repo_id is None:
                 raise NotFound(f"no repository {repo}")
-            for chunk in _chunks(oids):
-                result = await conn.execute(
-                    repo_objects.delete().where(repo_objects.c.repo_id == repo_id, repo_objects.c.oid.in_(chunk))
-                )
-                removed += result.rowcount
+            counted = await self._usage.lock(conn, [repo_id])
+            removed = await self._usage.unlink(conn, counted[repo_id], [str(oid) for oid in oids], utcnow())
             if removed:
                 # Links issued before now re-check their object against the index (see AccessControl.admit_link).
                 await conn.execute(update(repos).where(repos.c.id == repo_id).values(objects_removed_at=utcnow()))

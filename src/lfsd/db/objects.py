@@ -10,11 +10,12 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from lfsd.core.auth import Identity, Permission
-from lfsd.core.errors import NotFound
+from lfsd.core.errors import InsufficientStorage, NotFound
 from lfsd.core.oid import Oid
 from lfsd.db.database import Database, utcnow
 from lfsd.db.dialect import insert_ignore
 from lfsd.db.tables import grants, objects, repo_objects, repos
+from lfsd.db.usage import Delta, UsageCounters, retry_deadlocks
 
 _IN_CHUNK = 500  # bound the number of bind parameters per statement on every database
 
@@ -31,8 +32,9 @@ def _chunks(oids: Iterable[Oid]) -> Iterator[list[str]]:
 
 
 class SqlObjectIndex:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, usage: UsageCounters | None = None) -> None:
         self._db = db
+        self.usage = usage or UsageCounters(db.dialect)  # counters and quotas, kept in each link's transaction
         self._pending: list[_Link] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -83,8 +85,9 @@ class SqlObjectIndex:
             group, self._pending = self._pending, []
             try:
                 await self._link_rows(group)
-            except NotFound:
-                # A repository was deleted meanwhile: only its own links fail, the others are written alone.
+            except (NotFound, InsufficientStorage):
+                # A repository was deleted meanwhile, or is over its quota: only its own links fail, the others are
+                # written alone.
                 for one in group:
                     await self._settle(one, self._link_rows([one]))
             except Exception as exc:  # every caller learns what went wrong with its transaction
@@ -107,6 +110,9 @@ class SqlObjectIndex:
             _finish(one.done, None)
 
     async def _link_rows(self, group: list[_Link]) -> None:
+        await retry_deadlocks(lambda: self._link_rows_once(group))
+
+    async def _link_rows_once(self, group: list[_Link]) -> None:
         now = utcnow()
         sizes = {oid: size for one in group for oid, size in one.sizes.items()}
         object_rows = [{"oid": str(oid), "size": size, "created_at": now} for oid, size in sorted(sizes.items())]
@@ -114,8 +120,14 @@ class SqlObjectIndex:
         link_rows = [{"repo_id": repo_id, "oid": oid, "created_at": now} for repo_id, oid in holders]
         try:
             async with self._db.transaction() as conn:
+                counted = await self.usage.lock(conn, {repo_id for repo_id, _ in holders})
+                already = await self.usage.held(conn, counted.keys(), {oid for _, oid in holders})
                 await conn.execute(insert_ignore(objects, self._db.dialect), object_rows)
                 await conn.execute(insert_ignore(repo_objects, self._db.dialect), link_rows)
+                deltas: dict[int, Delta] = {}
+                for repo_id, oid in set(holders) - already:
+                    deltas.setdefault(repo_id, Delta()).add(sizes[Oid(oid)])
+                await self.usage.apply(conn, counted, deltas, now)
         except IntegrityError:
             # The only foreign key that can fail here: the repository was deleted while a link was in use.
             raise NotFound("repository not found") from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
 
 from lfsd.core.auth import Identity, Permission, Repo, Standing
@@ -13,7 +13,8 @@ from lfsd.core.errors import Conflict
 from lfsd.core.repo import RepoPath
 from lfsd.core.tokens import Scope
 from lfsd.db.database import Database, utcnow
-from lfsd.db.tables import grants, locks, objects, repo_objects, repos, tokens, users
+from lfsd.db.tables import grants, locks, repo_objects, repo_usage, repos, tokens, users
+from lfsd.db.usage import UsageCounters
 
 
 def _utc(value: datetime | str | None) -> datetime | None:
@@ -115,18 +116,8 @@ class SqlRepoDirectory:
         return found[0] if found else None
 
     async def _infos(self, path: RepoPath | None) -> list[RepoInfo]:
-        """With the number and bytes of the objects each holds, and when it last received one (one query)."""
-        held = (
-            select(
-                repo_objects.c.repo_id,
-                func.count().label("held"),
-                func.coalesce(func.sum(objects.c.size), 0).label("bytes"),
-                func.max(repo_objects.c.created_at).label("last_push"),
-            )
-            .join(objects, objects.c.oid == repo_objects.c.oid)
-            .group_by(repo_objects.c.repo_id)
-            .subquery()
-        )
+        """With the number and bytes of the objects each holds and when it last received one: the usage counters
+        kept with every link (db/usage.py), not a scan of the index."""
         query = (
             select(
                 repos.c.id,
@@ -134,12 +125,12 @@ class SqlRepoDirectory:
                 repos.c.is_public,
                 repos.c.locking_enabled,
                 repos.c.created_at,
-                held.c.held,
-                held.c.bytes,
-                held.c.last_push,
+                repo_usage.c.objects.label("held"),
+                repo_usage.c.bytes,
+                repo_usage.c.last_push_at.label("last_push"),
             )
             .select_from(repos)
-            .outerjoin(held, held.c.repo_id == repos.c.id)
+            .outerjoin(repo_usage, repo_usage.c.repo_id == repos.c.id)
             .order_by(repos.c.path)
         )
         if path is not None:
@@ -152,7 +143,6 @@ class SqlRepoDirectory:
                 created_at=row.created_at,
                 objects=int(row.held or 0),
                 bytes=int(row.bytes or 0),
-                # An aggregate loses the column type: SQLite and MySQL hand back naive UTC (or text in SQLite).
                 last_push=_utc(row.last_push),
             )
             for row in rows
@@ -162,6 +152,7 @@ class SqlRepoDirectory:
         """Objects, grants and locks refer to the repository by id: they follow; the old path names nothing."""
         try:
             async with self._db.transaction() as conn:
+                await UsageCounters(self._db.dialect).move_owner(conn, repo.id, str(new_path))
                 await conn.execute(repos.update().where(repos.c.id == repo.id).values(path=str(new_path)))
         except IntegrityError:
             raise Conflict(f"repository {new_path} already exists") from None
@@ -170,6 +161,7 @@ class SqlRepoDirectory:
         """Grants, locks and links to objects go with it (foreign keys cascade, said here too for databases that
         were created without them); the objects' rows and bodies stay for the garbage collector."""
         async with self._db.transaction() as conn:
+            await UsageCounters(self._db.dialect).forget_repo(conn, repo.id)  # its counters leave its owner's
             for table in (grants, locks, repo_objects):
                 await conn.execute(table.delete().where(table.c.repo_id == repo.id))
             await conn.execute(repos.delete().where(repos.c.id == repo.id))
