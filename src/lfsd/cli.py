@@ -936,3 +936,10 @@ def hook_pre_receive() -> None:
     from lfsd.hook import pre_receive
 
     sys.exit(pre_receive(sys.stdin, sys.stderr))
+
+
+# Quotas and usage (issue 14): commands of their own module, registered here.
+from lfsd.usage_cli import quota, repo_usage  # noqa: E402  (it uses the helpers above)
+
+main.add_command(quota)
+repo.add_command(repo_usage)
