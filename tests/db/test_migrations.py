@@ -256,7 +256,7 @@ async def test_0005_objects_removed_at_down_and_up(fresh_database_url: str) -> N
         )
         await downgrade(db, "0004")
         assert await _scalar(db, "SELECT COUNT(*) FROM repos") == 1
-        await upgrade(db)
+        await upgrade(db, "0005")  # to 0005 itself: later revisions come on top
         assert await current_revision(db) == "0005"
         assert await _scalar(db, "SELECT COUNT(*) FROM repos WHERE objects_removed_at IS NULL") == 1
     finally:
