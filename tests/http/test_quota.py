@@ -82,3 +82,15 @@ async def test_the_server_default_quota(
         await world.push("acme/game", [blob(300, b"x")], root)
     finally:
         await world.meta.close()
+
+
+async def test_prometheus_has_totals_only(world: World) -> None:
+    await world.repo("acme/game")
+    await world.repo("acme/tools")
+    root = world.auth("root")
+    shared = blob(700, b"s")
+    await world.push("acme/game", [shared, blob(5, b"t")], root)
+    await world.push("acme/tools", [shared], root)
+    text = await (await world.client.get("/metrics")).text()
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line.startswith("lfsd_stored_"))
+    assert samples == {"lfsd_stored_bytes": "1405.0", "lfsd_stored_objects": "3.0"}  # no per-repository label
