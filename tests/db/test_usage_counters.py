@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from lfsd.config import Settings
 from lfsd.core.audit import Actor
 from lfsd.core.errors import Forbidden, InsufficientStorage, NotFound
 from lfsd.core.inventory import remove_objects
@@ -20,6 +21,7 @@ from lfsd.db.metadata import Metadata
 from lfsd.db.objects import SqlObjectIndex
 from lfsd.db.tables import objects, repo_objects
 from lfsd.db.usage import SqlUsageStore, UsageCounters
+from lfsd.resources import open_metadata
 
 
 def _oid(n: int) -> Oid:
@@ -116,6 +118,22 @@ async def test_concurrent_links_and_unlinks_keep_counters_exact(meta: Metadata) 
         total = (total[0] + scanned[0], total[1] + scanned[1])
     owner = await meta.usage.owner_usage("acme")
     assert (owner.objects, owner.bytes) == total
+
+
+async def test_writers_on_separate_connection_pools_keep_counters_exact(meta: Metadata, settings: Settings) -> None:
+    """As two server processes would: each its own engine and pool, linking the same objects into one repository."""
+    repo = await meta.repos.create(RepoPath.parse("acme/game"), is_public=False)
+    other = await open_metadata(settings)
+    try:
+
+        async def writer(index: SqlObjectIndex, offset: int) -> None:
+            for step in range(15):
+                await index.link(repo.id, {_oid(n): 10 + n for n in range(offset + step, offset + step + 4)})
+
+        await asyncio.gather(writer(meta.objects, 0), writer(other.objects, 2), writer(meta.objects, 5))
+    finally:
+        await other.close()
+    assert await _counts(meta, "acme/game") == await _scanned(meta, repo.id) == (23, sum(10 + n for n in range(23)))
 
 
 async def test_repository_quota_refuses_the_link_and_counts_nothing(meta: Metadata) -> None:
