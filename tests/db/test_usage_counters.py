@@ -213,3 +213,23 @@ async def test_quota_changes_are_for_admins_and_audited(meta: Metadata) -> None:
         await service.set_quota(admin, RepoPath.parse("acme/none"), 10)
     assert (await service.usage(RepoPath.parse("acme/game"))).quota_bytes == 10
     assert (await service.usage("acme")).quota_bytes == 20
+
+
+async def test_racing_links_cannot_pass_an_owner_quota_together(meta: Metadata, settings: Settings) -> None:
+    """Two uploads that each fit the owner's quota alone, linked at once from two pools: exactly one wins."""
+    game = await meta.repos.create(RepoPath.parse("acme/game"), is_public=False)
+    tools = await meta.repos.create(RepoPath.parse("acme/tools"), is_public=False)
+    await meta.usage.set_owner_quota("acme", 100)
+    other = await open_metadata(settings)
+    try:
+        results = await asyncio.gather(
+            meta.objects.link(game.id, {_oid(1): 60}),
+            other.objects.link(tools.id, {_oid(2): 60}),
+            return_exceptions=True,
+        )
+    finally:
+        await other.close()
+    assert sorted(type(r).__name__ for r in results) == ["InsufficientStorage", "NoneType"]
+    owner = await meta.usage.owner_usage("acme")
+    assert (owner.objects, owner.bytes) == (1, 60)
+    assert (await _scanned(meta, game.id))[1] + (await _scanned(meta, tools.id))[1] == 60
