@@ -22,6 +22,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "git": ("lfsd.core", "lfsd.offload"),
     "state": ("lfsd.core", "redis"),
     "observability": ("lfsd.core", "prometheus_client"),
+    "oidc": ("lfsd.core", "jwt", "cryptography"),
     "http": (
         "lfsd.core",
         "lfsd.observability",

@@ -17,6 +17,7 @@ from aiohttp import web
 from lfsd.bootstrap import first_start, signing_key
 from lfsd.config import Settings
 from lfsd.core.access import AccessControl
+from lfsd.core.external import ExternalLogin
 from lfsd.core.lock_service import LockService
 from lfsd.core.locks import CursorCodec
 from lfsd.core.login import PasswordLogin
@@ -52,7 +53,8 @@ from lfsd.http.state import Health
 from lfsd.memory import MemoryReleaser
 from lfsd.observability.metrics import Metrics
 from lfsd.offload import in_thread
-from lfsd.resources import migrate_in_child, open_metadata, open_store
+from lfsd.resources import migrate_in_child, open_external, open_metadata, open_store
+from lfsd.retention import DailyPrune
 from lfsd.state.memory import LruCache, MemoryFailureCounter
 from lfsd.storage.instrumented import InstrumentedStore
 
@@ -100,7 +102,8 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         key = await in_thread(signing_key, settings)
         signer = LinkSigner(key, settings.link_ttl)
         app[SIGNER] = signer
-        app[ACCESS] = _open_access(settings, meta, resources)
+        external = await in_thread(open_external, settings, meta.users)
+        app[ACCESS] = _open_access(settings, meta, resources, external)
         app[SERVICE] = LfsService(meta.objects, store, signer, time.time, opened.direct, quota=meta.usage)
         app[LOCKS] = LockService(
             meta.locks,
@@ -123,11 +126,15 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
 
         app[SCRAPE] = scrape
         await first_start(meta, settings)
+        days = settings.audit_retention_days
+        retention = DailyPrune(meta, days) if days is not None else None
         app[HEALTH].started = True
         try:
             yield
         finally:
             app[HEALTH].started = False
+            if retention is not None:
+                await retention.stop()
             await inflight.close()
     finally:
         await resources.aclose()
@@ -136,7 +143,9 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         executor.shutdown(wait=True)
 
 
-def _open_access(settings: Settings, meta: Metadata, resources: AsyncExitStack) -> AccessControl:
+def _open_access(
+    settings: Settings, meta: Metadata, resources: AsyncExitStack, external: ExternalLogin | None = None
+) -> AccessControl:
     """Access control with its login throttle (counters in Redis when configured, so replicas share them) and
     its caches (in process)."""
     counter: FailureCounter
@@ -167,7 +176,7 @@ def _open_access(settings: Settings, meta: Metadata, resources: AsyncExitStack) 
         secrets.token_bytes(32),
     )
     # One standing per (repository, user, token) in use within a few seconds: 10,000 is far above a busy server's.
-    return AccessControl(meta.users, meta.repos, logins, LruCache(10_000, settings.link_standing_ttl))
+    return AccessControl(meta.users, meta.repos, logins, LruCache(10_000, settings.link_standing_ttl), external)
 
 
 def _hook_env(settings: Settings) -> dict[str, str]:

@@ -854,7 +854,7 @@ def repo_revoke(path: str, user_name: str, data_dir: Path | None, database_url: 
     click.echo(f"{user_name} no longer has a grant on {repo_path}")
 
 
-@main.command("audit")
+@main.group("audit", invoke_without_command=True)
 @_json_option
 @click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
 @click.option("--actor", default=None, help="only this actor (a user name, or cli:OSUSER)")
@@ -862,7 +862,9 @@ def repo_revoke(path: str, user_name: str, data_dir: Path | None, database_url: 
 @click.option("--since", type=click.DateTime(), default=None, help="only from this time on (UTC)")
 @_storage_options
 @_one_line_errors
+@click.pass_context
 def audit_list(
+    ctx: click.Context,
     as_json: bool,
     limit: int,
     actor: str | None,
@@ -871,7 +873,9 @@ def audit_list(
     data_dir: Path | None,
     database_url: str | None,
 ) -> None:
-    """The audit log, newest first."""
+    """The audit log, newest first (`lfsd audit prune` deletes old entries)."""
+    if ctx.invoked_subcommand is not None:
+        return
     query = AuditQuery(limit=limit, actor=actor, action=action, since=since.replace(tzinfo=UTC) if since else None)
     entries = _admin(_settings(data_dir=data_dir, database_url=database_url), lambda a, who: a.audit(who, query))
     if as_json:
@@ -900,6 +904,23 @@ def audit_list(
     _table(rows, ["AT", "ACTOR", "ACTION", "TARGET", "OUTCOME", "DETAILS"])
 
 
+@audit_list.command("prune")
+@click.option("--older-than", "days", type=click.IntRange(1, 36500), required=True, metavar="DAYS")
+@click.option("--yes", is_flag=True, help="do not ask (required when stdin is not a terminal)")
+@_json_option
+@_storage_options
+@_one_line_errors
+def audit_prune(days: int, yes: bool, as_json: bool, data_dir: Path | None, database_url: str | None) -> None:
+    """Delete audit entries older than DAYS days (the prune itself is recorded)."""
+    _confirm(yes, f"delete audit entries older than {days} days")
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    pruned = _admin(settings, lambda a, actor: a.prune_audit(actor, days))
+    if as_json:
+        _print_json({"pruned": pruned, "older_than_days": days})
+    else:
+        click.echo(f"pruned {pruned} audit entries older than {days} days")
+
+
 # Git hosting (docs/git-hosting.md): the bare repositories beside the LFS objects, and the hook git runs on push.
 
 
@@ -925,6 +946,25 @@ def repo_enforce_locks(path: str, state: str, data_dir: Path | None, database_ur
     click.echo(f"lock enforcement on push {state} for {repo_path}")
 
 
+@repo.command("require-pointers")
+@click.argument("path")
+@click.argument("state", type=click.Choice(["on", "off"]))
+@_storage_options
+@_one_line_errors
+def repo_require_pointers(path: str, state: str, data_dir: Path | None, database_url: str | None) -> None:
+    """Refuse (on) or allow (off, the default) Git pushes that bring, as plain Git files, files whose path
+    .gitattributes gives to LFS."""
+    repo_path = _repo_path(path)
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+
+    async def action(meta: Metadata) -> None:
+        await _require_repo(meta, repo_path)
+        await in_thread(_git_repositories(settings).set_require_pointers, repo_path, state == "on")
+
+    _run(settings, action)
+    click.echo(f"pointer check on push {state} for {repo_path}")
+
+
 @main.group(hidden=True)
 def hook() -> None:
     """The Git hooks lfsd installs in its bare repositories; git runs them, people do not."""
@@ -932,7 +972,7 @@ def hook() -> None:
 
 @hook.command("pre-receive")
 def hook_pre_receive() -> None:
-    """Refuse a push whose new commits change a path another user has locked."""
+    """Refuse a push whose new commits change a path another user has locked (or bring LFS files as plain ones)."""
     from lfsd.hook import pre_receive
 
     sys.exit(pre_receive(sys.stdin, sys.stderr))

@@ -241,6 +241,20 @@ class Settings(BaseSettings):
         1, ge=1, le=256, description="server processes sharing the port (`auto`: one per core)"
     )
 
+    # External identities (issue 12): JWTs from one issuer, mapped by rules (docs/administration.md).
+    oidc_issuer: str | None = Field(None, description="accepted JWT issuer (`iss`); setting it enables JWT Bearer auth")
+    oidc_audience: str | None = Field(None, description="required JWT audience (`aud`), e.g. this server's URL")
+    oidc_public_key: Path | None = Field(None, description="PEM public key verifying JWTs (or oidc_jwks_file)")
+    oidc_jwks_file: Path | None = Field(None, description="JWKS file verifying JWTs, keys chosen by `kid`")
+    oidc_algorithms: str = Field("RS256,ES256", description="JWT signature algorithms accepted (asymmetric only)")
+    oidc_leeway: int = Field(30, ge=0, le=300, description="seconds of clock skew allowed on exp, nbf and iat")
+    oidc_rules: Path | None = Field(None, description="TOML or JSON file of rules mapping JWT claims to access")
+
+    # Audit retention (issue 12).
+    audit_retention_days: int | None = Field(
+        None, ge=1, le=36500, description="days audit entries are kept; serve prunes older ones daily (None: keep)"
+    )
+
     @field_validator("workers", mode="before")
     @classmethod
     def _auto_workers(cls, value: object) -> object:

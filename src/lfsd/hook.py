@@ -2,7 +2,8 @@
 
 lfsd sets the pusher (``LFSD_PUSH_*``) and the database (``LFSD_DATA_DIR``, ``LFSD_DATABASE_URL``) in the
 environment of receive-pack, which passes it on. A push is refused when its new commits change a path another user
-has locked. Whatever fails here refuses the push: a lock must not be bypassed by a database that is down.
+has locked, and (when the repository asks for it) when it brings as plain blobs files that ``.gitattributes`` gives
+to LFS. Whatever fails here refuses the push: a lock must not be bypassed by a database that is down.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from lfsd.core.git import Pusher, rejection_message
 from lfsd.core.locks import Lock
 from lfsd.core.push_locks import PushLockCheck
 from lfsd.db.locks import SqlLockRepository
-from lfsd.git.changes import changed_paths, parse_updates
-from lfsd.git.repositories import enforces_locks
+from lfsd.git.changes import RefUpdate, changed_paths, parse_updates
+from lfsd.git.pointers import PlainFile, plain_lfs_files
+from lfsd.git.repositories import enforces_locks, requires_pointers
 from lfsd.resources import open_database
 
 
@@ -32,8 +34,18 @@ def pusher_from(env: Mapping[str, str]) -> Pusher | None:
 
 def pre_receive(stdin: TextIO, stderr: TextIO) -> int:
     """The hook's exit status: 0 accepts the push, anything else refuses it (git tells the client why)."""
+    git_dir = Path(os.environ.get("GIT_DIR", "."))
     try:
-        violations = _violations(stdin.read())
+        updates = parse_updates(stdin.read())
+        plain = plain_lfs_files([(u.new, u.ref) for u in updates]) if requires_pointers(git_dir) else []
+    except Exception as exc:  # any failure refuses the push, with a line that says so
+        stderr.write(f"lfsd: push refused: the pointer check failed ({type(exc).__name__}: {exc})\n")
+        return 1
+    if plain:
+        stderr.write(plain_files_message(plain))
+        return 1
+    try:
+        violations = _violations(updates) if enforces_locks(git_dir) else []
     except Exception as exc:  # any failure refuses the push, with a line that says so
         stderr.write(f"lfsd: push refused: the lock check failed ({type(exc).__name__}: {exc})\n")
         return 1
@@ -43,10 +55,20 @@ def pre_receive(stdin: TextIO, stderr: TextIO) -> int:
     return 0
 
 
-def _violations(text: str) -> list[Lock]:
-    updates = parse_updates(text)
-    if not enforces_locks(Path(os.environ.get("GIT_DIR", "."))):
-        return []
+def plain_files_message(plain: list[PlainFile]) -> str:
+    """What the pusher reads: which files, and the command that rewrites them as pointers."""
+    lines = [
+        "lfsd: push refused: .gitattributes stores these files with Git LFS, but they were pushed as plain Git files:"
+    ]
+    lines += [f"* {file.path} ({file.ref})" for file in plain]
+    lines.append(
+        'Convert them with `git lfs migrate import --include="<path>"` (add --everything for older commits), '
+        "then push again."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _violations(updates: list[RefUpdate]) -> list[Lock]:
     pusher = pusher_from(os.environ)
     if pusher is None:
         raise LookupError("the pusher is unknown (push through lfsd's URL)")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lfsd.config import Settings
+from lfsd.core.external import ActingUsers, ExternalLogin
 from lfsd.core.ports import DirectTransfers
 from lfsd.db.database import Database
 from lfsd.db.engine import PoolOptions, create_engine, parse_url
@@ -123,3 +124,33 @@ async def open_store(settings: Settings, resources: AsyncExitStack) -> OpenedSto
     )
     await in_thread(local.prepare)
     return OpenedStore("local", local, None)
+
+
+def open_external(settings: Settings, users: ActingUsers) -> ExternalLogin | None:
+    """JWT Bearer authentication, when an issuer is configured: keys and rules are read once, here (blocking: run it
+    in a thread). A half-made configuration is refused with a message naming the missing setting."""
+    if settings.oidc_issuer is None:
+        return None
+    # Loaded only when configured: PyJWT and cryptography's key types are not needed otherwise.
+    from lfsd.oidc.rules import load_rules
+    from lfsd.oidc.verifier import JwtVerifier, load_jwks, load_pem_key, parse_algorithms
+
+    if settings.oidc_audience is None:
+        raise ValueError("oidc_issuer is set: oidc_audience is required too")
+    if (settings.oidc_public_key is None) == (settings.oidc_jwks_file is None):
+        raise ValueError("oidc_issuer is set: give exactly one of oidc_public_key and oidc_jwks_file")
+    if settings.oidc_rules is None:
+        raise ValueError("oidc_issuer is set: oidc_rules is required too (the file mapping claims to access)")
+    if settings.oidc_public_key is not None:
+        keys = {"": load_pem_key(settings.oidc_public_key)}
+    else:
+        assert settings.oidc_jwks_file is not None
+        keys = load_jwks(settings.oidc_jwks_file)
+    verifier = JwtVerifier(
+        issuer=settings.oidc_issuer,
+        audience=settings.oidc_audience,
+        keys=keys,
+        algorithms=parse_algorithms(settings.oidc_algorithms),
+        leeway_seconds=settings.oidc_leeway,
+    )
+    return ExternalLogin(verifier, load_rules(settings.oidc_rules), users)

@@ -41,13 +41,15 @@ def test_link_is_bound_to_repo_oid_operation_and_time(repo: RepoPath, oid: Oid, 
     "mutate",
     [
         lambda t: t.replace(".123.", ".124."),  # a larger size
-        lambda t: t.replace("v2.7.", "v2.8."),  # another user
+        lambda t: t.replace("v3.7.", "v3.8."),  # another user
         lambda t: t.replace(".7.5.", ".7.0."),  # no token (a password login's link), so no revocation check
         lambda t: t.replace(".3.123.", ".4.123."),  # another repository id
         lambda t: t[:-2] + ("AA" if not t.endswith("AA") else "BB"),
         lambda t: "v1" + t[2:],
-        lambda t: "v3" + t[2:],
+        lambda t: "v2" + t[2:],  # the version 2 layout had no credential grant
+        lambda t: "v4" + t[2:],
         lambda t: t.replace(".7.5.", ".7."),  # the version 1 layout, without a token id
+        lambda t: t[: t.rindex(".") - 2] + ".2" + t[t.rindex(".") :],  # a credential grant it was not given
         lambda t: "garbage",
         lambda t: t + ".x",
         lambda t: t.replace(".123.", ".-1."),
@@ -60,6 +62,19 @@ def test_forged_tokens_fail(mutate: object) -> None:
     assert callable(mutate)
     with pytest.raises(Unauthorized):
         signer.verify(mutate(token), REPO, OID, Operation.UPLOAD, NOW)
+
+
+def test_credential_grant_rides_along_and_expiry_is_only_shortened() -> None:
+    signer = LinkSigner(KEY, 600)
+    token = signer.sign(
+        REPO, OID, Operation.UPLOAD, user_id=7, repo_id=3, size=1, now=NOW, expires_at=NOW + 60, scope_grant=2
+    )
+    grant = signer.verify(token, REPO, OID, Operation.UPLOAD, NOW + 59)
+    assert (grant.scope_grant, grant.expires_at) == (2, NOW + 60)
+    with pytest.raises(Unauthorized, match="expired"):
+        signer.verify(token, REPO, OID, Operation.UPLOAD, NOW + 60)
+    later = signer.sign(REPO, OID, Operation.UPLOAD, user_id=7, repo_id=3, size=1, now=NOW, expires_at=NOW + 9999)
+    assert signer.verify(later, REPO, OID, Operation.UPLOAD, NOW).expires_at == NOW + 600
 
 
 def test_other_key_fails() -> None:

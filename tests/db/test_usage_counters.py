@@ -233,3 +233,14 @@ async def test_racing_links_cannot_pass_an_owner_quota_together(meta: Metadata, 
     owner = await meta.usage.owner_usage("acme")
     assert (owner.objects, owner.bytes) == (1, 60)
     assert (await _scanned(meta, game.id))[1] + (await _scanned(meta, tools.id))[1] == 60
+
+
+async def test_relink_after_unreachable_restores_the_counts(meta: Metadata) -> None:
+    game = await meta.repos.create(RepoPath.parse("acme/game"), is_public=False)
+    await meta.objects.link(game.id, {_oid(1): 100, _oid(2): 20})
+    inventory = SqlIndexInventory(meta.db)
+    await inventory.unlink_from(game.path, [_oid(1), _oid(2)])
+    assert await _counts(meta, "acme/game") == (0, 0)
+    assert await inventory.relink(game.path, [_oid(1), _oid(2), _oid(9)]) == 2  # oid 9 was never indexed
+    assert await inventory.relink(game.path, [_oid(1)]) == 0
+    assert await _counts(meta, "acme/game") == (2, 120) == await _scanned(meta, game.id)

@@ -3,6 +3,10 @@ push. Real ``lfsd serve``, real ``git`` and ``git lfs``."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -201,3 +205,104 @@ def test_lock_enforcement_is_per_repository(deployment: Deployment) -> None:
     deployment.server.cli("repo", "enforce-locks", "acme/game", "on")
     _commit(bob, theirs, "art/hero.psd", "bob's v3", "bob again")
     assert "pre-receive hook declined" in bob.git("push", "origin", "main", cwd=theirs, check=False)
+
+
+def test_the_pointer_check_refuses_plain_files_that_gitattributes_gives_to_lfs(deployment: Deployment) -> None:
+    alice = deployment.user("alice")
+    deployment.repo("acme/game", ("alice", "write"))
+    url = _url(deployment, "acme/game")
+    work = deployment.tmp / "alice"
+    alice.git("clone", "-q", url, str(work))
+    alice.git("lfs", "track", "*.psd", cwd=work)
+    alice.git("add", ".gitattributes", cwd=work)
+    alice.git("commit", "-q", "-m", "track psd", cwd=work)
+    alice.git("push", "-q", "origin", "main", cwd=work)
+    # A file committed with the LFS filter switched off: a plain blob where .gitattributes asks for a pointer.
+    (work / "art").mkdir()
+    (work / "art" / "hero.psd").write_bytes(b"layers " * 300)
+    _add_without_filter(alice, work, "art/hero.psd")
+    alice.git("commit", "-q", "-m", "plain psd", cwd=work)
+
+    # Off by default: the push goes through.
+    alice.git("push", "-q", "origin", "main", cwd=work)
+    assert "on" in deployment.server.cli("repo", "require-pointers", "acme/game", "on").stdout
+    (work / "art" / "hero.psd").write_bytes(b"more layers " * 300)
+    _add_without_filter(alice, work, "art/hero.psd")
+    alice.git("commit", "-q", "-m", "plain psd again", cwd=work)
+    out = alice.git("push", "origin", "main", cwd=work, check=False)
+    assert "pre-receive hook declined" in out and "* art/hero.psd (refs/heads/main)" in out, out
+    assert "git lfs migrate import" in out, out
+
+    # Rewritten as LFS (only the unpushed commit), the push is accepted, and the object is in lfsd's store.
+    alice.git(
+        "lfs",
+        "migrate",
+        "import",
+        "--include=*.psd",
+        "--include-ref=refs/heads/main",
+        "--exclude-ref=refs/remotes/origin/main",
+        "--yes",
+        cwd=work,
+    )
+    alice.git("push", "-q", "origin", "main", cwd=work)
+    copy = deployment.tmp / "copy"
+    alice.git("clone", "-q", url, str(copy))
+    assert (copy / "art" / "hero.psd").read_bytes() == b"more layers " * 300
+
+
+def _add_without_filter(user: GitUser, work: Path, path: str) -> None:
+    """Stage ``path`` as a plain blob, as a client without git-lfs would."""
+    blob = user.git("hash-object", "-w", "--no-filters", path, cwd=work).strip()
+    user.git("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", cwd=work)
+
+
+def _quarantines(bare: Path) -> list[Path]:
+    return [p for p in (bare / "objects").iterdir() if "incoming" in p.name]
+
+
+def test_a_client_killed_mid_push_leaves_the_repository_as_it_was(deployment: Deployment) -> None:
+    alice = deployment.user("alice")
+    deployment.repo("acme/game", ("alice", "write"))
+    url = _url(deployment, "acme/game")
+    bare = deployment.server.data_dir / "git" / "acme" / "game.git"
+    work = deployment.tmp / "alice"
+    alice.git("clone", "-q", url, str(work))
+    _commit(alice, work, "README", "v1\n", "first")
+    alice.git("push", "-q", "origin", "main", cwd=work)
+    before = alice.git("--git-dir", str(bare), "rev-parse", "main").strip()
+
+    # A big commit of incompressible plain Git content, so the pack takes a while to send.
+    write_random(work / "data.raw", 96 * 1024 * 1024)
+    alice.git("add", "data.raw", cwd=work)
+    alice.git("commit", "-q", "-m", "big", cwd=work)
+    push = subprocess.Popen(
+        ["git", "-c", "http.postBuffer=65536", "push", "-q", "origin", "main"],
+        cwd=work,
+        env=alice.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        # Kill the client (git and its remote helper) once the server is receiving the pack into quarantine.
+        deadline = time.monotonic() + 120
+        while not _quarantines(bare) and push.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _quarantines(bare), "the push never reached receive-pack"
+    finally:
+        os.killpg(push.pid, signal.SIGKILL)
+        push.wait()
+
+    # receive-pack is stopped and its half-received pack removed; the ref never moved.
+    deadline = time.monotonic() + 60
+    while _quarantines(bare) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _quarantines(bare), "a half-received pack was left behind"
+    assert alice.git("--git-dir", str(bare), "rev-parse", "main").strip() == before
+    alice.git("--git-dir", str(bare), "fsck", "--no-progress")
+    # The same push, whole this time, goes through.
+    alice.git("push", "-q", "origin", "main", cwd=work)
+    assert (
+        alice.git("--git-dir", str(bare), "rev-parse", "main").strip()
+        == alice.git("rev-parse", "HEAD", cwd=work).strip()
+    )

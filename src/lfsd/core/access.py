@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from lfsd.core.auth import Identity, Permission, Repo, Standing, effective_permission, require
 from lfsd.core.errors import NotFound, Unauthorized
+from lfsd.core.external import ExternalLogin, looks_like_jwt
 from lfsd.core.login import Cache, PasswordLogin
 from lfsd.core.ports import RepoDirectory, UserDirectory
 from lfsd.core.repo import RepoPath
@@ -20,11 +23,13 @@ class AccessControl:
         repos: RepoDirectory,
         passwords: PasswordLogin,
         standings: Cache[StandingKey, Standing],
+        external: ExternalLogin | None = None,
     ) -> None:
         self._users = users
         self._repos = repos
         self._passwords = passwords
         self._standings = standings
+        self._external = external
 
     async def authenticate_basic(self, name: str, secret: str, address: str) -> Identity:
         """HTTP Basic with either a password or a personal access token of that user.
@@ -39,6 +44,11 @@ class AccessControl:
         return await self._passwords.authenticate(name, secret, address)
 
     async def authenticate_bearer(self, token: str) -> Identity:
+        """A personal access token, or a JWT from the configured issuer (three dotted parts: never a token)."""
+        if looks_like_jwt(token):
+            if self._external is None:
+                raise Unauthorized("invalid or revoked token")
+            return await self._external.authenticate(token)
         identity = await self._users.identity_for_token(token)
         if identity is None:
             raise Unauthorized("invalid or revoked token")
@@ -86,6 +96,11 @@ class AccessControl:
         if not standing.user_ok or not standing.token_ok:
             raise Unauthorized("the credentials this link was issued for are no longer valid")
         user = standing.user
+        if user is not None and grant.scope_grant:
+            # An external identity's link: what its rule granted on this repository, checked when it was issued
+            # (the link is bound to this repository and cannot outlive the JWT); the user must still stand.
+            level = Permission(min(grant.scope_grant, Permission.WRITE))
+            user = replace(user, is_admin=False, ceiling=level, repo_scope=standing.repo.path, scope_grant=level)
         require(user, effective_permission(user, standing.repo, standing.grant), needed)
         removed = standing.objects_removed_at
         return removed is None or removed.timestamp() < grant.issued_at

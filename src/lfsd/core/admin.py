@@ -314,3 +314,20 @@ class Administration:
             return await self._audit.entries(query)
 
         return await self._do(actor, "audit.list", "*", work, change=False)
+
+    async def prune_audit(self, actor: Actor, older_than_days: int, *, record_nothing: bool = True) -> int:
+        """Delete audit entries older than ``older_than_days`` days; the prune itself is recorded (with
+        ``record_nothing`` False, only when it deleted something: several replicas pruning daily add one row)."""
+        if older_than_days < 1:
+            raise BadRequest("older-than must be at least 1 day")
+        before = self._clock() - timedelta(days=older_than_days)
+        details: dict[str, object] = {"older_than_days": older_than_days, "before": before.isoformat()}
+
+        async def work() -> int:
+            return await self._audit.prune(before)
+
+        # Refusals are recorded by _do; the outcome is recorded here, with the count.
+        pruned = await self._do(actor, "audit.prune", "*", work, details=details, change=False)
+        if pruned or record_nothing:
+            await self._record(actor, "audit.prune", "*", Outcome.OK, {**details, "pruned": pruned})
+        return pruned

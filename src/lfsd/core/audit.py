@@ -38,6 +38,11 @@ class Actor:
         return cls(name=f"cli:{os_user}"[:MAX_ACTOR_LENGTH], user_id=0, is_admin=True, address="local")
 
     @classmethod
+    def retention(cls) -> Actor:
+        """The server itself, pruning the audit log by ``audit_retention_days``."""
+        return cls(name="lfsd:retention", user_id=0, is_admin=True, address="local")
+
+    @classmethod
     def of(cls, identity: Identity, address: str) -> Actor:
         return cls(name=identity.name, user_id=identity.user_id, is_admin=identity.is_admin, address=address)
 
@@ -68,6 +73,9 @@ class AuditLog(Protocol):
     async def record(self, entry: AuditEntry) -> None: ...
 
     async def entries(self, query: AuditQuery) -> list[AuditEntry]: ...
+
+    async def prune(self, before: datetime) -> int:
+        """Delete the entries older than ``before`` (retention, the one deletion); how many went."""
 
 
 def check_no_secret(details: Mapping[str, object]) -> None:

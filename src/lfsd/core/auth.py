@@ -32,13 +32,22 @@ class Permission(IntEnum):
 @dataclass(frozen=True, slots=True)
 class Identity:
     """An authenticated user. ``token_id`` is the personal access token that authenticated them (0: a password);
-    ``ceiling`` the most that credential allows anywhere (a read-only token: ``READ``)."""
+    ``ceiling`` the most that credential allows anywhere (a read-only token: ``READ``).
+
+    ``repo_scope``: the credential is valid only for that repository (any other: ``NONE``). ``scope_grant``: what
+    the credential itself grants on ``repo_scope``, whatever the user's grants (an external identity's rule; see
+    ``core/external.py``). ``valid_until``: when the credential expires (epoch seconds, 0: never), so that no
+    transfer link outlives it.
+    """
 
     user_id: int
     name: str
     is_admin: bool
     token_id: int = 0
     ceiling: Permission = Permission.ADMIN
+    repo_scope: RepoPath | None = None
+    scope_grant: Permission = Permission.NONE
+    valid_until: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +76,13 @@ class Standing:
 
 def effective_permission(identity: Identity | None, repo: Repo, grant: Permission) -> Permission:
     """The caller's permission on ``repo``: server admins hold everything, public repositories are readable; and
-    never more than the credential's ceiling (a read-only token reads, whatever the grant)."""
+    never more than the credential's ceiling (a read-only token reads, whatever the grant). A credential scoped to
+    one repository has no permission on any other, and its own grant on that one (``scope_grant``)."""
+    if identity is not None and identity.repo_scope is not None and repo.path != identity.repo_scope:
+        return Permission.NONE
     if identity is not None and identity.is_admin:
         return identity.ceiling
-    level = grant if identity is not None else Permission.NONE
+    level = max(grant, identity.scope_grant) if identity is not None else Permission.NONE
     if repo.is_public:
         level = max(level, Permission.READ)
     return min(level, identity.ceiling) if identity is not None else level

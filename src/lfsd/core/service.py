@@ -159,6 +159,10 @@ class _Issuer:
         self._signer = signer
         self._direct = direct
         self._user_id, self._token_id = (identity.user_id, identity.token_id) if identity is not None else (0, 0)
+        self._scope_grant = int(identity.scope_grant) if identity is not None else 0
+        # A link (or presigned URL) never outlives the credential that asked for it.
+        until = identity.valid_until if identity is not None else 0
+        self._ttl = signer.ttl_seconds if not until else max(1, min(signer.ttl_seconds, until - now))
         self._repo = repo
         self._links = links
         self._now = now
@@ -178,25 +182,23 @@ class _Issuer:
 
     async def _download(self, decision: Decision) -> Action:
         if self._direct is not None:
-            return await self._direct.download_action(decision.oid, self._signer.ttl_seconds)
+            return await self._direct.download_action(decision.oid, self._ttl)
         return self._proxied(decision, Operation.DOWNLOAD)
 
     async def _upload(self, decision: Decision) -> dict[str, Action]:
         if self._direct is not None:
             # A presigned upload to a staging place plus a verify action on lfsd, which promotes and links it.
             token = self._token(decision, Operation.VERIFY)
-            upload = await self._direct.upload_action(
-                decision.oid, decision.size, self._signer.ttl_seconds, upload_id_for(token)
-            )
+            upload = await self._direct.upload_action(decision.oid, decision.size, self._ttl, upload_id_for(token))
             if upload is not None:
-                verify = self._links.action(self._repo, decision.oid, Operation.VERIFY, token, self._signer.ttl_seconds)
+                verify = self._links.action(self._repo, decision.oid, Operation.VERIFY, token, self._ttl)
                 return {"upload": upload, "verify": verify}
             # Too large for one presigned PUT: the upload goes through lfsd.
         return {"upload": self._proxied(decision, Operation.UPLOAD)}
 
     def _proxied(self, decision: Decision, operation: Operation) -> Action:
         token = self._token(decision, operation)
-        return self._links.action(self._repo, decision.oid, operation, token, self._signer.ttl_seconds)
+        return self._links.action(self._repo, decision.oid, operation, token, self._ttl)
 
     def _token(self, decision: Decision, operation: Operation) -> str:
         return self._signer.sign(
@@ -208,4 +210,6 @@ class _Issuer:
             repo_id=self._repo.id,
             size=decision.size,
             now=self._now,
+            expires_at=self._now + self._ttl,
+            scope_grant=self._scope_grant,
         )

@@ -20,8 +20,10 @@ from lfsd.core.repo import RepoPath
 from lfsd.core.text import ascii_number
 
 # v2 added the token id. v1 links are refused: they cannot say which token to check for revocation.
-_VERSION = "v2"
-_CLAIMS = 5
+# v3 added the credential's own grant (an external identity's, ``Identity.scope_grant``); v2 links are refused, so
+# at an upgrade, links handed out before it are asked for again (they live minutes).
+_VERSION = "v3"
+_CLAIMS = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +31,8 @@ class LinkGrant:
     """What a valid link token allows: ``size`` is the object size the batch request declared.
 
     ``user_id`` is 0 for an anonymous caller; ``token_id`` is the personal access token the batch request was
-    authenticated with, 0 for a password or no credentials.
+    authenticated with, 0 for a password or no credentials; ``scope_grant`` the permission the credential itself
+    granted on this repository (an external identity: a JWT rule's), 0 for none.
     """
 
     user_id: int
@@ -37,7 +40,8 @@ class LinkGrant:
     repo_id: int
     size: int
     expires_at: int
-    issued_at: int  # derived from the expiry and this server's link lifetime
+    issued_at: int  # derived from the expiry and this server's link lifetime: at most the time it was issued
+    scope_grant: int = 0
 
 
 class LinkSigner:
@@ -63,9 +67,14 @@ class LinkSigner:
         repo_id: int,
         size: int,
         now: int,
+        expires_at: int | None = None,
+        scope_grant: int = 0,
     ) -> str:
-        """A token for ``op`` on ``repo``/``oid``; the repository id rides along so transfers need no lookup."""
-        claims = (user_id, token_id, repo_id, size, now + self.ttl_seconds)
+        """A token for ``op`` on ``repo``/``oid``; the repository id rides along so transfers need no lookup.
+
+        ``expires_at`` shortens the link's life (never lengthens it): a link must not outlive its credential."""
+        expiry = now + self.ttl_seconds if expires_at is None else min(expires_at, now + self.ttl_seconds)
+        claims = (user_id, token_id, repo_id, size, expiry, scope_grant)
         mac = self._mac(repo, oid, op, claims)
         return _VERSION + "." + ".".join(str(value) for value in claims) + "." + mac
 
@@ -78,7 +87,7 @@ class LinkSigner:
         expected = self._mac(repo, oid, op, claims)
         if not hmac.compare_digest(expected.encode("ascii"), parts[-1].encode("ascii", "replace")):
             raise Unauthorized("invalid transfer link")
-        user_id, token_id, repo_id, size, expires_at = claims
+        user_id, token_id, repo_id, size, expires_at, scope_grant = claims
         if expires_at <= now:
             raise Unauthorized("transfer link expired")
         return LinkGrant(
@@ -88,4 +97,5 @@ class LinkSigner:
             size=size,
             expires_at=expires_at,
             issued_at=expires_at - self.ttl_seconds,
+            scope_grant=scope_grant,
         )

@@ -1,10 +1,11 @@
-"""The audit log in SQL: inserted, read newest first, never updated or deleted by lfsd."""
+"""The audit log in SQL: inserted, read newest first, never updated; deleted only by retention (``prune``)."""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 
 from lfsd.core.audit import (
     MAX_ACTION_LENGTH,
@@ -17,6 +18,8 @@ from lfsd.core.audit import (
 )
 from lfsd.db.database import Database
 from lfsd.db.tables import audit
+
+PRUNE_CHUNK = 5000
 
 
 class SqlAuditLog:
@@ -60,3 +63,25 @@ class SqlAuditLog:
             )
             for row in rows
         ]
+
+    async def prune(self, before: datetime) -> int:
+        """Delete entries older than ``before``, oldest first, in chunks of ``PRUNE_CHUNK`` rows, each its own
+        short transaction: a large backlog never holds long locks, and replicas pruning at the same time only
+        delete the same rows twice (the second finds them gone)."""
+        pruned = 0
+        while True:
+            async with self._db.transaction() as conn:
+                ids = (
+                    (
+                        await conn.execute(
+                            select(audit.c.id).where(audit.c.at < before).order_by(audit.c.id).limit(PRUNE_CHUNK)
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+                if ids:
+                    result = await conn.execute(delete(audit).where(audit.c.id.in_(ids)))
+                    pruned += result.rowcount or 0
+            if len(ids) < PRUNE_CHUNK:
+                return pruned

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection
+from datetime import datetime
 
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.sql.expression import Exists
@@ -13,9 +14,10 @@ from lfsd.core.inventory import IndexedObject
 from lfsd.core.oid import Oid
 from lfsd.core.repo import RepoPath
 from lfsd.db.database import Database, utcnow
+from lfsd.db.dialect import insert_ignore
 from lfsd.db.objects import _chunks
 from lfsd.db.tables import objects, repo_objects, repos
-from lfsd.db.usage import UsageCounters, retry_deadlocks
+from lfsd.db.usage import Delta, UsageCounters, retry_deadlocks
 
 
 class SqlIndexInventory:
@@ -87,3 +89,47 @@ class SqlIndexInventory:
                 # Links issued before now re-check their object against the index (see AccessControl.admit_link).
                 await conn.execute(update(repos).where(repos.c.id == repo_id).values(objects_removed_at=utcnow()))
         return removed
+
+    async def linked_before(self, repo: RepoPath, cutoff: datetime, after: Oid | None, limit: int) -> list[Oid]:
+        query = (
+            select(repo_objects.c.oid)
+            .join(repos, repos.c.id == repo_objects.c.repo_id)
+            .where(repos.c.path == str(repo), repo_objects.c.created_at < cutoff)
+            .order_by(repo_objects.c.oid)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(repo_objects.c.oid > str(after))
+        async with self._db.transaction() as conn:
+            return [Oid.parse(oid) for oid in (await conn.execute(query)).scalars()]
+
+    async def relink(self, repo: RepoPath, oids: Collection[Oid]) -> int:
+        return await retry_deadlocks(lambda: self._relink(repo, oids))
+
+    async def _relink(self, repo: RepoPath, oids: Collection[Oid]) -> int:
+        """Link back those of ``oids`` still indexed and not linked meanwhile, counters with them (db/usage.py)."""
+        now = utcnow()
+        async with self._db.transaction() as conn:
+            # A locking read, so that the plain reads after the usage lock see every link committed before it.
+            find = select(repos.c.id).where(repos.c.path == str(repo)).with_for_update(read=True)
+            repo_id = (await conn.execute(find)).scalar_one_or_none()
+            if repo_id is None:
+                raise NotFound(f"no repository {repo}")
+            counted = await self._usage.lock(conn, [repo_id])
+            wanted = {str(oid) for oid in oids}
+            already = {oid for _, oid in await self._usage.held(conn, [repo_id], wanted)}
+            sizes: dict[str, int] = {}
+            for chunk in _chunks(Oid(oid) for oid in sorted(wanted - already)):
+                # Shared locks: the objects stay indexed until this commits.
+                indexed = select(objects.c.oid, objects.c.size).where(objects.c.oid.in_(chunk))
+                for row in await conn.execute(indexed.with_for_update(read=True)):
+                    sizes[row.oid] = int(row.size)
+            if not sizes:
+                return 0
+            rows = [{"repo_id": repo_id, "oid": oid, "created_at": now} for oid in sorted(sizes)]
+            await conn.execute(insert_ignore(repo_objects, self._db.dialect), rows)
+            delta = Delta()
+            for size in sizes.values():
+                delta.add(size)
+            await self._usage.apply(conn, counted, {repo_id: delta}, now)
+        return len(sizes)

@@ -51,6 +51,13 @@ class SqlObjectIndex:
         )
         if identity is None:
             query = query.where(repos.c.is_public.is_(True))
+        elif identity.repo_scope is not None:
+            # A credential for one repository reads that one only (effective_permission).
+            query = query.where(repos.c.path == str(identity.repo_scope))
+            if not identity.is_admin and identity.scope_grant < Permission.READ:
+                query = query.outerjoin(
+                    grants, (grants.c.repo_id == repos.c.id) & (grants.c.user_id == identity.user_id)
+                ).where(or_(repos.c.is_public.is_(True), grants.c.permission >= int(Permission.READ)))
         elif not identity.is_admin:
             query = query.outerjoin(
                 grants, (grants.c.repo_id == repos.c.id) & (grants.c.user_id == identity.user_id)

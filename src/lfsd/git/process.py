@@ -99,8 +99,10 @@ class GitProcesses:
 
 
 async def _feed(child: asyncio.subprocess.Process, body: ByteSource) -> None:
-    """Copy the body into the child's stdin, then close it. A failed body read stops the child (so its stdout ends)
-    and is raised; a child that stopped reading (it answered early, or failed) ends the copy quietly."""
+    """Copy the body into the child's stdin, then close it. A failed body read is raised after closing stdin: the
+    child sees its input end early and fails on its own, through its normal exit, which removes its quarantined
+    objects (a signal does not always: receive-pack's index-pack may outlive it). A child that stopped reading (it
+    answered early, or failed) ends the copy quietly."""
     stdin = child.stdin
     assert stdin is not None
     try:
@@ -109,10 +111,6 @@ async def _feed(child: asyncio.subprocess.Process, body: ByteSource) -> None:
             await stdin.drain()
     except (BrokenPipeError, ConnectionResetError):
         return
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            child.terminate()
-        raise
     finally:
         with contextlib.suppress(OSError):
             stdin.close()
@@ -127,15 +125,19 @@ async def _tail(stream: asyncio.StreamReader) -> bytes:
 
 
 async def _stop(child: asyncio.subprocess.Process) -> None:
-    """Wait for a child that is done; end one that is not. SIGTERM first: git removes its quarantined objects
-    (a half-received pack) on it; SIGKILL only if it lingers."""
+    """Wait for a child that is done; end one that is not. Its input is closed first, so that it fails on its own
+    and cleans up (a half-received pack in quarantine); SIGTERM if it lingers, SIGKILL if it still does."""
     if child.returncode is not None:
         return
-    with contextlib.suppress(ProcessLookupError):
-        child.terminate()
-    try:
-        await asyncio.wait_for(child.wait(), TERMINATE_WAIT)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            child.kill()
-        await child.wait()
+    if child.stdin is not None:
+        with contextlib.suppress(OSError):
+            child.stdin.close()
+    for stop in (None, child.terminate, child.kill):
+        if stop is not None:
+            with contextlib.suppress(ProcessLookupError):
+                stop()
+        try:
+            await asyncio.wait_for(child.wait(), TERMINATE_WAIT)
+            return
+        except TimeoutError:
+            continue

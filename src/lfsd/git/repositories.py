@@ -23,6 +23,7 @@ PRE_RECEIVE: Final = """#!/bin/sh
 exec "$LFSD_HOOK_PYTHON" -m lfsd hook pre-receive
 """
 ENFORCE_LOCKS_KEY: Final = "lfsd.enforceLocks"
+REQUIRE_POINTERS_KEY: Final = "lfsd.requirePointers"
 
 
 class BareRepositories:
@@ -102,6 +103,14 @@ class BareRepositories:
         target = self.ensure_now(path)
         self._run("--git-dir", str(target), "config", "--bool", ENFORCE_LOCKS_KEY, "true" if on else "false")
 
+    def requires_pointers(self, path: RepoPath) -> bool:
+        return requires_pointers(self.location(path), git=self._git)
+
+    def set_require_pointers(self, path: RepoPath, on: bool) -> None:
+        """Kept beside the lock setting, in the repository's own config, where the hook reads it."""
+        target = self.ensure_now(path)
+        self._run("--git-dir", str(target), "config", "--bool", REQUIRE_POINTERS_KEY, "true" if on else "false")
+
     def _run(self, *args: str) -> str:
         result = subprocess.run([self._git, *args], capture_output=True, text=True, check=False)
         if result.returncode != 0:
@@ -111,13 +120,19 @@ class BareRepositories:
 
 def enforces_locks(git_dir: Path, *, git: str = "git") -> bool:
     """Whether pushes to ``git_dir`` are checked against locks: on unless set off."""
+    return _flag(git_dir, ENFORCE_LOCKS_KEY, git) != "false"
+
+
+def requires_pointers(git_dir: Path, *, git: str = "git") -> bool:
+    """Whether pushes to ``git_dir`` must bring LFS files as pointers: off unless set on."""
+    return _flag(git_dir, REQUIRE_POINTERS_KEY, git) == "true"
+
+
+def _flag(git_dir: Path, key: str, git: str) -> str:
     result = subprocess.run(
-        [git, "--git-dir", str(git_dir), "config", "--bool", "--get", ENFORCE_LOCKS_KEY],
-        capture_output=True,
-        text=True,
-        check=False,
+        [git, "--git-dir", str(git_dir), "config", "--bool", "--get", key], capture_output=True, text=True, check=False
     )
-    return result.stdout.strip() != "false"
+    return result.stdout.strip()
 
 
 def _has_content(path: Path, text: str) -> bool:

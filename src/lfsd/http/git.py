@@ -139,8 +139,9 @@ async def _stream(
         first = await anext(output, b"")
         response = web.StreamResponse(headers=NO_CACHE)
         response.content_type = content_type
-        await response.prepare(request)
         try:
+            # Inside: a client gone before git answered (killed mid-push) fails here, and is no server error.
+            await response.prepare(request)
             await response.write(preamble + first)
             async for chunk in output:
                 await response.write(chunk)

@@ -1,0 +1,96 @@
+"""``gc --unreachable``'s first half: objects no ref of the hosted Git repository points to are unlinked from that
+repository, on every database, with the real git reading the pointers."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+from lfsd.config import Settings
+from lfsd.core.oid import Oid
+from lfsd.core.reachability import ReferencedObjects, unlink_unreachable
+from lfsd.core.repo import RepoPath
+from lfsd.db.database import utcnow
+from lfsd.db.inventory import SqlIndexInventory
+from lfsd.git.pointers import GitReferencedObjects
+from lfsd.git.repositories import BareRepositories
+from tests.git.test_changes import ENV
+from tests.support import Blob, World, blob
+
+GAME = RepoPath("acme/game")
+
+
+def _pointer(item: Blob) -> str:
+    return f"version https://git-lfs.github.com/spec/v1\noid sha256:{item.oid}\nsize {len(item.data)}\n"
+
+
+def _push_pointers(tmp: Path, bare: Path, items: list[Blob]) -> None:
+    """A commit whose files are the pointers of ``items``, pushed to ``bare`` as main."""
+    work = tmp / "work"
+    subprocess.run(["git", "init", "-q", "--initial-branch=main", str(work)], env=ENV, check=True)
+    for number, item in enumerate(items):
+        (work / f"f{number}.bin").write_text(_pointer(item))
+    for args in (["add", "."], ["commit", "-q", "-m", "pointers"], ["push", "-q", str(bare), "main"]):
+        subprocess.run(["git", *args], cwd=work, env=ENV, check=True)
+
+
+async def _held(world: World) -> set[str]:
+    index = SqlIndexInventory(world.meta.db)
+    return set(await index.linked_before(GAME, utcnow() + timedelta(days=1), None, 1000))
+
+
+async def test_unreferenced_objects_are_unlinked_and_young_links_kept(
+    world: World, settings: Settings, tmp_path: Path
+) -> None:
+    await world.repo("acme/game")
+    kept, dropped, shared = blob(100), blob(200), blob(300)
+    await world.push("acme/game", [kept, dropped, shared], world.auth("root"))
+    await world.repo("acme/other")
+    await world.push("acme/other", [shared], world.auth("root"))
+    repositories = BareRepositories(settings.effective_git_root)
+    refs = GitReferencedObjects(repositories)
+    index = SqlIndexInventory(world.meta.db)
+
+    # No Git repository (or one nothing was pushed to): lfsd cannot know, and unlinks nothing.
+    result = await unlink_unreachable(index, refs, GAME, utcnow() + timedelta(seconds=1))
+    assert not result.hosted and result.unlinked == ()
+    bare = repositories.ensure_now(GAME)
+    result = await unlink_unreachable(index, refs, GAME, utcnow() + timedelta(seconds=1))
+    assert not result.hosted and await _held(world) == {kept.oid, dropped.oid, shared.oid}
+
+    _push_pointers(tmp_path, bare, [kept])
+    # Links younger than the cutoff stay: their pointers may be on their way.
+    young = await unlink_unreachable(index, refs, GAME, utcnow() - timedelta(hours=1))
+    assert young.hosted and young.unlinked == ()
+    dry = await unlink_unreachable(index, refs, GAME, utcnow() + timedelta(seconds=1), dry_run=True)
+    assert sorted(dry.unlinked) == sorted([dropped.oid, shared.oid])
+    assert await _held(world) == {kept.oid, dropped.oid, shared.oid}
+    done = await unlink_unreachable(index, refs, GAME, utcnow() + timedelta(seconds=1))
+    assert sorted(done.unlinked) == sorted([dropped.oid, shared.oid]) and done.relinked == 0
+    assert await _held(world) == {kept.oid}
+    # Another repository holding the same object keeps it.
+    other = await index.linked_before(RepoPath("acme/other"), utcnow() + timedelta(days=1), None, 10)
+    assert other == [shared.oid]
+
+
+class _PushLandsMeanwhile:
+    """The refs gain a pointer between the collector's two reads, as when a push lands while it runs."""
+
+    def __init__(self, first: set[Oid], then: set[Oid]) -> None:
+        self._answers = [first, then]
+
+    async def referenced(self, repo: RepoPath) -> set[Oid] | None:
+        return self._answers.pop(0)
+
+
+async def test_a_pointer_that_lands_meanwhile_gets_its_object_back(world: World) -> None:
+    await world.repo("acme/game")
+    a, b = blob(100), blob(200)
+    await world.push("acme/game", [a, b], world.auth("root"))
+    refs: ReferencedObjects = _PushLandsMeanwhile(set(), {Oid.parse(b.oid)})
+    index = SqlIndexInventory(world.meta.db)
+    result = await unlink_unreachable(index, refs, GAME, utcnow() + timedelta(seconds=1))
+    assert result.unlinked == (a.oid,) and result.relinked == 1
+    assert await _held(world) == {b.oid}
+    assert await index.relink(GAME, [Oid.parse(b.oid)]) == 0  # linked already: nothing to do, no error
