@@ -95,23 +95,27 @@ class UsageCounters:
         A link calls it first in its transaction, so that the plain reads after it (``held``) see every link
         committed before the lock was granted (MySQL's REPEATABLE READ takes its snapshot at the first plain read).
 
-        The upsert is what locks on MySQL/MariaDB (it takes the row's exclusive lock, where a ``SELECT … FOR
-        UPDATE`` of a missing row would take a gap lock two writers can both hold, then deadlock inserting). The
-        foreign key makes it fail for a deleted repository."""
+        A missing row is inserted first, then locked: on MySQL/MariaDB a ``SELECT … FOR UPDATE`` of a missing row
+        takes a gap lock that two writers can both hold and then deadlock inserting (a rare victim, run again by
+        ``retry_deadlocks``). SQLite always starts with the insert, so the transaction holds the write lock from its
+        first statement (a read first could not be upgraded once another process has written). The foreign key
+        makes the insert fail for a deleted repository."""
         ids = sorted(set(repo_ids))
         if not ids:
             return {}
-        try:
-            await conn.execute(insert_ignore(repo_usage, self._dialect), [{"repo_id": i} for i in ids])
-        except IntegrityError:
-            raise NotFound("repository not found") from None
         locked = (
             select(repo_usage.c.repo_id, repo_usage.c.objects, repo_usage.c.bytes, repo_usage.c.quota_bytes)
             .where(repo_usage.c.repo_id.in_(ids))
             .order_by(repo_usage.c.repo_id)
             .with_for_update()
         )
-        rows = {row.repo_id: row for row in await conn.execute(locked)}
+        rows = {} if self._dialect == "sqlite" else {row.repo_id: row for row in await conn.execute(locked)}
+        if set(rows) != set(ids):
+            try:
+                await conn.execute(insert_ignore(repo_usage, self._dialect), [{"repo_id": i} for i in ids])
+            except IntegrityError:
+                raise NotFound("repository not found") from None
+            rows = {row.repo_id: row for row in await conn.execute(locked)}
         paths = {
             row.id: row.path for row in await conn.execute(select(repos.c.id, repos.c.path).where(repos.c.id.in_(ids)))
         }
@@ -179,7 +183,8 @@ class UsageCounters:
         )
 
     async def _add_owner(self, conn: AsyncConnection, owner: str, delta: Delta) -> None:
-        await conn.execute(insert_ignore(owner_usage, self._dialect), {"owner": owner})
+        if delta.objects == 0 and delta.bytes == 0:
+            return
         statement = (
             update(owner_usage)
             .where(owner_usage.c.owner == owner)
@@ -189,7 +194,10 @@ class UsageCounters:
             statement = statement.where(
                 or_(owner_usage.c.quota_bytes.is_(None), owner_usage.c.bytes + delta.bytes <= owner_usage.c.quota_bytes)
             )
-        if (await conn.execute(statement)).rowcount == 0:
+        if (await conn.execute(statement)).rowcount == 0:  # no row yet (then counted on it), or over the quota
+            await conn.execute(insert_ignore(owner_usage, self._dialect), {"owner": owner})
+            if (await conn.execute(statement)).rowcount == 1:
+                return
             query = select(owner_usage.c.bytes, owner_usage.c.quota_bytes).where(owner_usage.c.owner == owner)
             row = (await conn.execute(query)).one()
             raise over_quota(f"owner {owner}", int(row.bytes), int(row.quota_bytes), delta.bytes)
