@@ -17,8 +17,10 @@ from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Row, Select, func, literal, or_, select, update
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import Insert
 
 from lfsd.core.errors import NotFound, ServiceUnavailable
 from lfsd.core.repo import RepoPath
@@ -168,19 +170,9 @@ class UsageCounters:
         if (await conn.execute(statement)).rowcount == 0:
             limit = repo.quota_bytes or self.default_quota or 0
             raise over_quota(f"repository {repo.path}", repo.bytes, limit, delta.bytes)
-        await conn.execute(
-            insert_ignore(usage_days, self._dialect),
-            {"repo_id": repo.repo_id, "day": now.date(), "objects": 0, "bytes": 0},
-        )
-        current = select(repo_usage.c.objects, repo_usage.c.bytes).where(repo_usage.c.repo_id == repo.repo_id)
-        await conn.execute(
-            update(usage_days)
-            .where(usage_days.c.repo_id == repo.repo_id, usage_days.c.day == now.date())
-            .values(
-                objects=current.with_only_columns(repo_usage.c.objects).scalar_subquery(),
-                bytes=current.with_only_columns(repo_usage.c.bytes).scalar_subquery(),
-            )
-        )
+        # The day's figures: the counters as they now are (exact, the row is locked), in one upsert.
+        day = {"repo_id": repo.repo_id, "day": now.date(), "objects": repo.objects + delta.objects}
+        await conn.execute(_upsert_day(self._dialect), {**day, "bytes": repo.bytes + delta.bytes})
 
     async def _add_owner(self, conn: AsyncConnection, owner: str, delta: Delta) -> None:
         if delta.objects == 0 and delta.bytes == 0:
@@ -374,6 +366,18 @@ class SqlUsageStore:
         if owner_row is not None:
             usage = Usage(f"owner {owner}", 0, int(owner_row.bytes), None, owner_row.quota_bytes, True)
             check_fits(usage, adding)
+
+
+def _upsert_day(dialect: str) -> Insert:
+    """Today's history row of a repository, inserted or overwritten."""
+    if dialect in ("mysql", "mariadb"):
+        statement = mysql.insert(usage_days)
+        return statement.on_duplicate_key_update(objects=statement.inserted.objects, bytes=statement.inserted.bytes)
+    upsert = sqlite.insert(usage_days) if dialect == "sqlite" else postgresql.insert(usage_days)
+    return upsert.on_conflict_do_update(
+        index_elements=[usage_days.c.repo_id, usage_days.c.day],
+        set_={"objects": upsert.excluded.objects, "bytes": upsert.excluded.bytes},
+    )
 
 
 def _like_prefix(owner: str) -> str:
