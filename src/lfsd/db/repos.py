@@ -58,15 +58,16 @@ class SqlRepoDirectory:
                 result = await conn.execute(
                     repos.insert().values(path=str(path), is_public=is_public, created_at=utcnow())
                 )
+                (new_id,) = result.inserted_primary_key or (None,)
+                assert isinstance(new_id, int)
+                await UsageCounters(self._db.dialect).created(conn, new_id, path.owner)  # its counters start at 0
         except IntegrityError:
             # Created concurrently (two first pushes at once): the existing repository is the one.
             existing = await self.find(path)
             if existing is None:
                 raise Conflict(f"repository {path} could not be created") from None
             return existing
-        (repo_id,) = result.inserted_primary_key or (None,)
-        assert isinstance(repo_id, int)
-        return Repo(id=repo_id, path=path, is_public=is_public)
+        return Repo(id=new_id, path=path, is_public=is_public)
 
     async def set_locking(self, repo: Repo, enabled: bool) -> None:
         async with self._db.transaction() as conn:

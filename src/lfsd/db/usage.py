@@ -216,6 +216,11 @@ class UsageCounters:
         await self.apply(conn, {repo.repo_id: repo}, {repo.repo_id: delta}, now)
         return -delta.objects
 
+    async def created(self, conn: AsyncConnection, repo_id: int, owner: str) -> None:
+        """With a new repository: its usage row and its owner's, so that its first link only updates them."""
+        await conn.execute(repo_usage.insert().values(repo_id=repo_id))
+        await conn.execute(insert_ignore(owner_usage, self._dialect), {"owner": owner})
+
     async def forget_repo(self, conn: AsyncConnection, repo_id: int) -> None:
         """Before a repository is deleted: its counters leave its owner's (its own rows go by cascade)."""
         counted = await self.lock(conn, [repo_id])
