@@ -28,6 +28,9 @@ TABLES: Final = (
     "repos",
     "users",
     "gc_lease",
+    "usage_days",
+    "repo_usage",
+    "owner_usage",
 )
 
 

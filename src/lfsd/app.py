@@ -117,7 +117,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         app[ACCESS] = _open_access(settings, meta, resources, key, external)
         # A link re-checks, under its row locks, the bodies a garbage collector may have taken (docs/operations.md).
         meta.objects.check_bodies_with(store.present)
-        app[SERVICE] = LfsService(meta.objects, store, signer, time.time, opened.direct)
+        app[SERVICE] = LfsService(meta.objects, store, signer, time.time, opened.direct, quota=meta.usage)
         app[LOCKS] = LockService(
             meta.locks,
             CursorCodec(key),
@@ -175,6 +175,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
 
         async def scrape() -> None:
             metrics.locks_held.set(await meta.locks.count())
+            metrics.set_stored(*await meta.usage.totals())
 
         app[SCRAPE] = scrape
         await first_start(meta, settings)

@@ -993,3 +993,9 @@ main.add_command(ssh)
 from lfsd.gc_command import gc  # noqa: E402
 
 main.add_command(gc)
+
+# Quotas and usage (issue 14): commands of their own module, registered here.
+from lfsd.usage_cli import quota, repo_usage  # noqa: E402  (it uses the helpers above)
+
+main.add_command(quota)
+repo.add_command(repo_usage)

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
         64 * 1024 * 1024, ge=1024 * 1024, description="memory budget for transfer buffers before they shrink"
     )
 
+    quota_default_bytes: int = Field(
+        0, ge=0, description="bytes a repository without a quota of its own may hold (507 above); 0: no limit"
+    )
+
     @field_validator("buffer_size")
     @classmethod
     def _check_buffer_size(cls, value: int) -> int:

@@ -42,7 +42,8 @@ async def open_metadata(
     except BaseException:
         await db.dispose()
         raise
-    return Metadata.over(db, Argon2Passwords(threads=settings.password_threads, queue=settings.password_queue))
+    passwords = Argon2Passwords(threads=settings.password_threads, queue=settings.password_queue)
+    return Metadata.over(db, passwords, default_quota=settings.quota_default_bytes)
 
 
 def migrate_in_child(settings: Settings) -> Migrator:

@@ -14,11 +14,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lfsd.core.auth import Identity, Permission
-from lfsd.core.errors import NotFound, ServiceUnavailable
+from lfsd.core.errors import InsufficientStorage, NotFound, ServiceUnavailable
 from lfsd.core.oid import Oid
 from lfsd.db.database import Database, utcnow
 from lfsd.db.dialect import insert_ignore
 from lfsd.db.tables import grants, objects, repo_objects, repos
+from lfsd.db.usage import Delta, UsageCounters, retry_deadlocks
 
 _IN_CHUNK = 500  # bound the number of bind parameters per statement on every database
 
@@ -40,8 +41,9 @@ def _chunks(oids: Iterable[Oid]) -> Iterator[list[str]]:
 
 
 class SqlObjectIndex:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, usage: UsageCounters | None = None) -> None:
         self._db = db
+        self.usage = usage or UsageCounters(db.dialect)  # counters and quotas, kept in each link's transaction
         self._pending: list[_Link] = []
         self._writer: asyncio.Task[None] | None = None
         self._present: Presence | None = None
@@ -118,8 +120,9 @@ class SqlObjectIndex:
             group, self._pending = self._pending, []
             try:
                 missing = await self._link_rows(group)
-            except NotFound:
-                # A repository was deleted meanwhile: only its own links fail, the others are written alone.
+            except (NotFound, InsufficientStorage):
+                # A repository was deleted meanwhile, or is over its quota: only its own links fail, the others are
+                # written alone.
                 for one in group:
                     await self._settle(one, self._link_rows([one]))
             except Exception as exc:  # every caller learns what went wrong with its transaction
@@ -142,11 +145,15 @@ class SqlObjectIndex:
             _finish(one.done, _gone_error(one, missing))
 
     async def _link_rows(self, group: list[_Link]) -> set[str]:
+        return await retry_deadlocks(lambda: self._link_rows_once(group))
+
+    async def _link_rows_once(self, group: list[_Link]) -> set[str]:
         """Write the group's rows in one transaction; the oids not linked because their bytes are gone.
 
-        The rows of the objects are inserted first, the new ones carrying this transaction's claim; then every row is
-        locked (a collector's claim of the same row waits, or has already deleted it); rows that are new, marked
-        unreferenced or gone are checked against the store while the lock holds; only then the links are written.
+        The usage rows of the repositories are locked first (quotas and counters, db/usage.py); the rows of the
+        objects are inserted, the new ones carrying this transaction's claim; then every object row is locked (a
+        collector's claim of the same row waits, or has already deleted it); rows that are new, marked unreferenced
+        or gone are checked against the store while the lock holds; only then the links and counters are written.
         """
         now = utcnow()
         claim = f"link-{secrets.token_hex(8)}"
@@ -157,6 +164,8 @@ class SqlObjectIndex:
         holders = sorted({(one.repo_id, str(oid)) for one in group for oid in one.sizes})
         try:
             async with self._db.transaction() as conn:
+                counted = await self.usage.lock(conn, {repo_id for repo_id, _ in holders})
+                already = await self.usage.held(conn, counted.keys(), {oid for _, oid in holders})
                 await conn.execute(insert_ignore(objects, self._db.dialect), object_rows)
                 missing = await self._settle_rows(conn, sizes, claim, now)
                 link_rows = [
@@ -166,6 +175,11 @@ class SqlObjectIndex:
                 ]
                 if link_rows:
                     await conn.execute(insert_ignore(repo_objects, self._db.dialect), link_rows)
+                deltas: dict[int, Delta] = {}
+                for repo_id, oid in set(holders) - already:
+                    if oid not in missing:
+                        deltas.setdefault(repo_id, Delta()).add(sizes[oid])
+                await self.usage.apply(conn, counted, deltas, now)
         except IntegrityError:
             # The only foreign key that can fail here: the repository was deleted while a link was in use.
             raise NotFound("repository not found") from None

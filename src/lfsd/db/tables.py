@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -34,6 +35,7 @@ from lfsd.core.names import MAX_USER_NAME_LENGTH
 from lfsd.core.repo import MAX_LENGTH as MAX_REPO_PATH_LENGTH
 from lfsd.core.sshkeys import MAX_KEY_LABEL_LENGTH, MAX_KEY_TYPE_LENGTH
 from lfsd.core.tokens import MAX_TOKEN_LABEL_LENGTH
+from lfsd.core.usage import MAX_OWNER_LENGTH
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -252,4 +254,33 @@ gc_lease = Table(
     Column("name", String(32), primary_key=True),
     Column("holder", String(64), nullable=True),
     Column("expires_at", UtcDateTime(), nullable=True),
+)
+
+# Usage counters (migration 0009), kept in the transaction of every link and unlink (db/usage.py), never by a scan.
+repo_usage = Table(
+    "repo_usage",
+    metadata,
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("objects", BigInteger, nullable=False, server_default="0"),
+    Column("bytes", BigInteger, nullable=False, server_default="0"),
+    Column("last_push_at", UtcDateTime(), nullable=True),
+    Column("quota_bytes", BigInteger, nullable=True),  # None: the server-wide default applies
+)
+
+owner_usage = Table(
+    "owner_usage",
+    metadata,
+    Column("owner", ExactString(MAX_OWNER_LENGTH), primary_key=True),  # the OWNER of OWNER/NAME
+    Column("objects", BigInteger, nullable=False, server_default="0"),
+    Column("bytes", BigInteger, nullable=False, server_default="0"),
+    Column("quota_bytes", BigInteger, nullable=True),  # None: no owner quota
+)
+
+usage_days = Table(
+    "usage_days",
+    metadata,
+    Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
+    Column("day", Date, primary_key=True),  # UTC
+    Column("objects", BigInteger, nullable=False),  # as the day ended (or now, for today)
+    Column("bytes", BigInteger, nullable=False),
 )

@@ -130,6 +130,19 @@ class Metrics:
         )
         self.ssh_received_bytes = Counter("lfsd_ssh_received_bytes", "git-lfs-transfer bytes received", registry=r)
         self.ssh_sent_bytes = Counter("lfsd_ssh_sent_bytes", "git-lfs-transfer bytes sent", registry=r)
+        # Totals of the usage counters (db/usage.py), also read at scrape time; no per-repository label.
+        self.stored_bytes = Gauge(
+            "lfsd_stored_bytes",
+            "Bytes held by all repositories (an object held by two repositories counts twice)",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.stored_objects = Gauge(
+            "lfsd_stored_objects",
+            "Objects held by all repositories (an object held by two repositories counts twice)",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
         for direction in ("upload", "download"):
             self.transfers_in_flight.labels(direction)
         # The embedded SSH server's sessions (OpenSSH's forced command runs in processes of its own, which export
@@ -169,6 +182,10 @@ class Metrics:
         self.storage_duration.labels(backend, operation).observe(seconds)
         if failed:
             self.storage_errors.labels(backend, operation).inc()
+
+    def set_stored(self, objects: int, size: int) -> None:
+        self.stored_objects.set(objects)
+        self.stored_bytes.set(size)
 
     def watch_pool(self, stats: Callable[[], PoolStats]) -> None:
         self._pool = stats
