@@ -11,6 +11,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 from lfsd.bootstrap import signing_key
 from lfsd.config import Settings
@@ -23,12 +24,14 @@ from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
 from lfsd.core.throttle import LoginThrottle, ThrottleLimits
 from lfsd.db.metadata import Metadata
-from lfsd.observability.metrics import Metrics
 from lfsd.offload import in_thread
 from lfsd.resources import migrate_in_child, open_metadata, open_store
 from lfsd.ssh.transfer import TransferCore
 from lfsd.state.memory import LruCache, MemoryFailureCounter
 from lfsd.storage.instrumented import InstrumentedStore
+
+if TYPE_CHECKING:
+    from lfsd.observability.metrics import Metrics  # only the type: see lfsd.ssh.transfer
 
 
 def open_transfer_core(
