@@ -62,7 +62,10 @@ async def batch(session: Session, operand: str) -> None:
         if result.error is not None and operation is Operation.UPLOAD:
             # The protocol has no per-object errors: an upload that cannot go ahead fails the batch, with its reason.
             raise ObjectRefused(result.error.code, f"object {result.oid[:64]}: {result.error.message}")
-        out.append(f"{result.oid} {result.size} {_action(result, operation)}")
+        action = _action(result, operation)
+        if action == "download":
+            session.remember(Oid.parse(result.oid), result.size)  # the batch found it in the repository's index
+        out.append(f"{result.oid} {result.size} {action}")
     _count(session, results)
     session.notes = {"objects": len(specs)}
     session.reply(200, ["hash-algo=sha256"], out)
@@ -139,6 +142,7 @@ async def put_object(session: Session, operand: str) -> None:
         if size > session.core.max_object_size:
             raise PayloadTooLarge(f"objects are limited to {session.core.max_object_size} bytes")
         await session.core.service.upload(repo.id, oid, size, data)
+        session.remember(oid, size)
     except LfsError as exc:
         if not data.ended:
             # The rest of the body is still on its way: the next packet is not a command.
@@ -153,7 +157,7 @@ async def get_object(session: Session, operand: str) -> None:
     await session.arguments()
     oid = Oid.parse(operand)
     repo = session.require(Permission.READ)
-    stored = await session.core.service.download(repo.id, oid)
+    stored = await session.core.service.download(repo.id, oid, linked=oid in session.held)
     session.notes = {"oid": str(oid), "size": stored.size}
     chunks = session.core.service.read(oid, 0, stored.size)
     try:
@@ -193,7 +197,7 @@ async def verify_object(session: Session, operand: str) -> None:
     oid = Oid.parse(operand.split(" ")[0])
     size = _size(args)
     repo = session.require(Permission.WRITE)
-    stored = await session.core.service.download(repo.id, oid)
+    stored = await session.core.service.download(repo.id, oid, linked=session.held.get(oid) == size)
     if stored.size != size:
         raise SizeMismatch(f"object {oid} has {stored.size} bytes, not {size}")
     session.reply(200)
