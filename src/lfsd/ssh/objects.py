@@ -7,6 +7,7 @@ checks the index and ``read`` streams the body in bounded chunks.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from lfsd.core.auth import Permission, Repo
@@ -176,17 +177,32 @@ async def _send_object(session: Session, oid: Oid, size: int, chunks: AsyncItera
     session.out.text("status 200")
     session.out.text(f"size={size}")
     session.out.delim()
-    sent = len(first)
-    session.out.data(first)
+    sent = 0
+    chunk = first
+    # The store's next chunk is read while this one is sent: two chunks in memory at most, and the disk (or S3) and
+    # the channel busy at once instead of in turn.
+    reading: asyncio.Future[bytes] | None = None
     try:
-        await session.send()
-        async for chunk in chunks:
+        while True:
             session.out.data(chunk)
             sent += len(chunk)
+            reading = asyncio.ensure_future(anext(chunks, b"")) if chunk and sent < size else None
             await session.send()
+            if reading is None:
+                break
+            chunk = await reading
+            reading = None
+            if not chunk:
+                break
     except LfsError as exc:
         # The status went out: an error now can only cut the body short, and the client's hash check catches it.
         raise Abort(f"reading {oid} from the store failed after {sent} bytes: {exc.message}") from exc
+    finally:
+        if reading is not None:  # the channel failed first: the read ends before the reader is closed
+            reading.cancel()
+            await asyncio.wait([reading])
+            if not reading.cancelled():
+                reading.exception()  # retrieved: the channel's error is the one that ends the command
     if sent != size:
         raise Abort(f"the store gave {sent} of {size} bytes of {oid}")
     session.out.flush()
