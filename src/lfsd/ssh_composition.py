@@ -23,6 +23,7 @@ from lfsd.core.ports import ObjectStore
 from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
 from lfsd.core.throttle import LoginThrottle, ThrottleLimits
+from lfsd.core.transfer_slots import TransferSlots
 from lfsd.db.metadata import Metadata
 from lfsd.offload import in_thread
 from lfsd.resources import migrate_in_child, open_metadata, open_store
@@ -35,15 +36,17 @@ if TYPE_CHECKING:
 
 
 def open_transfer_core(
-    settings: Settings, *, metrics: Metrics | None = None
+    settings: Settings, *, metrics: Metrics | None = None, slots: TransferSlots | None = None
 ) -> AbstractAsyncContextManager[TransferCore]:
     """The use cases a transfer session calls, open until the context ends. ``metrics``: the server's, when the
-    sessions run inside it (the embedded SSH server); a one-connection shell process exports none."""
-    return _open(settings, metrics)
+    sessions run inside it (the embedded SSH server); a one-connection shell process exports none. ``slots``: the
+    HTTP server's per-user transfer slots (its ``InFlight``) when sessions run in its process, so that one cap holds
+    for both front ends; else the sessions of this process get their own."""
+    return _open(settings, metrics, slots if slots is not None else TransferSlots())
 
 
 @asynccontextmanager
-async def _open(settings: Settings, metrics: Metrics | None) -> AsyncIterator[TransferCore]:
+async def _open(settings: Settings, metrics: Metrics | None, slots: TransferSlots) -> AsyncIterator[TransferCore]:
     meta = await open_metadata(settings, migrator=migrate_in_child(settings))
     try:
         async with AsyncExitStack() as resources:
@@ -70,6 +73,9 @@ async def _open(settings: Settings, metrics: Metrics | None) -> AsyncIterator[Tr
                 max_object_size=settings.max_object_size,
                 batch_max_objects=settings.batch_max_objects,
                 metrics=metrics,
+                slots=slots,
+                max_transfers_per_user=settings.max_transfers_per_user,
+                transfer_queue_wait=settings.transfer_queue_wait,
             )
     finally:
         await meta.close()

@@ -130,6 +130,19 @@ class Metrics:
         )
         self.ssh_received_bytes = Counter("lfsd_ssh_received_bytes", "git-lfs-transfer bytes received", registry=r)
         self.ssh_sent_bytes = Counter("lfsd_ssh_sent_bytes", "git-lfs-transfer bytes sent", registry=r)
+        self.ssh_sessions = Counter(
+            "lfsd_ssh_sessions", "git-lfs-transfer sessions started, by operation", ["operation"], registry=r
+        )
+        self.ssh_sessions_active = Gauge(
+            "lfsd_ssh_sessions_active",
+            "git-lfs-transfer sessions open, by operation",
+            ["operation"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        for operation in ("upload", "download"):
+            self.ssh_sessions.labels(operation)
+            self.ssh_sessions_active.labels(operation)
         for direction in ("upload", "download"):
             self.transfers_in_flight.labels(direction)
         self._pool: Callable[[], PoolStats | None] = lambda: None

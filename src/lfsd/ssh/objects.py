@@ -142,7 +142,10 @@ async def put_object(session: Session, operand: str) -> None:
             raise Forbidden("objects are uploaded on an upload session")
         if size > session.core.max_object_size:
             raise PayloadTooLarge(f"objects are limited to {session.core.max_object_size} bytes")
-        await session.core.service.upload(repo.id, oid, size, data)
+        # Over the cap (after the queue's wait) the object's bytes are still on their way: the session ends, as for
+        # any refusal before the body, and the client starts a new connection.
+        with await session.core.admit(session.identity):
+            await session.core.service.upload(repo.id, oid, size, data)
         session.remember(oid, size)
     except LfsError as exc:
         if not data.ended:
@@ -160,14 +163,15 @@ async def get_object(session: Session, operand: str) -> None:
     repo = session.require(Permission.READ)
     stored = await session.core.service.download(repo.id, oid, linked=oid in session.held)
     session.notes = {"oid": str(oid), "size": stored.size}
-    chunks = session.core.service.read(oid, 0, stored.size)
-    try:
-        await _send_object(session, oid, stored.size, chunks)
-    finally:
-        # Closed now, not when collected: a client gone mid-object must not hold the stored file open.
-        close = getattr(chunks, "aclose", None)
-        if close is not None:
-            await close()
+    with await session.core.admit(session.identity):  # refused: a 429 answer, and the session goes on
+        chunks = session.core.service.read(oid, 0, stored.size)
+        try:
+            await _send_object(session, oid, stored.size, chunks)
+        finally:
+            # Closed now, not when collected: a client gone mid-object must not hold the stored file open.
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
 
 
 async def _send_object(session: Session, oid: Oid, size: int, chunks: AsyncIterator[bytes]) -> None:

@@ -27,6 +27,7 @@ from lfsd.core.oid import Oid
 from lfsd.core.operation import Operation
 from lfsd.core.repo import RepoPath
 from lfsd.core.service import LfsService
+from lfsd.core.transfer_slots import Slot, TransferSlots, user_key
 from lfsd.ssh.pktline import (
     DELIM,
     ConnectionLost,
@@ -63,6 +64,16 @@ class TransferCore:
     max_object_size: int
     batch_max_objects: int
     metrics: Metrics | None = None
+    # The per-user cap on transfers at once (put-object and get-object hold a slot while their bytes move): the HTTP
+    # server's own slots when sessions run in its process, so both front ends count against one cap.
+    slots: TransferSlots = field(default_factory=TransferSlots)
+    max_transfers_per_user: int = 64
+    transfer_queue_wait: float = 5.0
+
+    async def admit(self, identity: Identity) -> Slot:
+        return await self.slots.admit_waiting(
+            user_key(identity.user_id), self.max_transfers_per_user, self.transfer_queue_wait
+        )
 
 
 class Abort(Exception):
@@ -214,7 +225,15 @@ async def serve(
     """
     session = Session(core, identity, repo, operation, PacketReader(reader), PacketWriter(writer))
     started = time.monotonic()
-    reason = await _run(session, _commands())
+    metrics = core.metrics
+    if metrics is not None:
+        metrics.ssh_sessions.labels(operation.value).inc()
+        metrics.ssh_sessions_active.labels(operation.value).inc()
+    try:
+        reason = await _run(session, _commands())
+    finally:
+        if metrics is not None:
+            metrics.ssh_sessions_active.labels(operation.value).dec()
     extra = _context(session) | {
         "event": "ssh_session_end",
         "reason": reason,
