@@ -3,7 +3,8 @@
 Under OpenSSH's forced command (and ``tests/ssh/fake_ssh.py``) the session's standard input and output are pipes,
 whose Linux default of 64 KiB holds one data packet: every packet is then a wake-up and a system call on each side,
 and a 256 KiB chunk of an object is written in four turns of the event loop. A pipe of ``PIPE_SIZE`` holds a
-store chunk whole. Measured here (256 MiB get-object through a pipe, fake_ssh): 84 MB/s with 64 KiB pipes.
+store chunk whole. Measured here with the get-object changes of the same commit (256 MiB through fake_ssh's pipes,
+2 shared cores, 7 alternating runs): median 201 MB/s before, 254 MB/s after; single runs vary by 2x on this machine.
 """
 
 from __future__ import annotations
