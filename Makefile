@@ -4,9 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup git-lfs nginx serve test lint typecheck pytest bench clean
+.PHONY: setup git-lfs nginx browser openssh serve test lint typecheck pytest bench clean
 
-setup: $(STAMP) git-lfs nginx
+setup: $(STAMP) git-lfs nginx browser openssh
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,18 @@ nginx:
 	  else echo "nginx is missing: the balancer test will be skipped (Debian: apt-get install nginx-light)"; fi; \
 	fi
 
+# The web UI's browser tests (tests/ui/test_browser.py): Debian's chromium and chromium-driver, installed when missing
+# and we are root, and axe-core from npm for the accessibility audit; without them those tests are skipped locally
+# (and fail in CI).
+AXE_CORE := axe-core@4.14.1
+browser:
+	@if ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
+	  else echo "chromium-driver is missing: the browser tests will be skipped (Debian: apt-get install chromium chromium-driver)"; fi; \
+	fi
+	-@[ -f tests/ui/node_modules/axe-core/axe.min.js ] || (command -v npm >/dev/null && npm install --silent --no-save --no-package-lock --prefix tests/ui $(AXE_CORE))
+
 serve: setup
 	$(BIN)/lfsd serve
 
@@ -54,6 +66,17 @@ bench: setup
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/small.py --workers 1,2
 	$(BIN)/python bench/batch.py --workers 1,2
+	$(BIN)/python bench/bigfetch.py
+	$(BIN)/python bench/git_hosting.py
 
 clean:
 	rm -rf $(VENV) lfsd-data .mypy_cache .pytest_cache .ruff_cache
+
+# A real sshd for the SSH tests (tests/e2e/test_ssh.py): Debian's openssh-server, installed when missing and we are
+# root; without it those tests are skipped locally (and fail in CI).
+openssh:
+	@if ! [ -x /usr/sbin/sshd ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server openssh-client >/dev/null; \
+	  else echo "sshd is missing: the SSH tests will be skipped (Debian: apt-get install openssh-server)"; fi; \
+	fi

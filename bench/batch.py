@@ -17,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,7 +29,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from tests.e2e.harness import Server  # noqa: E402
 
-from small import OUT, cpu_seconds, server_pids  # noqa: E402
+from charts import grouped_bars  # noqa: E402
+from small import OUT, cpu_seconds, profiled, server_pids  # noqa: E402
 
 LFS_JSON = "application/vnd.git-lfs+json"
 OBJECTS = 100
@@ -94,7 +96,7 @@ async def measure(url: str, token: str, clients: int, requests: int, pids: list[
     return figures
 
 
-def run(workers: int, requests: int) -> list[BatchFigures]:
+def run(workers: int, requests: int, profile: bool) -> list[BatchFigures]:
     work = Path(tempfile.mkdtemp(prefix="lfsd-batch-"))
     server = Server.start(work / "data", args=("--workers", str(workers)))
     try:
@@ -104,10 +106,15 @@ def run(workers: int, requests: int) -> list[BatchFigures]:
         server.cli("repo", "grant", "bench/batch", "bench", "write")
         time.sleep(1.0)
         pids = server_pids(server.process.pid)
-        return [
-            asyncio.run(measure(server.url, token, 1, requests // 10, pids, workers)),
-            asyncio.run(measure(server.url, token, 200, requests, pids, workers)),
-        ]
+        unloaded = asyncio.run(measure(server.url, token, 1, requests // 10, pids, workers))
+        spied = OUT / f"profile-batch-w{workers}" if profile else None
+        if spied is not None:
+            spied.parent.mkdir(exist_ok=True)
+        with profiled(pids, spied) as top:
+            loaded = asyncio.run(measure(server.url, token, 200, requests, pids, workers))
+        for frame, share in top[:15]:
+            print(f"      {share:5.1f} %  {frame}")
+        return [unloaded, loaded]
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -127,14 +134,17 @@ def report(figures: list[BatchFigures]) -> str:
         f"{f.objects_per_cpu_s:.0f} |"
         for f in figures
     ]
-    top = max(f.objects_per_s for f in figures) or 1.0
-    lines += ["", "## objects/s", "", "```"]
-    lines += [
-        f"{f'{f.workers} worker(s), {f.clients} client(s)':<28} {'#' * round(40 * f.objects_per_s / top):<40} "
-        f"{f.objects_per_s:8.0f}"
-        for f in figures
+    cases = [f"{clients} client(s)" for clients in sorted({f.clients for f in figures})]
+    series = [f"{n} worker(s)" for n in sorted({f.workers for f in figures})]
+    charts: list[tuple[str, str, Callable[[BatchFigures], float], str]] = [
+        ("batch-throughput.svg", "batch objects per second", lambda f: f.objects_per_s, "objects/s"),
+        ("batch-per-cpu.svg", "batch objects per CPU second", lambda f: f.objects_per_cpu_s, "objects/CPU s"),
+        ("batch-p99.svg", "batch p99 latency", lambda f: f.p99_ms, "ms"),
     ]
-    lines.append("```")
+    for name, title, value, unit in charts:
+        values = {(f"{f.clients} client(s)", f"{f.workers} worker(s)"): value(f) for f in figures}
+        (OUT / name).write_text(grouped_bars(title, unit, cases, series, values))
+        lines += ["", f"![{title}]({name})"]
     return "\n".join(lines) + "\n"
 
 
@@ -142,9 +152,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     parser.add_argument("--requests", type=int, default=2000, help="batch requests under load (a tenth unloaded)")
+    parser.add_argument("--profile", action="store_true", help="sample the server with py-spy under load")
     args = parser.parse_args()
     print(f"batch API: {OBJECTS}-object upload batches")
-    figures = [f for workers in args.workers.split(",") for f in run(int(workers), args.requests)]
+    figures = [f for workers in args.workers.split(",") for f in run(int(workers), args.requests, args.profile)]
     OUT.mkdir(exist_ok=True)
     (OUT / "batch.json").write_text(json.dumps([asdict(f) for f in figures], indent=2))
     (OUT / "batch.md").write_text(report(figures))

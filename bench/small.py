@@ -33,6 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests.e2e.harness import GitUser, Server, cli, write_random  # noqa: E402
 
+from charts import grouped_bars  # noqa: E402
+
 OBJECTS = 1000
 OBJECT_SIZE = 100 * 1024
 PASSWORD = "bench-password-correct-horse"  # noqa: S105 (a throwaway user of a throwaway server)
@@ -255,7 +257,7 @@ def run(
 
 
 def report(figures: list[Figure]) -> str:
-    """A short Markdown report with ASCII bars (throughput, CPU per object, peak RSS)."""
+    """A short Markdown report with SVG charts beside it in ``OUT`` (throughput, CPU per object, peak RSS)."""
     lines = [
         "# lfsd small objects (1000 x 100 KiB)",
         "",
@@ -270,19 +272,17 @@ def report(figures: list[Figure]) -> str:
         f"| {f.peak_rss_mib:.0f} |"
         for f in figures
     ]
-    charts: list[tuple[str, Callable[[Figure], float], str]] = [
-        ("throughput", lambda f: f.mb_per_s, "MB/s"),
-        ("server CPU per object", lambda f: f.cpu_ms_per_object, "ms"),
-        ("server peak RSS", lambda f: f.peak_rss_mib, "MiB"),
+    charts: list[tuple[str, str, Callable[[Figure], float], str]] = [
+        ("small-throughput.svg", "throughput", lambda f: f.mb_per_s, "MB/s"),
+        ("small-cpu.svg", "server CPU per object", lambda f: f.cpu_ms_per_object, "ms"),
+        ("small-rss.svg", "server peak RSS", lambda f: f.peak_rss_mib, "MiB"),
     ]
-    for title, value, unit in charts:
-        top = max(value(f) for f in figures) or 1.0
-        lines += ["", f"## {title}", "", "```"]
-        lines += [
-            f"{f.case + f' w{f.workers}':<40} {'#' * round(40 * value(f) / top):<40} {value(f):7.2f} {unit}"
-            for f in figures
-        ]
-        lines.append("```")
+    cases = list(dict.fromkeys(f.case for f in figures))
+    series = [f"{n} worker(s)" for n in sorted({f.workers for f in figures})]
+    for name, title, value, unit in charts:
+        values = {(f.case, f"{f.workers} worker(s)"): value(f) for f in figures}
+        (OUT / name).write_text(grouped_bars(title, unit, cases, series, values))
+        lines += ["", f"![{title}]({name})"]
     return "\n".join(lines) + "\n"
 
 

@@ -16,7 +16,18 @@ from typing import Final
 import pytest
 
 BACKENDS: Final = ("sqlite", "mariadb", "postgresql")
-TABLES: Final = ("audit", "locks", "repo_objects", "objects", "grants", "tokens", "repos", "users")
+TABLES: Final = (
+    "ssh_keys",
+    "ui_sessions",
+    "audit",
+    "locks",
+    "repo_objects",
+    "objects",
+    "grants",
+    "tokens",
+    "repos",
+    "users",
+)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "prometheus_client",
     ),
     "ssh": ("lfsd.core", "lfsd.observability", "lfsd.offload", "lfsd.config", "asyncssh"),
+    # The web UI is a front end like http/: the core's use cases, rendered with Jinja2.
+    "ui": ("lfsd.core", "lfsd.observability", "lfsd.config", "aiohttp", "aiohttp_jinja2", "jinja2"),
 }
 
 

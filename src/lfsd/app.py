@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,11 +24,14 @@ from lfsd.core.login import PasswordLogin
 from lfsd.core.ports import ObjectStore
 from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
+from lfsd.core.ssh_auth import SshAuthSigner, SshCredentials
 from lfsd.core.throttle import FailureCounter, LoginThrottle, ThrottleLimits
 from lfsd.db.database import utcnow
 from lfsd.db.metadata import Metadata
+from lfsd.db.ssh_keys import SqlSshKeys
 from lfsd.git.process import GitProcesses
 from lfsd.git.repositories import BareRepositories
+from lfsd.hook import hook_environment
 from lfsd.http.admin_api import add_admin_routes
 from lfsd.http.admin_api.edge import ADMIN
 from lfsd.http.drain import close_while_draining, drain_middleware
@@ -88,6 +90,10 @@ def build_app(
     add_routes(app)
     add_health_routes(app)
     add_admin_routes(app)
+    if settings.ui:
+        from lfsd.ui_root import add_ui  # only then: a server without the UI never loads Jinja2
+
+        add_ui(app)
     return app
 
 
@@ -108,7 +114,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         signer = LinkSigner(key, settings.link_ttl)
         app[SIGNER] = signer
         external = await in_thread(open_external, settings, meta.users)
-        app[ACCESS] = _open_access(settings, meta, resources, external)
+        app[ACCESS] = _open_access(settings, meta, resources, key, external)
         app[SERVICE] = LfsService(meta.objects, store, signer, time.time, opened.direct)
         app[LOCKS] = LockService(
             meta.locks,
@@ -117,6 +123,28 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
             max_limit=settings.locks_max_limit,
             audit=meta.audit,
         )
+        inflight = InFlight(MemoryReleaser(), metrics.transfers_in_flight)
+        app[INFLIGHT] = inflight
+        if settings.ssh_listen is not None:
+            from lfsd.ssh.transfer import TransferCore  # asyncssh is loaded only when configured
+            from lfsd.ssh_composition import channel_transfer
+            from lfsd.ssh_embedded import open_embedded_ssh
+
+            # The server's own use cases and pools; no presigned links: over SSH every byte goes through the session.
+            core = TransferCore(
+                service=LfsService(meta.objects, store, signer, time.time, None),
+                locks=app[LOCKS],
+                access=app[ACCESS],
+                idle_timeout=settings.ssh_idle_timeout,
+                stall_timeout=settings.ssh_stall_timeout,
+                max_object_size=settings.max_object_size,
+                batch_max_objects=settings.batch_max_objects,
+                metrics=metrics,
+                slots=inflight,  # one per-user cap for HTTP and SSH transfers
+                max_transfers_per_user=settings.max_transfers_per_user,
+                transfer_queue_wait=settings.transfer_queue_wait,
+            )
+            await open_embedded_ssh(settings, meta, key, resources, metrics, channel_transfer(core))
         app[GIT_REPOS] = BareRepositories(settings.effective_git_root)
         app[GIT_RPC] = GitProcesses(_hook_env(settings))
         app[ADMIN] = Administration(
@@ -129,11 +157,22 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
             token_max_days=settings.token_max_days,
             git=app[GIT_REPOS],
         )
-        inflight = InFlight(MemoryReleaser(), metrics.transfers_in_flight)
-        app[INFLIGHT] = inflight
         metrics.watch_pool(meta.db.pool_stats)
         probes: dict[str, Probe] = {"database": meta.db.ping, "storage": store.check}
         app[PROBES] = probes
+        if settings.ui:
+            from lfsd.ui_root import open_ui
+
+            open_ui(
+                app,
+                settings,
+                meta,
+                access=app[ACCESS],
+                locks=app[LOCKS],
+                git=app[GIT_REPOS],
+                inflight=inflight,
+                storage=opened.backend,
+            )
 
         async def scrape() -> None:
             metrics.locks_held.set(await meta.locks.count())
@@ -158,7 +197,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
 
 
 def _open_access(
-    settings: Settings, meta: Metadata, resources: AsyncExitStack, external: ExternalLogin | None = None
+    settings: Settings, meta: Metadata, resources: AsyncExitStack, key: bytes, external: ExternalLogin | None = None
 ) -> AccessControl:
     """Access control with its login throttle (counters in Redis when configured, so replicas share them) and
     its caches (in process)."""
@@ -190,17 +229,10 @@ def _open_access(
         secrets.token_bytes(32),
     )
     # One standing per (repository, user, token) in use within a few seconds: 10,000 is far above a busy server's.
-    return AccessControl(meta.users, meta.repos, logins, LruCache(10_000, settings.link_standing_ttl), external)
+    ssh = SshCredentials(SshAuthSigner(key, settings.ssh_token_ttl), SqlSshKeys(meta.db), time.time)
+    return AccessControl(meta.users, meta.repos, logins, LruCache(10_000, settings.link_standing_ttl), external, ssh)
 
 
 def _hook_env(settings: Settings) -> dict[str, str]:
-    """What the pre-receive hook (``python -m lfsd hook pre-receive``) needs to open this server's database,
-    whichever way the server was given it (options or environment)."""
-    env = {
-        "LFSD_HOOK_PYTHON": sys.executable,
-        "LFSD_DATA_DIR": str(settings.data_dir.resolve()),
-        "LFSD_DATABASE_URL": settings.effective_database_url,
-    }
-    if settings.database_password is not None:
-        env["LFSD_DATABASE_PASSWORD"] = settings.database_password.get_secret_value()
-    return env
+    """What the pre-receive hook needs to open this server's database (the SSH shell sets the same)."""
+    return hook_environment(settings)

@@ -982,3 +982,9 @@ def hook_pre_receive() -> None:
     from lfsd.hook import pre_receive
 
     sys.exit(pre_receive(sys.stdin, sys.stderr))
+
+
+# SSH (docs/ssh.md): users' keys and the commands OpenSSH runs, in a module of their own.
+from lfsd.ssh_cli import ssh  # noqa: E402 - it builds on this module's helpers
+
+main.add_command(ssh)

@@ -116,7 +116,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("listen", "metrics_listen")
+    @field_validator("listen", "metrics_listen", "ssh_listen")
     @classmethod
     def _check_listen(cls, value: str | None) -> str | None:
         if value is None:
@@ -265,6 +265,29 @@ class Settings(BaseSettings):
         if isinstance(value, str) and value.strip().lower() == "auto":
             return usable_cores()
         return value
+
+    # The web UI (docs/ui.md).
+    ui: bool = Field(True, description="serve the web UI under /ui/ (false: nothing of it is loaded)")
+    ui_session_ttl: int = Field(
+        12 * 3600, ge=300, le=30 * 86400, description="seconds a web UI sign-in lasts before it must be repeated"
+    )
+
+    # SSH (docs/ssh.md): keys, the OpenSSH forced command and git-lfs-authenticate.
+    ssh_user: str = Field(
+        "git", pattern=r"^[a-z_][a-z0-9_-]{0,31}$", description="the SSH login name clients use (ssh://git@host/…)"
+    )
+    ssh_command: str | None = Field(
+        None, description="the program sshd runs as the forced command; default: this Python with -m lfsd"
+    )
+    ssh_token_ttl: int = Field(
+        900, ge=60, le=86400, description="seconds git-lfs-authenticate's credential stays valid"
+    )
+    ssh_listen: str | None = Field(
+        None, description="HOST:PORT for the embedded SSH server started by lfsd serve; default: none"
+    )
+    ssh_transfer: bool = Field(
+        True, description="serve git-lfs-transfer (pure SSH); false: refuse it so clients fall back to HTTP"
+    )
 
 
 def usable_cores(cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:

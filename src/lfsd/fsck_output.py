@@ -6,17 +6,22 @@ import sys
 import time
 from collections.abc import Iterator
 from types import TracebackType
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING, Never
 
 from lfsd.core.fsck import ExitStatus, Finding, FsckReport, Problem
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 class FsckProgress:
     """tqdm on stderr over the indexed objects; the re-hash rate in MB/s beside it."""
 
     def __init__(self, total: int) -> None:
-        self._bar = tqdm(total=total, unit="obj", unit_scale=True, file=sys.stderr, dynamic_ncols=True)
+        # Imported here: `lfsd serve` loads this module with the CLI, and only fsck needs tqdm (issue 17).
+        from tqdm import tqdm
+
+        self._bar: tqdm[Never] = tqdm(total=total, unit="obj", unit_scale=True, file=sys.stderr, dynamic_ncols=True)
         self._started = time.monotonic()
         self._objects = 0
 

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+
 import pytest
 
 from lfsd.core.errors import Unauthorized
@@ -86,3 +90,15 @@ def test_other_key_fails() -> None:
 def test_short_key_refused() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         LinkSigner(b"short", 60)
+
+
+def test_token_format_is_stable() -> None:
+    """Links handed out before an upgrade (or by another worker or replica) still verify: the token and the signed
+    message keep their layout, whatever the implementation."""
+    token = LinkSigner(KEY, 600).sign(
+        REPO, OID, Operation.DOWNLOAD, user_id=7, token_id=5, repo_id=3, size=123, now=NOW
+    )
+    claims = ["7", "5", "3", "123", str(NOW + 600), "0"]
+    message = "\n".join(["v3", "download", "acme/game", "a" * 64, *claims]).encode()
+    mac = base64.urlsafe_b64encode(hmac.new(KEY, message, hashlib.sha256).digest()).rstrip(b"=").decode()
+    assert token == f"v3.{'.'.join(claims)}.{mac}"

@@ -72,12 +72,12 @@ async def test_session_metrics(tmp_path: Path) -> None:
         running.send(VERSION)
         await asyncio.sleep(0)
         text = metrics.exposition().decode()
-        assert 'lfsd_ssh_sessions_active{operation="upload"} 1.0' in text
-        assert 'lfsd_ssh_sessions_total{operation="upload"} 1.0' in text
+        assert 'lfsd_ssh_transfer_sessions_active{operation="upload"} 1.0' in text
+        assert 'lfsd_ssh_transfer_sessions_total{operation="upload"} 1.0' in text
         await running.finish()
         await s.run("rita", "acme/game", Operation.DOWNLOAD, VERSION + QUIT)
     text = metrics.exposition().decode()
-    assert 'lfsd_ssh_sessions_active{operation="upload"} 0.0' in text
-    assert 'lfsd_ssh_sessions_active{operation="download"} 0.0' in text
-    assert 'lfsd_ssh_sessions_total{operation="upload"} 1.0' in text
-    assert 'lfsd_ssh_sessions_total{operation="download"} 1.0' in text
+    assert 'lfsd_ssh_transfer_sessions_active{operation="upload"} 0.0' in text
+    assert 'lfsd_ssh_transfer_sessions_active{operation="download"} 0.0' in text
+    assert 'lfsd_ssh_transfer_sessions_total{operation="upload"} 1.0' in text
+    assert 'lfsd_ssh_transfer_sessions_total{operation="download"} 1.0' in text

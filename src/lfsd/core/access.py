@@ -11,6 +11,7 @@ from lfsd.core.login import Cache, PasswordLogin
 from lfsd.core.ports import RepoDirectory, UserDirectory
 from lfsd.core.repo import RepoPath
 from lfsd.core.signing import LinkGrant
+from lfsd.core.ssh_auth import SSH_TOKEN_PREFIX, SshCredentials
 from lfsd.core.tokens import looks_like_token
 
 StandingKey = tuple[int, int, int]  # repo id, user id, token id
@@ -24,12 +25,19 @@ class AccessControl:
         passwords: PasswordLogin,
         standings: Cache[StandingKey, Standing],
         external: ExternalLogin | None = None,
+        ssh: SshCredentials | None = None,
     ) -> None:
         self._users = users
         self._repos = repos
         self._passwords = passwords
         self._standings = standings
         self._external = external
+        self._ssh = ssh  # git-lfs-authenticate's scoped credentials, when this server accepts them
+
+    @property
+    def logins(self) -> PasswordLogin:
+        """The throttled password check, for front ends with a sign-in form of their own (the web UI)."""
+        return self._passwords
 
     async def authenticate_basic(self, name: str, secret: str, address: str) -> Identity:
         """HTTP Basic with either a password or a personal access token of that user.
@@ -54,6 +62,8 @@ class AccessControl:
         return identity.name == name
 
     async def authenticate_bearer(self, token: str) -> Identity:
+        if self._ssh is not None and token.startswith(SSH_TOKEN_PREFIX):
+            return await self._ssh.identity(token)
         """A personal access token, or a JWT from the configured issuer (three dotted parts: never a token)."""
         if looks_like_jwt(token):
             if self._external is None:

@@ -1,7 +1,8 @@
 """The administration use cases: users, tokens, repositories and grants, each checked and audited.
 
-Every front end (the command line now, the admin API later) calls these with an ``Actor``. Server admins may do
-everything; a user may manage their own tokens. Every change, and every refused call, is written to the audit log.
+Every front end (the command line, the web UI, the admin API) calls these with an ``Actor``. Server admins may do
+everything; a user may manage their own tokens, and a repository's admins its access, visibility and locking.
+Every change, and every refused call, is written to the audit log.
 """
 
 from __future__ import annotations
@@ -102,6 +103,18 @@ class Administration:
         if found is None:
             raise NotFound(f"no repository {path}")
         return found
+
+    async def _repo_admin(self, actor: Actor, path: RepoPath) -> bool:
+        """Server admins, and users holding the admin grant on ``path``: they manage its access and settings."""
+        if actor.is_admin:
+            return True
+        if actor.user_id == 0:
+            return False
+        repo = await self._repos.find(path)
+        if repo is None:
+            return False
+        held = await self._repos.grants(repo=repo, user_id=actor.user_id)
+        return any(grant.permission >= Permission.ADMIN for grant in held)
 
     # -- users -----------------------------------------------------------------------------------------------
 
@@ -304,13 +317,15 @@ class Administration:
         async def work() -> None:
             await self._repos.set_public(await self._repo(path), public)
 
-        await self._do(actor, "repo.public", f"repo:{path}", work, details={"public": public})
+        allowed = await self._repo_admin(actor, path)
+        await self._do(actor, "repo.public", f"repo:{path}", work, details={"public": public}, allowed=allowed)
 
     async def set_locking(self, actor: Actor, path: RepoPath, enabled: bool) -> None:
         async def work() -> None:
             await self._repos.set_locking(await self._repo(path), enabled)
 
-        await self._do(actor, "repo.locking", f"repo:{path}", work, details={"locking": enabled})
+        allowed = await self._repo_admin(actor, path)
+        await self._do(actor, "repo.locking", f"repo:{path}", work, details={"locking": enabled}, allowed=allowed)
 
     async def grants(
         self, actor: Actor, path: RepoPath, *, after: tuple[str, str] | None = None, limit: int | None = None
@@ -318,7 +333,8 @@ class Administration:
         async def work() -> list[GrantInfo]:
             return await self._repos.grants(repo=await self._repo(path), after=after, limit=limit)
 
-        return await self._do(actor, "repo.grants", f"repo:{path}", work, change=False)
+        allowed = await self._repo_admin(actor, path)
+        return await self._do(actor, "repo.grants", f"repo:{path}", work, change=False, allowed=allowed)
 
     async def grant(self, actor: Actor, path: RepoPath, name: str, permission: Permission) -> None:
         async def work() -> None:
@@ -326,7 +342,8 @@ class Administration:
             await self._repos.set_grant(repo, (await self._user(name)).id, permission)
 
         details = {"user": name, "permission": permission.name.lower()}
-        await self._do(actor, "repo.grant", f"repo:{path}", work, details=details)
+        allowed = await self._repo_admin(actor, path)
+        await self._do(actor, "repo.grant", f"repo:{path}", work, details=details, allowed=allowed)
 
     async def revoke(self, actor: Actor, path: RepoPath, name: str) -> None:
         async def work() -> None:
@@ -334,7 +351,8 @@ class Administration:
             if not await self._repos.remove_grant(repo, (await self._user(name)).id):
                 raise NotFound(f"{name} has no grant on {path}")
 
-        await self._do(actor, "repo.revoke", f"repo:{path}", work, details={"user": name})
+        allowed = await self._repo_admin(actor, path)
+        await self._do(actor, "repo.revoke", f"repo:{path}", work, details={"user": name}, allowed=allowed)
 
     async def list_locks(self, actor: Actor, path: RepoPath, *, after_id: int, limit: int) -> tuple[list[Lock], bool]:
         """A repository's locks in id order after ``after_id``, at most ``limit``, and whether more follow."""

@@ -48,13 +48,17 @@ class LinkSigner:
     def __init__(self, key: bytes, ttl_seconds: int) -> None:
         if len(key) < 32:
             raise ValueError("the link signing key must be at least 32 bytes")
-        self._key = key
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
         self.ttl_seconds = ttl_seconds
 
     def _mac(self, repo: RepoPath, oid: Oid, op: Operation, claims: tuple[int, ...]) -> str:
-        message = "\n".join([_VERSION, op.value, str(repo), str(oid), *(str(value) for value in claims)]).encode()
-        digest = hmac.new(self._key, message, hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+        return self._mac_of(f"{_VERSION}\n{op.value}\n{repo}\n{oid}\n" + "\n".join(map(str, claims)))
+
+    def _mac_of(self, message: str) -> str:
+        # A copy of the keyed state skips hashing the padded key again: a batch signs one link per object (issue 17).
+        mac = self._keyed.copy()
+        mac.update(message.encode())
+        return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode("ascii")
 
     def sign(
         self,
@@ -74,9 +78,10 @@ class LinkSigner:
 
         ``expires_at`` shortens the link's life (never lengthens it): a link must not outlive its credential."""
         expiry = now + self.ttl_seconds if expires_at is None else min(expires_at, now + self.ttl_seconds)
-        claims = (user_id, token_id, repo_id, size, expiry, scope_grant)
-        mac = self._mac(repo, oid, op, claims)
-        return _VERSION + "." + ".".join(str(value) for value in claims) + "." + mac
+        claims = f"{user_id}.{token_id}.{repo_id}.{size}.{expiry}.{scope_grant}"
+        # The same message as ``_mac`` builds from the claims: one line per claim, in this order.
+        mac = self._mac_of(f"{_VERSION}\n{op.value}\n{repo}\n{oid}\n" + claims.replace(".", "\n"))
+        return f"{_VERSION}.{claims}.{mac}"
 
     def verify(self, token: str, repo: RepoPath, oid: Oid, op: Operation, now: int) -> LinkGrant:
         parts = token.split(".")

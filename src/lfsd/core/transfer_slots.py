@@ -29,6 +29,11 @@ class TransferSlots:
         self._waiting: dict[str, deque[asyncio.Future[Slot]]] = {}
         self._mean_hold = 1.0  # seconds a slot is held, smoothed: what Retry-After is made of
 
+    @property
+    def active(self) -> int:
+        """Transfers holding a slot now, every user's together (the web UI's status page)."""
+        return sum(self._per_user.values())
+
     def admit(self, user: str, limit: int) -> Slot:
         """Take one of ``user``'s ``limit`` transfer slots, or 429 (git-lfs waits for Retry-After and tries again).
 

@@ -118,7 +118,10 @@ class SqlObjectIndex:
         sizes = {oid: size for one in group for oid, size in one.sizes.items()}
         object_rows = [{"oid": str(oid), "size": size, "created_at": now} for oid, size in sorted(sizes.items())]
         holders = sorted({(one.repo_id, str(oid)) for one in group for oid in one.sizes})
-        link_rows = [{"repo_id": repo_id, "oid": oid, "created_at": now} for repo_id, oid in holders]
+        by_oid = {str(oid): size for oid, size in sizes.items()}
+        link_rows = [
+            {"repo_id": repo_id, "oid": oid, "created_at": now, "size": by_oid[oid]} for repo_id, oid in holders
+        ]
         try:
             async with self._db.transaction() as conn:
                 await conn.execute(insert_ignore(objects, self._db.dialect), object_rows)

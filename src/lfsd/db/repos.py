@@ -13,7 +13,7 @@ from lfsd.core.errors import Conflict
 from lfsd.core.repo import RepoPath
 from lfsd.core.tokens import Scope
 from lfsd.db.database import Database, utcnow
-from lfsd.db.tables import grants, locks, objects, repo_objects, repos, tokens, users
+from lfsd.db.tables import grants, locks, repo_objects, repos, tokens, users
 
 
 def _utc(value: datetime | str | None) -> datetime | None:
@@ -138,17 +138,25 @@ class SqlRepoDirectory:
             page = page.where(repos.c.path == str(path))
         # MariaDB takes no LIMIT inside IN (...): the page is joined, once in each half of the query.
         wanted, held_of = page.subquery(), page.subquery()
+        # repo_objects.size repeats the object's size: count and bytes come from the covering index
+        # (repo_id, size, oid) without a join, and the last push from the (repo_id, created_at) index, each read
+        # alone (together they would visit every row). Only the page's repositories are read.
         held = (
             select(
                 repo_objects.c.repo_id,
                 func.count().label("held"),
-                func.coalesce(func.sum(objects.c.size), 0).label("bytes"),
-                func.max(repo_objects.c.created_at).label("last_push"),
+                func.coalesce(func.sum(repo_objects.c.size), 0).label("bytes"),
             )
-            .join(objects, objects.c.oid == repo_objects.c.oid)
             .join(held_of, held_of.c.id == repo_objects.c.repo_id)
             .group_by(repo_objects.c.repo_id)
             .subquery()
+        )
+        last_push = (
+            select(func.max(repo_objects.c.created_at))
+            .where(repo_objects.c.repo_id == repos.c.id)
+            .correlate(repos)
+            .scalar_subquery()
+            .label("last_push")
         )
         query = (
             select(
@@ -159,7 +167,7 @@ class SqlRepoDirectory:
                 repos.c.created_at,
                 held.c.held,
                 held.c.bytes,
-                held.c.last_push,
+                last_push,
             )
             .select_from(repos)
             .join(wanted, wanted.c.id == repos.c.id)

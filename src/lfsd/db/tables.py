@@ -24,7 +24,6 @@ from sqlalchemy import (
     UniqueConstraint,
     true,
 )
-from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -33,6 +32,7 @@ from lfsd.core.lockpath import MAX_LOCK_PATH_LENGTH
 from lfsd.core.locks import MAX_REF_LENGTH
 from lfsd.core.names import MAX_USER_NAME_LENGTH
 from lfsd.core.repo import MAX_LENGTH as MAX_REPO_PATH_LENGTH
+from lfsd.core.sshkeys import MAX_KEY_LABEL_LENGTH, MAX_KEY_TYPE_LENGTH
 from lfsd.core.tokens import MAX_TOKEN_LABEL_LENGTH
 
 NAMING = {
@@ -94,6 +94,8 @@ class ExactString(TypeDecorator[str]):
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name in ("mysql", "mariadb"):
+            from sqlalchemy.dialects import mysql  # only on MySQL: its module costs memory elsewhere (issue 17)
+
             exact = mysql.VARCHAR(self.length, charset="utf8mb4", collation=exact_collation(dialect))
             return dialect.type_descriptor(exact)
         return dialect.type_descriptor(String(self.length))
@@ -168,7 +170,11 @@ repo_objects = Table(
     Column("repo_id", Integer, ForeignKey("repos.id", ondelete="CASCADE"), primary_key=True),
     Column("oid", String(64), ForeignKey("objects.oid"), primary_key=True),
     Column("created_at", UtcDateTime(), nullable=False),
+    # The object's size again (migration 0006), so a repository's objects page by size from one index.
+    Column("size", BigInteger, nullable=True),
     Index(None, "oid"),
+    Index("ix_repo_objects_repo_created", "repo_id", "created_at", "oid"),
+    Index("ix_repo_objects_repo_size", "repo_id", "size", "oid"),
 )
 
 locks = Table(
@@ -199,4 +205,35 @@ audit = Table(
     Column("outcome", String(16), nullable=False),
     Column("details", Text, nullable=False),  # JSON; never a secret
     Index(None, "at"),
+)
+
+# Web UI sessions (migration 0006): only a SHA-256 of the session id is stored.
+ui_sessions = Table(
+    "ui_sessions",
+    metadata,
+    Column("digest", String(64), primary_key=True),  # lowercase hex: every collation compares it exactly
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
+    Column("last_seen_at", UtcDateTime(), nullable=False),
+    Index(None, "user_id"),
+    Index(None, "expires_at"),
+)
+
+# SSH keys (migration 0007): one key belongs to one user.
+ssh_keys = Table(
+    "ssh_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("key_type", String(MAX_KEY_TYPE_LENGTH), nullable=False),
+    Column("public_key", Text, nullable=False),  # the base64 key blob, as in authorized_keys
+    # The SHA-256 of the blob in hex (one key belongs to one user); shown as SHA256:base64 like ssh-keygen -lf.
+    Column("fingerprint", String(64), nullable=False),
+    Column("label", String(MAX_KEY_LABEL_LENGTH), nullable=True),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("last_used_at", UtcDateTime(), nullable=True),
+    UniqueConstraint("fingerprint"),
+    Index(None, "user_id"),
 )

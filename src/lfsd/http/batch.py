@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from aiohttp import web
 
 from lfsd.core.auth import Permission
@@ -42,9 +44,10 @@ async def batch(request: web.Request) -> web.Response:
     repo = await request.app[ACCESS].authorize(identity, path, needed, create=operation is Operation.UPLOAD)
     specs = [ObjectSpec(item.oid, item.size) for item in body.objects]
     results = await request.app[SERVICE].batch(identity, repo, operation, specs, HttpLinks(base_url(request)))
+    # One labelled increment per outcome, not per object: ``labels`` looks its child up under a lock (issue 17).
     counter = request.app[METRICS].batch_objects
-    for result in results:
-        counter.labels(operation.value, _outcome(result)).inc()
+    for outcome, count in Counter(_outcome(result) for result in results).items():
+        counter.labels(operation.value, outcome).inc(count)
     return lfs_json({"transfer": "basic", "objects": [render_object(r) for r in results], "hash_algo": "sha256"})
 
 

@@ -36,7 +36,7 @@ def _canonical(address: str) -> str | None:
 
 def client_address(request: web.Request) -> str:
     peer = request.remote or UNKNOWN
-    networks = request.app[SETTINGS].trusted_proxies
+    networks = request.config_dict[SETTINGS].trusted_proxies
     if not networks or not _trusted(peer, networks):
         return peer
     hops = [hop for header in request.headers.getall("X-Forwarded-For", []) for hop in header.split(",")]

@@ -46,7 +46,7 @@ class ShuttingDown(ServiceUnavailable):
 @web.middleware
 async def drain_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuses new requests once the listener has stopped; counts the requests in handlers for the drain."""
-    health = request.app[HEALTH]
+    health = request.config_dict[HEALTH]
     if health.closed and _is_reused(request.protocol):
         raise ShuttingDown()
     health.active += 1
@@ -64,7 +64,7 @@ async def drain_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 async def close_while_draining(request: web.Request, response: web.StreamResponse) -> None:
     """``on_response_prepare``: during the drain, every response says ``Connection: close`` and closes."""
-    if request.app[HEALTH].draining:
+    if request.config_dict[HEALTH].draining:
         response.force_close()
         # aiohttp has already derived the header from keep-alive when this hook runs; the headers are not yet sent.
         response.headers[hdrs.CONNECTION] = "close"

@@ -12,7 +12,7 @@ from lfsd.http.keys import SETTINGS
 @web.middleware
 async def limits_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Oversized paths and header blocks get LFS errors (aiohttp's own, much larger limits answer in plain text)."""
-    settings = request.app[SETTINGS]
+    settings = request.config_dict[SETTINGS]
     if len(request.raw_path) > settings.max_url_length:
         raise UriTooLong(f"request paths are limited to {settings.max_url_length} bytes")
     header_bytes = sum(len(name) + len(value) + 4 for name, value in request.raw_headers)

@@ -39,7 +39,7 @@ class RequestLog(AbstractAccessLogger):
         method = request.method
         sent = response.content_length if response.content_length is not None else response.body_length
         if isinstance(request, web.Request) and METRICS in request.app:
-            metrics = request.app[METRICS]
+            metrics = request.config_dict[METRICS]
             metrics.requests.labels(route, method, str(response.status)).inc()
             metrics.request_duration.labels(route, method).observe(time)
             metrics.sent_bytes.labels(route).inc(sent or 0)

@@ -130,21 +130,31 @@ class Metrics:
         )
         self.ssh_received_bytes = Counter("lfsd_ssh_received_bytes", "git-lfs-transfer bytes received", registry=r)
         self.ssh_sent_bytes = Counter("lfsd_ssh_sent_bytes", "git-lfs-transfer bytes sent", registry=r)
-        self.ssh_sessions = Counter(
-            "lfsd_ssh_sessions", "git-lfs-transfer sessions started, by operation", ["operation"], registry=r
+        # git-lfs-transfer sessions, wherever they run (lfsd_ssh_sessions counts the embedded server's connections).
+        self.ssh_transfer_sessions = Counter(
+            "lfsd_ssh_transfer_sessions", "git-lfs-transfer sessions started, by operation", ["operation"], registry=r
         )
-        self.ssh_sessions_active = Gauge(
-            "lfsd_ssh_sessions_active",
+        self.ssh_transfer_sessions_active = Gauge(
+            "lfsd_ssh_transfer_sessions_active",
             "git-lfs-transfer sessions open, by operation",
             ["operation"],
             registry=r,
             multiprocess_mode="livesum",
         )
         for operation in ("upload", "download"):
-            self.ssh_sessions.labels(operation)
-            self.ssh_sessions_active.labels(operation)
+            self.ssh_transfer_sessions.labels(operation)
+            self.ssh_transfer_sessions_active.labels(operation)
         for direction in ("upload", "download"):
             self.transfers_in_flight.labels(direction)
+        # The embedded SSH server's sessions (OpenSSH's forced command runs in processes of its own, which export
+        # nothing); git-lfs-transfer's own commands and bytes are counted by the transfer protocol.
+        self.ssh_sessions = Counter("lfsd_ssh_sessions", "SSH sessions opened on the embedded server", registry=r)
+        self.ssh_exec_commands = Counter(
+            "lfsd_ssh_exec_commands", "SSH exec requests by program and outcome", ["command", "outcome"], registry=r
+        )
+        self.ssh_channel_bytes = Counter(
+            "lfsd_ssh_channel_bytes", "SSH exec channel bytes by direction", ["direction"], registry=r
+        )
         self._pool: Callable[[], PoolStats | None] = lambda: None
         self._multiprocess_dir = multiprocess_dir
         if multiprocess_dir is None:

@@ -227,13 +227,13 @@ async def serve(
     started = time.monotonic()
     metrics = core.metrics
     if metrics is not None:
-        metrics.ssh_sessions.labels(operation.value).inc()
-        metrics.ssh_sessions_active.labels(operation.value).inc()
+        metrics.ssh_transfer_sessions.labels(operation.value).inc()
+        metrics.ssh_transfer_sessions_active.labels(operation.value).inc()
     try:
         reason = await _run(session, _commands())
     finally:
         if metrics is not None:
-            metrics.ssh_sessions_active.labels(operation.value).dec()
+            metrics.ssh_transfer_sessions_active.labels(operation.value).dec()
     extra = _context(session) | {
         "event": "ssh_session_end",
         "reason": reason,

@@ -1,0 +1,108 @@
+"""Client CPU of a 1 GiB fetch (issue 17): curl from lfsd against curl from a plain sendfile server (bench/sink.py).
+
+Both serve the same cached file; the client's CPU seconds (user + system, from the children's rusage) are what a
+server's framing, headers and write sizes cost the client. Repetitions are interleaved and the medians printed with
+each server's response headers. Writes ``bench/out/bigfetch.json``. Nothing here asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from tests.e2e.client import batch, curl, curl_command  # noqa: E402
+from tests.e2e.harness import Server, cli, free_port, write_random  # noqa: E402
+
+from run import wait_port  # noqa: E402
+from small import OUT  # noqa: E402
+
+GiB = 1024 * 1024 * 1024
+
+
+def client_cpu(action: dict[str, Any]) -> tuple[float, float]:
+    """Wall and CPU seconds of one curl GET of ``action``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    result = curl(action)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert result.stdout == f"200 {GiB}", result.stdout + result.stderr
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def headers_of(action: dict[str, Any]) -> list[str]:
+    command = curl_command(action, "-D", "-", "-r", "0-0")
+    out = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False).stdout
+    return [line for line in out.splitlines() if line and not line[0].isdigit()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="lfsd-bigfetch-"))
+    sink: subprocess.Popen[bytes] | None = None
+    server: Server | None = None
+    try:
+        one_gib = work / "1g.bin"
+        oid = write_random(one_gib, GiB)
+        data = work / "data"
+        data.mkdir()
+        cli(data, "migrate")
+        cli(data, "user", "add", "bench")
+        token = cli(data, "token", "create", "bench").stdout.splitlines()[-1]
+        cli(data, "repo", "create", "bench/big")
+        cli(data, "repo", "grant", "bench/big", "bench", "write")
+        server = Server.start(data)
+        upload = batch(server.url, "bench/big", "bench", token, "upload", oid, GiB)["actions"]["upload"]
+        assert curl(upload, "-T", str(one_gib)).stdout.startswith("200")
+        lfsd = batch(server.url, "bench/big", "bench", token, "download", oid, GiB)["actions"]["download"]
+        port = free_port()
+        sink_script = str(Path(__file__).with_name("sink.py"))
+        sink = subprocess.Popen([sys.executable, sink_script, str(port), str(one_gib), "-"])
+        wait_port(port)
+        plain = {"href": f"http://127.0.0.1:{port}/file", "header": {}}
+        cases = {"lfsd": lfsd, "sendfile server": plain}
+        for action in cases.values():
+            client_cpu(action)  # both files in the page cache before measuring
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
+        for _ in range(args.repeat):
+            for name, action in cases.items():
+                runs[name].append(client_cpu(action))
+        figures: dict[str, Any] = {}
+        print(f"1 GiB GET with curl, {args.repeat} interleaved repetitions, medians")
+        for name, action in cases.items():
+            wall = statistics.median(w for w, _ in runs[name])
+            cpu = statistics.median(c for _, c in runs[name])
+            figures[name] = {"mb_per_s": GiB / wall / 1e6, "client_cpu_s": cpu, "headers": headers_of(action)}
+            print(f"  {name:<16} {GiB / wall / 1e6:7.0f} MB/s  client CPU {cpu:5.2f} s")
+            for header in figures[name]["headers"]:
+                print(f"      {header}")
+        ratio = figures["lfsd"]["client_cpu_s"] / (figures["sendfile server"]["client_cpu_s"] or 1.0)
+        print(f"  client CPU lfsd / sendfile server = {ratio:.2f} (target <= 1.0)")
+        OUT.mkdir(exist_ok=True)
+        (OUT / "bigfetch.json").write_text(json.dumps(figures, indent=2))
+    finally:
+        if sink is not None:
+            sink.terminate()
+            sink.wait()
+        if server is not None:
+            server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The UI's sub-application: templates (autoescaped), hashed static files, its middleware, and its routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from lfsd.ui import account, admin, repository
+from lfsd.ui.chart import human_bytes
+from lfsd.ui.security import PREFIX, ui_middleware
+from lfsd.ui.static import StaticFiles
+
+
+def _when(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M UTC")
+    return "—" if value is None else str(value)
+
+
+def build_ui() -> web.Application:
+    ui = web.Application(middlewares=[ui_middleware])
+    static = StaticFiles(PREFIX)
+    env = aiohttp_jinja2.setup(
+        ui,
+        loader=jinja2.PackageLoader("lfsd.ui", "templates"),
+        autoescape=True,  # every page: user names, labels, lock paths are text, never markup
+        undefined=jinja2.StrictUndefined,
+    )
+    env.globals["static"] = static.url
+    env.filters["bytes"] = human_bytes
+    env.filters["when"] = _when
+    router = ui.router
+    router.add_get("/", account.home)
+    router.add_get("/login", account.login_form)
+    router.add_post("/login", account.login)
+    router.add_post("/logout", account.logout)
+    router.add_get("/static/{name}", static.handle)
+    router.add_get("/tokens", account.tokens_page)
+    router.add_post("/tokens", account.create_token)
+    router.add_post("/tokens/revoke", account.revoke_token)
+    router.add_get("/repo/{path:.+}", repository.repo_page)
+    router.add_get("/locks/{lock_id}/unlock", repository.confirm_unlock)
+    router.add_post("/locks/unlock", repository.unlock)
+    router.add_post("/grants", repository.grant)
+    router.add_post("/settings", repository.settings)
+    router.add_post("/rename", repository.rename)
+    router.add_post("/delete", repository.delete)
+    router.add_get("/admin", admin.users_page)
+    router.add_post("/admin/users", admin.add_user)
+    router.add_post("/admin/users/action", admin.user_action)
+    router.add_get("/admin/repos", admin.repos_page)
+    router.add_post("/admin/repos", admin.create_repo)
+    router.add_get("/admin/audit", admin.audit_page)
+    router.add_get("/admin/status", admin.status_page)
+    return ui
