@@ -13,6 +13,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 from lfsd.bootstrap import signing_key
 from lfsd.config import Settings
@@ -28,26 +29,32 @@ from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
 from lfsd.core.ssh_command import SessionStreams
 from lfsd.core.throttle import LoginThrottle, ThrottleLimits
+from lfsd.core.transfer_slots import TransferSlots
 from lfsd.db.metadata import Metadata
-from lfsd.observability.metrics import Metrics
 from lfsd.offload import in_thread
 from lfsd.resources import migrate_in_child, open_metadata, open_store
+from lfsd.ssh.pipes import widen
 from lfsd.ssh.shell import Transfer
 from lfsd.ssh.transfer import TransferCore, serve
 from lfsd.state.memory import LruCache, MemoryFailureCounter
 from lfsd.storage.instrumented import InstrumentedStore
 
+if TYPE_CHECKING:
+    from lfsd.observability.metrics import Metrics  # only the type: see lfsd.ssh.transfer
+
 
 def open_transfer_core(
-    settings: Settings, *, metrics: Metrics | None = None
+    settings: Settings, *, metrics: Metrics | None = None, slots: TransferSlots | None = None
 ) -> AbstractAsyncContextManager[TransferCore]:
     """The use cases a transfer session calls, open until the context ends. ``metrics``: the server's, when the
-    sessions run inside it (the embedded SSH server); a one-connection shell process exports none."""
-    return _open(settings, metrics)
+    sessions run inside it (the embedded SSH server); a one-connection shell process exports none. ``slots``: the
+    HTTP server's per-user transfer slots (its ``InFlight``) when sessions run in its process, so that one cap holds
+    for both front ends; else the sessions of this process get their own."""
+    return _open(settings, metrics, slots if slots is not None else TransferSlots())
 
 
 @asynccontextmanager
-async def _open(settings: Settings, metrics: Metrics | None) -> AsyncIterator[TransferCore]:
+async def _open(settings: Settings, metrics: Metrics | None, slots: TransferSlots) -> AsyncIterator[TransferCore]:
     meta = await open_metadata(settings, migrator=migrate_in_child(settings))
     try:
         async with AsyncExitStack() as resources:
@@ -57,7 +64,11 @@ async def _open(settings: Settings, metrics: Metrics | None) -> AsyncIterator[Tr
                 store = InstrumentedStore(store, opened.backend, metrics)
             key = await in_thread(signing_key, settings)
             # No direct (presigned) transfers: over SSH every byte goes through the session.
-            service = LfsService(meta.objects, store, LinkSigner(key, settings.link_ttl), time.time, None)
+            # As in app.py: a link re-checks, under its row locks, the bodies a garbage collector may have taken.
+            meta.objects.check_bodies_with(store.present)
+            service = LfsService(
+                meta.objects, store, LinkSigner(key, settings.link_ttl), time.time, None, quota=meta.usage
+            )
             locks = LockService(
                 meta.locks,
                 CursorCodec(key),
@@ -74,6 +85,9 @@ async def _open(settings: Settings, metrics: Metrics | None) -> AsyncIterator[Tr
                 max_object_size=settings.max_object_size,
                 batch_max_objects=settings.batch_max_objects,
                 metrics=metrics,
+                slots=slots,
+                max_transfers_per_user=settings.max_transfers_per_user,
+                transfer_queue_wait=settings.transfer_queue_wait,
             )
     finally:
         await meta.close()
@@ -144,6 +158,8 @@ class _ChannelReader:
 
 
 async def _standard_streams() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    for fd in (0, 1):
+        widen(fd)  # sshd's pipes hold one data packet by default (see lfsd.ssh.pipes)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**20)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(0, "rb", buffering=0))
