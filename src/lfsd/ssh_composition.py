@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import stat
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -34,6 +35,7 @@ from lfsd.db.metadata import Metadata
 from lfsd.offload import in_thread
 from lfsd.resources import migrate_in_child, open_metadata, open_store
 from lfsd.ssh.pipes import widen
+from lfsd.ssh.pktline import Writer
 from lfsd.ssh.shell import Transfer
 from lfsd.ssh.transfer import TransferCore, serve
 from lfsd.state.memory import LruCache, MemoryFailureCounter
@@ -157,13 +159,43 @@ class _ChannelReader:
         return data
 
 
-async def _standard_streams() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _standard_streams() -> tuple[asyncio.StreamReader, Writer]:
+    """This process's standard input and output as streams: the event loop's pipe transports for pipes and sockets
+    (what sshd gives), blocking reads and writes on a thread for anything epoll refuses (a file, /dev/null)."""
     for fd in (0, 1):
         widen(fd)  # sshd's pipes hold one data packet by default (see lfsd.ssh.pipes)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**20)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(0, "rb", buffering=0))
+    if _pollable(0):
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(0, "rb", buffering=0))
+    else:
+        loop.run_in_executor(None, _feed_blocking, loop, reader)
+    if not _pollable(1):
+        return reader, _BlockingWriter()
     transport, protocol = await loop.connect_write_pipe(
         asyncio.streams.FlowControlMixin, os.fdopen(1, "wb", buffering=0)
     )
     return reader, asyncio.StreamWriter(transport, protocol, None, loop)
+
+
+def _pollable(fd: int) -> bool:
+    mode = os.fstat(fd).st_mode
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def _feed_blocking(loop: asyncio.AbstractEventLoop, reader: asyncio.StreamReader) -> None:
+    while chunk := os.read(0, 1 << 20):
+        loop.call_soon_threadsafe(reader.feed_data, chunk)
+    loop.call_soon_threadsafe(reader.feed_eof)
+
+
+class _BlockingWriter:
+    """Standard output that is a file: written at once (a file never blocks for long)."""
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(1, view) :]
+
+    async def drain(self) -> None:
+        return None
