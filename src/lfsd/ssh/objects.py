@@ -138,7 +138,7 @@ async def put_object(session: Session, operand: str) -> None:
             raise Forbidden("objects are uploaded on an upload session")
         if size > session.core.max_object_size:
             raise PayloadTooLarge(f"objects are limited to {session.core.max_object_size} bytes")
-        await session.core.service.upload(repo.id, oid, size, data)
+        await session.core.service.upload(repo.id, oid, size, data, session.identity.user_id or None)
     except LfsError as exc:
         if not data.ended:
             # The rest of the body is still on its way: the next packet is not a command.
