@@ -24,8 +24,10 @@ from lfsd.core.login import PasswordLogin
 from lfsd.core.ports import ObjectStore
 from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
+from lfsd.core.ssh_admin import SshKeyAdministration
 from lfsd.core.ssh_auth import SshAuthSigner, SshCredentials
 from lfsd.core.throttle import FailureCounter, LoginThrottle, ThrottleLimits
+from lfsd.core.usage import UsageService
 from lfsd.db.database import utcnow
 from lfsd.db.metadata import Metadata
 from lfsd.db.ssh_keys import SqlSshKeys
@@ -34,6 +36,8 @@ from lfsd.git.repositories import BareRepositories
 from lfsd.hook import hook_environment
 from lfsd.http.admin_api import add_admin_routes
 from lfsd.http.admin_api.edge import ADMIN
+from lfsd.http.admin_api.ssh_keys import SSH_KEYS
+from lfsd.http.admin_api.usage import USAGE
 from lfsd.http.drain import close_while_draining, drain_middleware
 from lfsd.http.errors import error_middleware
 from lfsd.http.health import add_health_routes
@@ -159,6 +163,8 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
             token_max_days=settings.token_max_days,
             git=app[GIT_REPOS],
         )
+        app[USAGE] = UsageService(meta.usage, meta.audit, utcnow)
+        app[SSH_KEYS] = SshKeyAdministration(meta.users, SqlSshKeys(meta.db), meta.audit, utcnow)
         metrics.watch_pool(meta.db.pool_stats)
         probes: dict[str, Probe] = {"database": meta.db.ping, "storage": store.check}
         app[PROBES] = probes

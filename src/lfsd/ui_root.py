@@ -11,16 +11,20 @@ from lfsd import __version__
 from lfsd.config import Settings
 from lfsd.core.access import AccessControl
 from lfsd.core.admin import Administration
+from lfsd.core.auth import Repo
 from lfsd.core.lock_service import LockService
 from lfsd.core.ports import GitRepositories
 from lfsd.core.sessions import SessionService
+from lfsd.core.ssh_admin import SshKeyAdministration
+from lfsd.core.usage import Usage, UsageService
 from lfsd.db.catalog import SqlObjectCatalog
 from lfsd.db.database import utcnow
 from lfsd.db.metadata import Metadata
+from lfsd.db.ssh_keys import SqlSshKeys
 from lfsd.db.ui_sessions import SqlSessionStore
 from lfsd.http.client import client_address
 from lfsd.http.inflight import InFlight
-from lfsd.ui.keys import UI, Status, UiServices
+from lfsd.ui.keys import UI, Status, UiServices, UsagePoint
 from lfsd.ui.web import build_ui
 
 
@@ -60,6 +64,14 @@ def open_ui(
         SqlSessionStore(meta.db), access.logins, utcnow, timedelta(seconds=settings.ui_session_ttl)
     )
 
+    usage = UsageService(meta.usage, meta.audit, utcnow)
+
+    async def usage_history(repo: Repo, days: int) -> list[UsagePoint]:
+        return [(d.day, d.objects, d.bytes) for d in await usage.usage_history(repo.path, days)]
+
+    async def usage_now(repo: Repo) -> Usage:
+        return await usage.usage(repo.path)
+
     def status() -> Status:
         return Status(__version__, storage, meta.db.dialect, started, inflight.active)
 
@@ -73,4 +85,7 @@ def open_ui(
         catalog=SqlObjectCatalog(meta.db),
         address=client_address,
         status=status,
+        usage=usage_history,
+        usage_now=usage_now,
+        ssh_keys=SshKeyAdministration(meta.users, SqlSshKeys(meta.db), meta.audit, utcnow),
     )

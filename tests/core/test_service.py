@@ -41,7 +41,7 @@ class FakeIndex:
     async def readable_sizes(self, identity: Identity | None, oids: Iterable[Oid]) -> dict[Oid, int]:
         return {oid: self.readable[oid] for oid in oids if oid in self.readable}
 
-    async def link(self, repo_id: int, objects: dict[Oid, int]) -> None:
+    async def link(self, repo_id: int, objects: dict[Oid, int], uploader_id: int | None = None) -> None:
         self.linked.append(dict(objects))
         self.held.setdefault(repo_id, {}).update(objects)
 

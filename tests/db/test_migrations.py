@@ -328,3 +328,30 @@ async def test_0007_ssh_keys_down_and_up(fresh_database_url: str) -> None:
         assert await _scalar(db, "SELECT COUNT(*) FROM ssh_keys") == 0
     finally:
         await db.dispose()
+
+
+async def test_0010_object_uploaders_down_and_up(fresh_database_url: str) -> None:
+    """Existing links get no uploader (unknown); down drops the column and keeps the links."""
+    db = Database(create_engine(parse_url(fresh_database_url)))
+    oid = "c" * 64
+    try:
+        await upgrade(db, "0009")
+        await _insert(db, "INSERT INTO users (name, is_admin, disabled, created_at) VALUES ('alice', :f, :f, :now)")
+        await _insert(db, "INSERT INTO repos (path, is_public, created_at) VALUES ('a/b', :f, :now)")
+        await _insert(db, "INSERT INTO objects (oid, size, created_at) VALUES (:oid, 10, :now)", oid=oid)
+        await _insert(
+            db, "INSERT INTO repo_objects (repo_id, oid, created_at, size) VALUES (1, :oid, :now, 10)", oid=oid
+        )
+        await upgrade(db, "0010")
+        assert await _scalar(db, "SELECT COUNT(*) FROM repo_objects WHERE uploader_id IS NULL") == 1
+        await _insert(db, "UPDATE repo_objects SET uploader_id = 1")
+        assert await _scalar(db, "SELECT uploader_id FROM repo_objects") == 1
+        await downgrade(db, "0009")
+        async with db.transaction() as conn:
+            columns = await conn.run_sync(lambda sync: {c["name"] for c in inspect(sync).get_columns("repo_objects")})
+        assert "uploader_id" not in columns
+        assert await _scalar(db, "SELECT COUNT(*) FROM repo_objects") == 1
+        await upgrade(db, "0010")
+        assert await _scalar(db, "SELECT uploader_id FROM repo_objects") is None
+    finally:
+        await db.dispose()

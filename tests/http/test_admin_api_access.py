@@ -12,7 +12,7 @@ from lfsd.http.admin_api.routes import BASE, OPERATIONS, Operation
 from lfsd.http.errors import AUTHENTICATE_HEADER
 from tests.support import World, lfs_error
 
-SAMPLE = {"{repo}": "acme/game", "{name}": "alice", "{id}": "1"}
+SAMPLE = {"{repo}": "acme/game", "{name}": "alice", "{id}": "1", "{owner}": "acme"}
 
 
 def _url(op: Operation) -> str:

@@ -22,6 +22,7 @@ from tests.e2e.harness import GitUser, Server, require_git_lfs, write_random
 
 pytestmark = pytest.mark.e2e
 
+ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBPmrEFbCEOBfD4vZgB3j6IPfQYl2yvN3JqV2k0W2Zqo alice@laptop"
 AXE = Path(__file__).parent / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -166,6 +167,8 @@ def test_the_story_in_a_real_browser(page: Page, deployment: Deployment) -> None
     shown = page.find("#objects").find_element("xpath", "..").text
     for oid in oids:
         assert oid in shown
+    # The chart draws the usage history the push recorded.
+    assert "3 objects" in page.find("svg.chart desc").get_attribute("textContent")
     page.check("repository")
 
     # Another user locks a file with git lfs lock; the lock shows up.
@@ -201,6 +204,19 @@ def test_the_story_in_a_real_browser(page: Page, deployment: Deployment) -> None
     assert pushed != alice.git("rev-parse", "HEAD", cwd=work).strip(), out  # the push did not happen
     after = _batch_statuses(server)[before:]
     assert after and set(after) == {401}, (after, out)
+
+    # An SSH key, added in the UI (the label as text), then removed after a confirmation step.
+    page.open("/ui/ssh-keys")
+    page.fill("#key", ED25519)
+    page.fill("#key-label", XSS)
+    page.submit("form[action='/ui/ssh-keys'] button[type=submit]")
+    listed = page.find("table").text
+    assert XSS in listed and "SHA256:" in listed
+    page.check("ssh-keys")
+    page.driver.get(page.find("table a.danger").get_attribute("href"))
+    page.check("confirm-ssh-key")
+    page.submit("form[action='/ui/ssh-keys/remove'] button[type=submit]")
+    assert "No SSH keys." in page.find("table").text
 
 
 def _batch_statuses(server: Server) -> list[int]:

@@ -29,6 +29,7 @@ class ObjectEntry:
     oid: str
     size: int
     created_at: datetime
+    uploader: str | None = None  # the name of who first linked it here; None: unknown, anonymous or deleted
 
 
 @dataclass(frozen=True, slots=True)

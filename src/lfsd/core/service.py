@@ -87,7 +87,7 @@ class LfsService:
                 # Before any upload link exists: the garbage collector leaves these oids alone for its grace period.
                 await self._index.touch(to_send)
             if to_link:
-                await self._index.link(repo.id, to_link)
+                await self._index.link(repo.id, to_link, identity.user_id if identity is not None else None)
         issuer = _Issuer(self._signer, self._direct, identity, repo, links, int(self._clock()))
         return [await issuer.result(operation, decision) for decision in decisions]
 
@@ -107,7 +107,9 @@ class LfsService:
             {oid: size for oid, size in linkable.items() if oid in stored},
         )
 
-    async def verify(self, repo_id: int, oid: Oid, size: int, link_token: str | None) -> None:
+    async def verify(
+        self, repo_id: int, oid: Oid, size: int, link_token: str | None, uploader_id: int | None = None
+    ) -> None:
         """The client says it uploaded straight to the store: promote its staged upload, then link the object.
 
         Only the verify link of the batch response names a staged upload; plain credentials have none to verify.
@@ -117,12 +119,14 @@ class LfsService:
         if link_token is None:
             raise NotFound("the object was not uploaded through a direct upload of this server")
         await self._direct.verify_upload(oid, size, upload_id_for(link_token))
-        await self._index.link(repo_id, {oid: size})
+        await self._index.link(repo_id, {oid: size}, uploader_id)
 
-    async def upload(self, repo_id: int, oid: Oid, size: int, source: ByteSource) -> None:
-        """Store the body (verified while streaming), then record that the repository holds it."""
+    async def upload(
+        self, repo_id: int, oid: Oid, size: int, source: ByteSource, uploader_id: int | None = None
+    ) -> None:
+        """Store the body (verified while streaming), then record that the repository holds it (and who sent it)."""
         await self._store.put(oid, size, source)
-        await self._index.link(repo_id, {oid: size})
+        await self._index.link(repo_id, {oid: size}, uploader_id)
 
     async def download(self, repo_id: int, oid: Oid, *, linked: bool = False) -> StoredObject:
         """``linked``: a signed link of this server, checked against the caller's standing, names this repository and

@@ -8,7 +8,7 @@ from sqlalchemy import and_, or_, select
 
 from lfsd.core.catalog import ObjectEntry, ObjectQuery, ObjectSort
 from lfsd.db.database import Database
-from lfsd.db.tables import repo_objects
+from lfsd.db.tables import repo_objects, users
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -20,7 +20,11 @@ class SqlObjectCatalog:
     async def page(self, repo_id: int, query: ObjectQuery) -> list[ObjectEntry]:
         c = repo_objects.c
         column = c.size if query.sort is ObjectSort.SIZE else c.created_at
-        statement = select(c.oid, c.size, c.created_at).where(c.repo_id == repo_id)
+        statement = (
+            select(c.oid, c.size, c.created_at, users.c.name.label("uploader"))
+            .select_from(repo_objects.outerjoin(users, users.c.id == c.uploader_id))
+            .where(c.repo_id == repo_id)
+        )
         if query.after is not None:
             key: object = query.after.key
             if query.sort is ObjectSort.DATE:
@@ -36,4 +40,4 @@ class SqlObjectCatalog:
             statement = statement.order_by(column.asc(), c.oid.asc())
         async with self._db.transaction() as conn:
             rows = (await conn.execute(statement.limit(query.limit))).all()
-        return [ObjectEntry(row.oid, int(row.size or 0), row.created_at) for row in rows]
+        return [ObjectEntry(row.oid, int(row.size or 0), row.created_at, row.uploader) for row in rows]

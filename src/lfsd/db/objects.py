@@ -101,7 +101,7 @@ class SqlObjectIndex:
                     found[Oid(row.oid)] = int(row.size)
         return found
 
-    async def link(self, repo_id: int, sizes: dict[Oid, int]) -> None:
+    async def link(self, repo_id: int, sizes: dict[Oid, int], uploader_id: int | None = None) -> None:
         """Record that ``repo_id`` holds these objects; returns once that is committed.
 
         Group commit: links asked for while a transaction runs are written together by the next one (one
@@ -110,7 +110,7 @@ class SqlObjectIndex:
         as git-lfs sends eight at a time, shared nothing before (issue 17).
         """
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Link(repo_id, sizes, done))
+        self._pending.append(_Link(repo_id, sizes, done, uploader_id or None))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_pending())
         await done
@@ -162,6 +162,7 @@ class SqlObjectIndex:
             {"oid": oid, "size": size, "created_at": now, "gc_claim": claim} for oid, size in sorted(sizes.items())
         ]
         holders = sorted({(one.repo_id, str(oid)) for one in group for oid in one.sizes})
+        uploaders = {(one.repo_id, str(oid)): one.uploader_id for one in reversed(group) for oid in one.sizes}
         try:
             async with self._db.transaction() as conn:
                 counted = await self.usage.lock(conn, {repo_id for repo_id, _ in holders})
@@ -169,7 +170,13 @@ class SqlObjectIndex:
                 await conn.execute(insert_ignore(objects, self._db.dialect), object_rows)
                 missing = await self._settle_rows(conn, sizes, claim, now)
                 link_rows = [
-                    {"repo_id": repo_id, "oid": oid, "created_at": now, "size": sizes[oid]}
+                    {
+                        "repo_id": repo_id,
+                        "oid": oid,
+                        "created_at": now,
+                        "size": sizes[oid],
+                        "uploader_id": uploaders[repo_id, oid],
+                    }
                     for repo_id, oid in holders
                     if oid not in missing
                 ]
@@ -219,6 +226,7 @@ class _Link:
     repo_id: int
     sizes: dict[Oid, int]
     done: asyncio.Future[None]
+    uploader_id: int | None = None
 
 
 def _finish(done: asyncio.Future[None], error: Exception | None) -> None:

@@ -181,6 +181,9 @@ repo_objects = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     # The object's size again (migration 0006), so a repository's objects page by size from one index.
     Column("size", BigInteger, nullable=True),
+    # Who first linked the object to this repository (migration 0010): the uploader, or the pusher whose batch linked
+    # an object another repository already held. NULL for rows from before, anonymous links and the command line.
+    Column("uploader_id", Integer, nullable=True),
     Index(None, "oid"),
     Index("ix_repo_objects_repo_created", "repo_id", "created_at", "oid"),
     Index("ix_repo_objects_repo_size", "repo_id", "size", "oid"),

@@ -47,6 +47,7 @@ class Target:
     size: int | None  # the declared size, for uploads
     user: str  # whose transfer this is, for the per-user cap
     linked: bool = False  # authorized by a signed link (whose caller still stands), not by credentials
+    user_id: int | None = None  # the signed-in user, recorded as the uploader (None: anonymous)
 
 
 UPLOAD_TARGET = web.RequestKey("upload_target", Target)
@@ -62,11 +63,11 @@ async def _target(request: web.Request, op: Operation, needed: Permission) -> Ta
         # The signature says what held when the batch was answered; revocation must not wait for the expiry.
         proves_object = await request.app[ACCESS].admit_link(grant, needed)
         user = f"user:{grant.user_id}" if grant.user_id else f"anonymous:{request.remote}"
-        return Target(grant.repo_id, oid, grant.size, user, linked=proves_object)
+        return Target(grant.repo_id, oid, grant.size, user, linked=proves_object, user_id=grant.user_id or None)
     identity = await identify(request)
     repo = await request.app[ACCESS].authorize(identity, path, needed)
     user = f"user:{identity.user_id}" if identity is not None else f"anonymous:{request.remote}"
-    return Target(repo.id, oid, None, user)
+    return Target(repo.id, oid, None, user, user_id=(identity.user_id or None) if identity is not None else None)
 
 
 async def _upload_target(request: web.Request) -> Target:
@@ -82,7 +83,7 @@ async def _upload_target(request: web.Request) -> Target:
     limit = request.app[SETTINGS].max_object_size
     if size > limit:
         raise PayloadTooLarge(f"objects are limited to {limit} bytes")
-    target = Target(target.repo_id, target.oid, size, target.user)
+    target = Target(target.repo_id, target.oid, size, target.user, user_id=target.user_id)
     request[UPLOAD_TARGET] = target
     return target
 
@@ -117,7 +118,9 @@ async def upload(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     with await inflight.admit_waiting(target.user, settings.max_transfers_per_user, settings.transfer_queue_wait):
         async with inflight.upload():
-            await request.app[SERVICE].upload(target.repo_id, target.oid, target.size, _RequestBody(request))
+            await request.app[SERVICE].upload(
+                target.repo_id, target.oid, target.size, _RequestBody(request), target.user_id
+            )
     return web.Response(status=200)
 
 
@@ -266,5 +269,5 @@ async def verify(request: web.Request) -> web.Response:
         raise Unprocessable("the oid in the body is not the one in the URL")
     if target.size is not None and body.size != target.size:
         raise SizeMismatch("the size in the body is not the one declared in the batch request")
-    await request.app[SERVICE].verify(target.repo_id, target.oid, body.size, link_token(request))
+    await request.app[SERVICE].verify(target.repo_id, target.oid, body.size, link_token(request), target.user_id)
     return web.Response(status=200)

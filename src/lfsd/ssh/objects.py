@@ -145,7 +145,7 @@ async def put_object(session: Session, operand: str) -> None:
         # Over the cap (after the queue's wait) the object's bytes are still on their way: the session ends, as for
         # any refusal before the body, and the client starts a new connection.
         with await session.core.admit(session.identity):
-            await session.core.service.upload(repo.id, oid, size, data)
+            await session.core.service.upload(repo.id, oid, size, data, session.identity.user_id or None)
         session.remember(oid, size)
     except LfsError as exc:
         if not data.ended:

@@ -17,11 +17,15 @@ from lfsd.core.catalog import ObjectCatalog
 from lfsd.core.directory import RepoAdmin
 from lfsd.core.lock_service import LockService
 from lfsd.core.sessions import Session, SessionService
+from lfsd.core.ssh_admin import SshKeyAdministration
+from lfsd.core.usage import Usage
 
 # The per-day history of a repository (oldest first): ``(day, objects, bytes)``. Another module records it; the UI
 # only draws it, through this narrow port.
 UsagePoint = tuple[date, int, int]
 UsageHistory = Callable[[Repo, int], Awaitable[Sequence[UsagePoint]]]
+# What a repository holds now and the quota that applies (``UsageService.usage``).
+UsageNow = Callable[[Repo], Awaitable[Usage]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +49,8 @@ class UiServices:
     address: Callable[[web.Request], str]  # the client's address, as the API's throttle sees it
     status: Callable[[], Status]
     usage: UsageHistory | None = None
+    usage_now: UsageNow | None = None
+    ssh_keys: SshKeyAdministration | None = None
 
 
 UI: Final = web.AppKey("ui_services", UiServices)

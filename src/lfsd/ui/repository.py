@@ -12,6 +12,7 @@ from lfsd.core.errors import BadRequest, InvalidRepoPath, NotFound
 from lfsd.core.locks import LockId
 from lfsd.core.repo import RepoPath
 from lfsd.core.sessions import Session
+from lfsd.core.usage import Usage
 from lfsd.ui.account import clone_url
 from lfsd.ui.chart import usage_chart
 from lfsd.ui.forms import actor, form, see_other, signed_in, text
@@ -39,6 +40,13 @@ def repo_url(path: RepoPath | str) -> str:
     return f"{PREFIX}/repo/{path}"
 
 
+def quota_used(usage: Usage | None) -> int | None:
+    """The share of the quota in use, in whole percent (rounded down, so 100 means full or over)."""
+    if usage is None or usage.quota_bytes is None:
+        return None
+    return usage.bytes * 100 // usage.quota_bytes
+
+
 @page("repo.html")
 async def repo_page(request: web.Request) -> dict[str, Any]:
     session = signed_in(request)
@@ -60,6 +68,7 @@ async def repo_page(request: web.Request) -> dict[str, Any]:
     is_admin = granted >= Permission.ADMIN
     grants = await services.repos.grants(repo=repo) if is_admin else []
     history = await services.usage(repo, CHART_DAYS) if services.usage is not None else []
+    usage = await services.usage_now(repo) if services.usage_now is not None else None
     return {
         "info": info,
         "repo": repo,
@@ -75,6 +84,8 @@ async def repo_page(request: web.Request) -> dict[str, Any]:
         "me": session.identity,
         "chart": usage_chart(history),  # rendered with |safe: built from numbers and escaped text only
         "has_history": services.usage is not None,
+        "usage": usage,  # the counters and the quota that applies (None: not wired)
+        "quota_used": quota_used(usage),
     }
 
 

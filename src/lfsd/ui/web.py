@@ -8,7 +8,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from lfsd.ui import account, admin, repository
+from lfsd.ui import account, admin, repository, ssh_keys
 from lfsd.ui.chart import human_bytes
 from lfsd.ui.security import PREFIX, ui_middleware
 from lfsd.ui.static import StaticFiles
@@ -41,6 +41,10 @@ def build_ui() -> web.Application:
     router.add_get("/tokens", account.tokens_page)
     router.add_post("/tokens", account.create_token)
     router.add_post("/tokens/revoke", account.revoke_token)
+    router.add_get("/ssh-keys", ssh_keys.keys_page)
+    router.add_post("/ssh-keys", ssh_keys.add_key)
+    router.add_get("/ssh-keys/{key_id}/remove", ssh_keys.confirm_remove)
+    router.add_post("/ssh-keys/remove", ssh_keys.remove_key)
     router.add_get("/repo/{path:.+}", repository.repo_page)
     router.add_get("/locks/{lock_id}/unlock", repository.confirm_unlock)
     router.add_post("/locks/unlock", repository.unlock)

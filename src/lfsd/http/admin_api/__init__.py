@@ -11,6 +11,7 @@ from aiohttp import web
 from lfsd.core.errors import LfsError
 from lfsd.core.names import UserName
 from lfsd.core.repo import RepoPath
+from lfsd.core.usage import parse_owner
 from lfsd.http.admin_api.edge import actor, admin
 from lfsd.http.admin_api.openapi import OPENAPI
 from lfsd.http.admin_api.routes import OPERATIONS, Handler, Operation
@@ -22,6 +23,8 @@ def _target(request: web.Request) -> str:
     try:
         if "repo" in info:
             return f"repo:{RepoPath.parse(info['repo'])}"
+        if "owner" in info:
+            return f"owner:{parse_owner(info['owner'])}"
         if "name" in info:
             return f"user:{UserName.parse(info['name'])}"
     except LfsError:

@@ -55,3 +55,14 @@ class RepoChange(Strict):
 
 class GrantChange(Strict):
     permission: Literal["read", "write", "admin"]
+
+
+class QuotaChange(Strict):
+    """A byte quota; ``DELETE`` on the same path clears it (unlimited, or the server-wide default for a repository)."""
+
+    quota_bytes: StrictInt = Field(ge=1, lt=2**63)
+
+
+class NewSshKey(Strict):
+    key: StrictStr = Field(description="one line of a .pub file: TYPE BASE64 [COMMENT]", max_length=16384)
+    label: StrictStr | None = Field(default=None, max_length=100, description="defaults to the key's comment")

@@ -7,6 +7,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from lfsd.core.usage import MAX_HISTORY_DAYS
 from lfsd.http.admin_api.edge import MAX_LIMIT, respond
 from lfsd.http.admin_api.routes import BASE, OPERATIONS, Operation
 
@@ -94,6 +95,41 @@ SCHEMAS: Final[dict[str, Any]] = {
             "details": {"type": "object"},
         }
     ),
+    "Usage": _object(
+        {
+            "path": {"type": "string", "description": "for a repository"},
+            "owner": {"type": "string", "description": "for an owner"},
+            "objects": {"type": "integer"},
+            "bytes": {"type": "integer"},
+            "last_push": _TIME,
+            "quota_bytes": {"type": ["integer", "null"]},
+            "quota_source": {"enum": ["own", "default", None], "description": "set here, or the server default"},
+            "history": {
+                "type": "array",
+                "description": "with ?days=N: one entry per day, oldest first, today last",
+                "items": _object(
+                    {
+                        "day": {"type": "string", "format": "date"},
+                        "objects": {"type": "integer"},
+                        "bytes": {"type": "integer"},
+                    }
+                ),
+            },
+        },
+        ["objects", "bytes", "last_push", "quota_bytes", "quota_source"],
+    ),
+    "SshKey": _object(
+        {
+            "id": {"type": "integer"},
+            "user": {"type": "string"},
+            "type": {"type": "string"},
+            "fingerprint": {"type": "string", "description": "SHA256:…"},
+            "label": _STR_OR_NULL,
+            "created_at": {"type": "string", "format": "date-time"},
+            "last_used_at": _TIME,
+        }
+    ),
+    "SshKeyList": _object({"ssh_keys": {"type": "array", "items": {"$ref": "#/components/schemas/SshKey"}}}),
     "UserList": _list("users", "User"),
     "TokenList": _list("tokens", "Token"),
     "RepoList": _list("repos", "Repo"),
@@ -111,11 +147,16 @@ _QUERY: Final[dict[str, dict[str, Any]]] = {
     "actor": {"description": "only this actor", "schema": {"type": "string"}},
     "action": {"description": "only this action (token.revoke) or group (token)", "schema": {"type": "string"}},
     "since": {"description": "only from this time on (ISO 8601)", "schema": {"type": "string", "format": "date-time"}},
+    "days": {
+        "description": f"include this many days of history (1 to {MAX_HISTORY_DAYS})",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_HISTORY_DAYS},
+    },
 }
 _PATH: Final = {
     "repo": "repository path, slashes included (acme/game)",
     "name": "user name (percent-encoded)",
     "id": "numeric id",
+    "owner": "the OWNER of OWNER/NAME",
 }
 _ERRORS: Final = {
     "400": "malformed JSON",

@@ -11,13 +11,13 @@ from typing import Final
 from aiohttp import web
 from pydantic import BaseModel
 
-from lfsd.http.admin_api import audit, models, repos, tokens, users
+from lfsd.http.admin_api import audit, models, repos, ssh_keys, tokens, usage, users
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 BASE: Final = "/api/v1"
 # How each path parameter is matched. A repository path holds slashes; a user name none.
-PATTERNS: Final = {"repo": r"[^{}]+?", "name": r"[^{}/]+", "id": r"[^{}/]+"}
+PATTERNS: Final = {"repo": r"[^{}]+?", "name": r"[^{}/]+", "id": r"[^{}/]+", "owner": r"[^{}/]+"}
 PAGED: Final = ("cursor", "limit")
 
 
@@ -169,6 +169,28 @@ OPERATIONS: Final = (
     Operation(
         "DELETE", "/repos/{repo}/-/locks/{id}", repos.force_unlock, "Force a lock open", 204, action="lock.force_unlock"
     ),
+    Operation(
+        "GET",
+        "/repos/{repo}/-/usage",
+        usage.repo_usage,
+        "A repository's usage and quota; with ?days=N its daily history",
+        response="Usage",
+        query=("days",),
+        action="usage.show",
+    ),
+    Operation(
+        "PUT",
+        "/repos/{repo}/-/quota",
+        usage.set_repo_quota,
+        "Set a repository's quota",
+        200,
+        models.QuotaChange,
+        "Usage",
+        action="quota.set",
+    ),
+    Operation(
+        "DELETE", "/repos/{repo}/-/quota", usage.clear_repo_quota, "Clear a repository's quota", 204, action="quota.set"
+    ),
     Operation("GET", "/repos/{repo}", repos.show_repo, "Show a repository", response="Repo", action="repo.show"),
     Operation(
         "PATCH",
@@ -189,5 +211,53 @@ OPERATIONS: Final = (
         response="AuditList",
         query=(*PAGED, "actor", "action", "since"),
         action="audit.list",
+    ),
+    Operation(
+        "GET",
+        "/owners/{owner}/usage",
+        usage.owner_usage,
+        "An owner's usage (all their repositories) and quota",
+        response="Usage",
+        action="usage.show",
+    ),
+    Operation(
+        "PUT",
+        "/owners/{owner}/quota",
+        usage.set_owner_quota,
+        "Set an owner's quota",
+        200,
+        models.QuotaChange,
+        "Usage",
+        action="quota.set",
+    ),
+    Operation(
+        "DELETE", "/owners/{owner}/quota", usage.clear_owner_quota, "Clear an owner's quota", 204, action="quota.set"
+    ),
+    Operation(
+        "GET", "/users/{name}/ssh-keys", ssh_keys.list_keys, "A user's SSH keys", response="SshKeyList", access="self"
+    ),
+    Operation(
+        "POST",
+        "/users/{name}/ssh-keys",
+        ssh_keys.add_key,
+        "Add an SSH key to a user",
+        201,
+        models.NewSshKey,
+        "SshKey",
+        access="self",
+    ),
+    Operation("GET", "/user/ssh-keys", ssh_keys.list_own_keys, "Your SSH keys", response="SshKeyList", access="self"),
+    Operation(
+        "POST",
+        "/user/ssh-keys",
+        ssh_keys.add_own_key,
+        "Add an SSH key for yourself",
+        201,
+        models.NewSshKey,
+        "SshKey",
+        access="self",
+    ),
+    Operation(
+        "DELETE", "/ssh-keys/{id}", ssh_keys.remove_key, "Remove an SSH key (own, or any as admin)", 204, access="self"
     ),
 )
