@@ -22,7 +22,15 @@ from lfsd.core.batch import (
 from lfsd.core.errors import NotFound
 from lfsd.core.oid import Oid
 from lfsd.core.operation import Operation
-from lfsd.core.ports import ByteSource, DirectTransfers, LinkFactory, ObjectIndex, ObjectStore, StoredObject
+from lfsd.core.ports import (
+    ByteSource,
+    DirectTransfers,
+    LinkFactory,
+    ObjectIndex,
+    ObjectStore,
+    StoredObject,
+    opens_files,
+)
 from lfsd.core.signing import LinkSigner
 
 Clock = Callable[[], float]
@@ -122,7 +130,8 @@ class LfsService:
             held = await self._index.held_sizes(repo_id, [oid])
             if oid not in held:
                 raise NotFound("object does not exist")
-        stored = await self._store.get(oid)
+        # One hop for a local file: the body comes back open, with its size (the caller closes it).
+        stored = await (self._store.open_body(oid) if opens_files(self._store) else self._store.get(oid))
         if stored is None:
             log.error(
                 "object %s is in the index but missing from the store",
