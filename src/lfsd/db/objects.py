@@ -14,6 +14,7 @@ from lfsd.core.errors import NotFound
 from lfsd.core.oid import Oid
 from lfsd.db.database import Database, utcnow
 from lfsd.db.dialect import insert_ignore
+from lfsd.db.sqlite_trip import SqliteHotPath
 from lfsd.db.tables import grants, objects, repo_objects, repos
 
 _IN_CHUNK = 500  # bound the number of bind parameters per statement on every database
@@ -35,8 +36,12 @@ class SqlObjectIndex:
         self._db = db
         self._pending: list[_Link] = []
         self._writer: asyncio.Task[None] | None = None
+        # SQLite: link and held_sizes in one trip to the driver's thread each (db/sqlite_trip.py, issue 17).
+        self._hot = SqliteHotPath(db) if db.dialect == "sqlite" else None
 
     async def held_sizes(self, repo_id: int, oids: Iterable[Oid]) -> dict[Oid, int]:
+        if self._hot is not None:
+            return await self._hot.held_sizes(repo_id, oids)
         held = select(objects.c.oid, objects.c.size).join(repo_objects, repo_objects.c.oid == objects.c.oid)
         return await self._sizes(held.where(repo_objects.c.repo_id == repo_id), oids)
 
@@ -118,6 +123,9 @@ class SqlObjectIndex:
         sizes = {oid: size for one in group for oid, size in one.sizes.items()}
         object_rows = [{"oid": str(oid), "size": size, "created_at": now} for oid, size in sorted(sizes.items())]
         holders = sorted({(one.repo_id, str(oid)) for one in group for oid in one.sizes})
+        if self._hot is not None:
+            await self._hot.link(now, sizes, holders)
+            return
         by_oid = {str(oid): size for oid, size in sizes.items()}
         link_rows = [
             {"repo_id": repo_id, "oid": oid, "created_at": now, "size": by_oid[oid]} for repo_id, oid in holders

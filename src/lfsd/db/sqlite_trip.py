@@ -1,0 +1,140 @@
+"""SQLite's hot statements in one trip to the driver's thread per transaction (issue 17).
+
+Through SQLAlchemy's aiosqlite adapter every statement is four trips between the event loop and aiosqlite's thread
+(cursor, execute, fetch, close) and a commit one more; on this machine each trip costs tens of microseconds of CPU
+(futex wake-ups and GIL hand-overs) whatever the statement, which made the index the largest share of a small
+upload's server CPU. Here the few statements every upload and batch runs are plain ``sqlite3`` calls inside one
+function that aiosqlite's thread runs as a whole: begin, the statements, commit (or rollback), one trip.
+
+The connection is still checked out of the engine's pool (one connection per process for SQLite), so these
+transactions queue with every other one exactly as before; the SQL is the SQLAlchemy statement's own, compiled once
+for this dialect, and values go through the column types' own bind processors. Driver errors are mapped here the
+way ``Database.transaction`` maps them. Only SQLite takes this path: the network databases' drivers make one
+round trip per statement anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, Final, TypeVar
+
+from sqlalchemy import Table, bindparam, select
+
+from lfsd.core.errors import NotFound, ServiceUnavailable
+from lfsd.core.oid import Oid
+from lfsd.db.database import Database
+from lfsd.db.dialect import insert_ignore
+from lfsd.db.tables import objects, repo_objects
+
+T = TypeVar("T")
+
+IN_CHUNK: Final = 500  # bound the number of bind parameters per statement, as the SQLAlchemy path does
+
+
+class SqliteHotPath:
+    """``link`` and ``held_sizes`` of the object index, each one trip to aiosqlite's thread."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        dialect = db.engine.dialect
+        self._insert_objects = self._insert(objects, ("oid", "size", "created_at"))
+        self._insert_links = self._insert(repo_objects, ("repo_id", "oid", "created_at", "size"))
+        held = (
+            select(objects.c.oid, objects.c.size)
+            .join(repo_objects, repo_objects.c.oid == objects.c.oid)
+            .where(repo_objects.c.repo_id == bindparam("repo_id"))
+        )
+        # The IN list is spelled per length (at most IN_CHUNK lengths, each compiled once when first needed).
+        self._held_prefix = str(held.compile(dialect=dialect)) + " AND objects.oid IN "
+        self._held_sql: dict[int, str] = {}
+        processor = objects.c.created_at.type.bind_processor(dialect)
+        self._time: Callable[[datetime], Any] = processor if processor is not None else (lambda value: value)
+
+    def _insert(self, table: Table, columns: tuple[str, ...]) -> str:
+        compiled = insert_ignore(table, "sqlite").compile(dialect=self._db.engine.dialect, column_keys=list(columns))
+        if tuple(compiled.positiontup or ()) != columns:
+            raise RuntimeError(f"unexpected parameter order for {table.name}: {compiled.positiontup}")
+        return str(compiled)
+
+    async def link(self, now: datetime, sizes: dict[Oid, int], holders: list[tuple[int, str]]) -> None:
+        """Insert the objects and the repositories' links to them (both skipping rows that exist), one commit.
+
+        Raises ``NotFound`` when a repository is gone (the only foreign key that can fail)."""
+        at = self._time(now)
+        object_rows = [(str(oid), size, at) for oid, size in sorted(sizes.items())]
+        by_oid = {str(oid): size for oid, size in sizes.items()}
+        link_rows = [(repo_id, oid, at, by_oid[oid]) for repo_id, oid in holders]
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(self._insert_objects, object_rows)
+            conn.executemany(self._insert_links, link_rows)
+
+        try:
+            await self._run(write, writes=True)
+        except sqlite3.IntegrityError:
+            raise NotFound("repository not found") from None
+
+    async def held_sizes(self, repo_id: int, oids: Iterable[Oid]) -> dict[Oid, int]:
+        wanted = [str(oid) for oid in oids]
+        if not wanted:
+            return {}
+        chunks = [wanted[i : i + IN_CHUNK] for i in range(0, len(wanted), IN_CHUNK)]
+        statements = [(self._held_in(len(chunk)), (repo_id, *chunk)) for chunk in chunks]
+
+        def read(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+            rows: list[tuple[str, int]] = []
+            for sql, parameters in statements:
+                rows += conn.execute(sql, parameters).fetchall()
+            return rows
+
+        return {Oid(oid): int(size) for oid, size in await self._run(read, writes=False)}
+
+    def _held_in(self, count: int) -> str:
+        sql = self._held_sql.get(count)
+        if sql is None:
+            sql = self._held_sql[count] = self._held_prefix + "(" + ", ".join("?" * count) + ")"
+        return sql
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T], *, writes: bool) -> T:
+        """``work`` in aiosqlite's thread, committed (or rolled back) there; the pool's connection held meanwhile."""
+        db = self._db
+        try:
+            async with asyncio.timeout(db.timeout_seconds), db.engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                driver = raw.driver_connection  # aiosqlite.Connection
+                # aiosqlite's own queue to its thread (``_execute``, what each of its public calls uses); the
+                # version is pinned in constraints.txt and tests/db/test_sqlite_trip.py fails if it changes.
+                running = asyncio.ensure_future(driver._execute(_transaction, driver._conn, work, writes))  # type: ignore[union-attr]
+                try:
+                    # The thread cannot be stopped: the connection goes back to the pool only once it is done.
+                    result: T = await asyncio.shield(running)
+                except asyncio.CancelledError:
+                    await asyncio.wait([running])
+                    raise
+                return result
+        except sqlite3.IntegrityError:
+            raise
+        except TimeoutError as exc:
+            db.log_failure(exc)
+            raise ServiceUnavailable("the metadata database did not answer in time") from exc
+        except (sqlite3.Error, OSError, ValueError) as exc:  # ValueError: aiosqlite's "Connection closed"
+            db.log_failure(exc)
+            raise ServiceUnavailable("the metadata database is unavailable") from exc
+
+
+def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T], writes: bool) -> T:
+    """Runs in the driver's thread: ``work`` and its commit, or a rollback of whatever it began."""
+    try:
+        if writes and not conn.in_transaction:
+            conn.execute("BEGIN")  # whatever the driver's isolation_level: the statements commit together
+        result = work(conn)
+        if writes or conn.in_transaction:
+            conn.commit()
+        return result
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
