@@ -91,3 +91,11 @@ async def test_linking_again_keeps_the_first_rows(sqlite_meta: Metadata) -> None
     await sqlite_meta.objects.link(repo.id, {_oid(1): 1})
     await sqlite_meta.objects.link(repo.id, {_oid(1): 1, _oid(2): 2})
     assert await sqlite_meta.objects.held_sizes(repo.id, [_oid(1), _oid(2)]) == {_oid(1): 1, _oid(2): 2}
+
+
+async def test_readable_sizes_is_one_trip(sqlite_meta: Metadata, trips: list[str]) -> None:
+    repo = await sqlite_meta.repos.create(RepoPath.parse("acme/public"), is_public=True)
+    await sqlite_meta.objects.link(repo.id, {_oid(1): 1})
+    trips.clear()
+    assert await sqlite_meta.objects.readable_sizes(None, [_oid(1), _oid(2)]) == {_oid(1): 1}
+    assert trips == ["_transaction"]

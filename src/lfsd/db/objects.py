@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Iterable, Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from lfsd.core.auth import Identity, Permission
@@ -38,41 +38,37 @@ class SqlObjectIndex:
         self._writer: asyncio.Task[None] | None = None
         # SQLite: link and held_sizes in one trip to the driver's thread each (db/sqlite_trip.py, issue 17).
         self._hot = SqliteHotPath(db) if db.dialect == "sqlite" else None
+        self._queries: dict[str, Select[tuple[str, int]]] = {}
 
     async def held_sizes(self, repo_id: int, oids: Iterable[Oid]) -> dict[Oid, int]:
-        if self._hot is not None:
-            return await self._hot.held_sizes(repo_id, oids)
-        held = select(objects.c.oid, objects.c.size).join(repo_objects, repo_objects.c.oid == objects.c.oid)
-        return await self._sizes(held.where(repo_objects.c.repo_id == repo_id), oids)
+        return await self._sizes("held", {"repo_id": repo_id}, oids)
 
     async def readable_sizes(self, identity: Identity | None, oids: Iterable[Oid]) -> dict[Oid, int]:
-        query = (
-            select(objects.c.oid, objects.c.size)
-            .join(repo_objects, repo_objects.c.oid == objects.c.oid)
-            .join(repos, repos.c.id == repo_objects.c.repo_id)
-            .distinct()
-        )
         if identity is None:
-            query = query.where(repos.c.is_public.is_(True))
-        elif identity.repo_scope is not None:
+            return await self._sizes("public", {}, oids)
+        if identity.repo_scope is not None:
             # A credential for one repository reads that one only (effective_permission).
-            query = query.where(repos.c.path == str(identity.repo_scope))
             if not identity.is_admin and identity.scope_grant < Permission.READ:
-                query = query.outerjoin(
-                    grants, (grants.c.repo_id == repos.c.id) & (grants.c.user_id == identity.user_id)
-                ).where(or_(repos.c.is_public.is_(True), grants.c.permission >= int(Permission.READ)))
-        elif not identity.is_admin:
-            query = query.outerjoin(
-                grants, (grants.c.repo_id == repos.c.id) & (grants.c.user_id == identity.user_id)
-            ).where(or_(repos.c.is_public.is_(True), grants.c.permission >= int(Permission.READ)))
-        return await self._sizes(query, oids)
+                return await self._sizes(
+                    "scope_granted", {"scope": str(identity.repo_scope), "user_id": identity.user_id}, oids
+                )
+            return await self._sizes("scope", {"scope": str(identity.repo_scope)}, oids)
+        if not identity.is_admin:
+            return await self._sizes("granted", {"user_id": identity.user_id}, oids)
+        return await self._sizes("admin", {}, oids)
 
-    async def _sizes(self, query: Select[tuple[str, int]], oids: Iterable[Oid]) -> dict[Oid, int]:
-        """Run ``query`` restricted to ``oids``, in chunks that keep bind parameters bounded."""
+    async def _sizes(self, shape: str, parameters: dict[str, object], oids: Iterable[Oid]) -> dict[Oid, int]:
+        """The sizes query of ``shape`` restricted to ``oids``, in chunks that keep bind parameters bounded. Each
+        shape is built once (its values are bind parameters), and on SQLite run in one driver trip."""
+        query = self._queries.get(shape)
+        if query is None:
+            query = self._queries[shape] = _sizes_query(shape)
+        if self._hot is not None:
+            return await self._hot.sizes(shape, query, parameters, oids)
         found: dict[Oid, int] = {}
         async with self._db.transaction() as conn:
             for chunk in _chunks(oids):
-                for row in await conn.execute(query.where(objects.c.oid.in_(chunk))):
+                for row in await conn.execute(query, {**parameters, "oids": chunk}):
                     found[Oid(row.oid)] = int(row.size)
         return found
 
@@ -137,6 +133,27 @@ class SqlObjectIndex:
         except IntegrityError:
             # The only foreign key that can fail here: the repository was deleted while a link was in use.
             raise NotFound("repository not found") from None
+
+
+def _sizes_query(shape: str) -> Select[tuple[str, int]]:
+    """Objects' oid and size: held by one repository (``held``), or readable by a caller of ``shape``; the oids are
+    the expanding parameter ``oids``, the other values parameters too."""
+    query = select(objects.c.oid, objects.c.size).join(repo_objects, repo_objects.c.oid == objects.c.oid)
+    if shape == "held":
+        query = query.where(repo_objects.c.repo_id == bindparam("repo_id"))
+    else:
+        query = query.join(repos, repos.c.id == repo_objects.c.repo_id).distinct()
+        if shape == "public":
+            query = query.where(repos.c.is_public.is_(True))
+        if shape in ("scope", "scope_granted"):
+            query = query.where(repos.c.path == bindparam("scope"))
+        if shape in ("granted", "scope_granted"):
+            query = query.outerjoin(
+                grants, (grants.c.repo_id == repos.c.id) & (grants.c.user_id == bindparam("user_id"))
+            ).where(or_(repos.c.is_public.is_(True), grants.c.permission >= int(Permission.READ)))
+        if shape not in ("public", "scope", "scope_granted", "granted", "admin"):
+            raise ValueError(f"unknown sizes query {shape!r}")
+    return query.where(objects.c.oid.in_(bindparam("oids", expanding=True)))
 
 
 @dataclass(frozen=True, slots=True)

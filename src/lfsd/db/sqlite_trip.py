@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Select, Table
+from sqlalchemy.engine import Dialect
 
 from lfsd.core.errors import NotFound, ServiceUnavailable
 from lfsd.core.oid import Oid
@@ -35,21 +36,14 @@ IN_CHUNK: Final = 500  # bound the number of bind parameters per statement, as t
 
 
 class SqliteHotPath:
-    """``link`` and ``held_sizes`` of the object index, each one trip to aiosqlite's thread."""
+    """``link`` and the sizes queries of the object index, each one trip to aiosqlite's thread."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
         dialect = db.engine.dialect
         self._insert_objects = self._insert(objects, ("oid", "size", "created_at"))
         self._insert_links = self._insert(repo_objects, ("repo_id", "oid", "created_at", "size"))
-        held = (
-            select(objects.c.oid, objects.c.size)
-            .join(repo_objects, repo_objects.c.oid == objects.c.oid)
-            .where(repo_objects.c.repo_id == bindparam("repo_id"))
-        )
-        # The IN list is spelled per length (at most IN_CHUNK lengths, each compiled once when first needed).
-        self._held_prefix = str(held.compile(dialect=dialect)) + " AND objects.oid IN "
-        self._held_sql: dict[int, str] = {}
+        self._selects: dict[str, PreparedSelect] = {}
         processor = objects.c.created_at.type.bind_processor(dialect)
         self._time: Callable[[datetime], Any] = processor if processor is not None else (lambda value: value)
 
@@ -77,26 +71,26 @@ class SqliteHotPath:
         except sqlite3.IntegrityError:
             raise NotFound("repository not found") from None
 
-    async def held_sizes(self, repo_id: int, oids: Iterable[Oid]) -> dict[Oid, int]:
+    async def sizes(
+        self, shape: str, query: Select[tuple[str, int]], parameters: dict[str, object], oids: Iterable[Oid]
+    ) -> dict[Oid, int]:
+        """``query`` (one per ``shape``, its oids the expanding parameter ``oids``) for ``oids``: every chunk of
+        the IN list in the same trip."""
         wanted = [str(oid) for oid in oids]
         if not wanted:
             return {}
-        chunks = [wanted[i : i + IN_CHUNK] for i in range(0, len(wanted), IN_CHUNK)]
-        statements = [(self._held_in(len(chunk)), (repo_id, *chunk)) for chunk in chunks]
+        prepared = self._selects.get(shape)
+        if prepared is None:
+            prepared = self._selects[shape] = PreparedSelect(query, self._db.engine.dialect, "oids")
+        statements = [prepared.statement(parameters, wanted[i : i + IN_CHUNK]) for i in range(0, len(wanted), IN_CHUNK)]
 
         def read(conn: sqlite3.Connection) -> list[tuple[str, int]]:
             rows: list[tuple[str, int]] = []
-            for sql, parameters in statements:
-                rows += conn.execute(sql, parameters).fetchall()
+            for sql, values in statements:
+                rows += conn.execute(sql, values).fetchall()
             return rows
 
         return {Oid(oid): int(size) for oid, size in await self._run(read, writes=False)}
-
-    def _held_in(self, count: int) -> str:
-        sql = self._held_sql.get(count)
-        if sql is None:
-            sql = self._held_sql[count] = self._held_prefix + "(" + ", ".join("?" * count) + ")"
-        return sql
 
     async def _run(self, work: Callable[[sqlite3.Connection], T], *, writes: bool) -> T:
         """``work`` in aiosqlite's thread, committed (or rolled back) there; the pool's connection held meanwhile."""
@@ -123,6 +117,44 @@ class SqliteHotPath:
         except (sqlite3.Error, OSError, ValueError) as exc:  # ValueError: aiosqlite's "Connection closed"
             db.log_failure(exc)
             raise ServiceUnavailable("the metadata database is unavailable") from exc
+
+
+class PreparedSelect:
+    """A SELECT compiled once for SQLite with one expanding IN parameter, whose placeholders are spelled per length
+    (SQLAlchemy renders that list at execution; here each length's SQL is kept, at most ``IN_CHUNK`` of them).
+    The other parameters are bound by name; values go through their types' bind processors."""
+
+    def __init__(self, query: Select[Any], dialect: Dialect, expanding: str) -> None:
+        compiled = query.compile(dialect=dialect)
+        token = f"(__[POSTCOMPILE_{expanding}])"
+        sql = str(compiled)
+        if sql.count(token) != 1:
+            raise ValueError(f"the query has no single expanding parameter {expanding!r}")
+        self._head, self._tail = sql.split(token)
+        self._order = tuple(compiled.positiontup or ())
+        self._expanding = expanding
+        self._fixed = compiled.construct_params(_check=False)  # values built into the query (a permission level)
+        self._processors = {
+            name: processor
+            for name in self._order
+            if (processor := compiled.binds[name].type.bind_processor(dialect)) is not None
+        }
+        self._sql: dict[int, str] = {}
+
+    def statement(self, parameters: dict[str, object], values: list[str]) -> tuple[str, tuple[object, ...]]:
+        """The SQL and its positional values for ``values`` in the IN list and ``parameters`` for the others."""
+        sql = self._sql.get(len(values))
+        if sql is None:
+            sql = self._sql[len(values)] = self._head + "(" + ", ".join("?" * len(values)) + ")" + self._tail
+        bound: list[object] = []
+        for name in self._order:
+            processor = self._processors.get(name)
+            if name == self._expanding:
+                bound += values if processor is None else [processor(value) for value in values]
+                continue
+            value = parameters[name] if name in parameters else self._fixed[name]
+            bound.append(value if processor is None else processor(value))
+        return sql, tuple(bound)
 
 
 def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T], writes: bool) -> T:
