@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from lfsd.config import Settings
+from lfsd.core.auth import Permission
 from lfsd.core.errors import NotFound
 from lfsd.core.oid import Oid
 from lfsd.core.repo import RepoPath
@@ -99,3 +100,16 @@ async def test_readable_sizes_is_one_trip(sqlite_meta: Metadata, trips: list[str
     trips.clear()
     assert await sqlite_meta.objects.readable_sizes(None, [_oid(1), _oid(2)]) == {_oid(1): 1}
     assert trips == ["_transaction"]
+
+
+async def test_a_repository_with_its_grant_is_one_trip(sqlite_meta: Metadata, trips: list[str]) -> None:
+    repo = await sqlite_meta.repos.create(RepoPath.parse("acme/game"), is_public=True)
+    await sqlite_meta.users.add("reader", is_admin=False, password=None)
+    reader = await sqlite_meta.users.find("reader")
+    assert reader is not None
+    await sqlite_meta.repos.set_grant(repo, reader.id, Permission.WRITE)
+    trips.clear()
+    assert await sqlite_meta.repos.find_with_grant(repo.path, reader.id) == (repo, Permission.WRITE)
+    assert await sqlite_meta.repos.find_with_grant(repo.path, 0) == (repo, Permission.NONE)
+    assert await sqlite_meta.repos.find_with_grant(RepoPath.parse("acme/none"), reader.id) == (None, Permission.NONE)
+    assert trips == ["_transaction"] * 3

@@ -36,7 +36,7 @@ IN_CHUNK: Final = 500  # bound the number of bind parameters per statement, as t
 
 
 class SqliteHotPath:
-    """``link`` and the sizes queries of the object index, each one trip to aiosqlite's thread."""
+    """The hot statements (the index's link and sizes queries, a repository with its grant), one trip each."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -92,6 +92,20 @@ class SqliteHotPath:
 
         return {Oid(oid): int(size) for oid, size in await self._run(read, writes=False)}
 
+    async def fetch(self, key: str, query: Select[Any], parameters: dict[str, object]) -> list[tuple[Any, ...]]:
+        """The rows of ``query`` (one per ``key``, without an IN list) for ``parameters``, as the driver returns
+        them (no result processing: for columns whose values the caller converts itself)."""
+        prepared = self._selects.get(key)
+        if prepared is None:
+            prepared = self._selects[key] = PreparedSelect(query, self._db.engine.dialect, None)
+        sql, values = prepared.statement(parameters, [])
+
+        def read(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            rows: list[tuple[Any, ...]] = conn.execute(sql, values).fetchall()
+            return rows
+
+        return await self._run(read, writes=False)
+
     async def _run(self, work: Callable[[sqlite3.Connection], T], *, writes: bool) -> T:
         """``work`` in aiosqlite's thread, committed (or rolled back) there; the pool's connection held meanwhile."""
         db = self._db
@@ -124,13 +138,16 @@ class PreparedSelect:
     (SQLAlchemy renders that list at execution; here each length's SQL is kept, at most ``IN_CHUNK`` of them).
     The other parameters are bound by name; values go through their types' bind processors."""
 
-    def __init__(self, query: Select[Any], dialect: Dialect, expanding: str) -> None:
+    def __init__(self, query: Select[Any], dialect: Dialect, expanding: str | None) -> None:
         compiled = query.compile(dialect=dialect)
-        token = f"(__[POSTCOMPILE_{expanding}])"
         sql = str(compiled)
-        if sql.count(token) != 1:
-            raise ValueError(f"the query has no single expanding parameter {expanding!r}")
-        self._head, self._tail = sql.split(token)
+        if expanding is None:
+            self._head, self._tail = sql, ""
+        else:
+            token = f"(__[POSTCOMPILE_{expanding}])"
+            if sql.count(token) != 1:
+                raise ValueError(f"the query has no single expanding parameter {expanding!r}")
+            self._head, self._tail = sql.split(token)
         self._order = tuple(compiled.positiontup or ())
         self._expanding = expanding
         self._fixed = compiled.construct_params(_check=False)  # values built into the query (a permission level)
@@ -145,7 +162,8 @@ class PreparedSelect:
         """The SQL and its positional values for ``values`` in the IN list and ``parameters`` for the others."""
         sql = self._sql.get(len(values))
         if sql is None:
-            sql = self._sql[len(values)] = self._head + "(" + ", ".join("?" * len(values)) + ")" + self._tail
+            in_list = "(" + ", ".join("?" * len(values)) + ")" if self._expanding is not None else ""
+            sql = self._sql[len(values)] = self._head + in_list + self._tail
         bound: list[object] = []
         for name in self._order:
             processor = self._processors.get(name)
