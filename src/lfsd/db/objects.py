@@ -36,7 +36,7 @@ class SqlObjectIndex:
         self._db = db
         self._pending: list[_Link] = []
         self._writer: asyncio.Task[None] | None = None
-        # SQLite: link and held_sizes in one trip to the driver's thread each (db/sqlite_trip.py, issue 17).
+        # SQLite: the sizes queries in one trip to the driver's thread each (db/sqlite_trip.py, issue 17).
         self._hot = SqliteHotPath(db) if db.dialect == "sqlite" else None
         self._queries: dict[str, Select[tuple[str, int]]] = {}
 
@@ -119,9 +119,6 @@ class SqlObjectIndex:
         sizes = {oid: size for one in group for oid, size in one.sizes.items()}
         object_rows = [{"oid": str(oid), "size": size, "created_at": now} for oid, size in sorted(sizes.items())]
         holders = sorted({(one.repo_id, str(oid)) for one in group for oid in one.sizes})
-        if self._hot is not None:
-            await self._hot.link(now, sizes, holders)
-            return
         by_oid = {str(oid): size for oid, size in sizes.items()}
         link_rows = [
             {"repo_id": repo_id, "oid": oid, "created_at": now, "size": by_oid[oid]} for repo_id, oid in holders

@@ -2,9 +2,10 @@
 
 Through SQLAlchemy's aiosqlite adapter every statement is four trips between the event loop and aiosqlite's thread
 (cursor, execute, fetch, close) and a commit one more; on this machine each trip costs tens of microseconds of CPU
-(futex wake-ups and GIL hand-overs) whatever the statement, which made the index the largest share of a small
-upload's server CPU. Here the few statements every upload and batch runs are plain ``sqlite3`` calls inside one
-function that aiosqlite's thread runs as a whole: begin, the statements, commit (or rollback), one trip.
+(futex wake-ups and GIL hand-overs) whatever the statement: about 40 % of a batch's server CPU. Here the reads every
+batch (and every transfer authorized by credentials) runs are plain ``sqlite3`` calls inside one function that
+aiosqlite's thread runs as a whole, one trip. (The link transaction stays on SQLAlchemy: it now also holds the
+usage counters and the garbage collector's claims, and asks the store in its middle.)
 
 The connection is still checked out of the engine's pool (one connection per process for SQLite), so these
 transactions queue with every other one exactly as before; the SQL is the SQLAlchemy statement's own, compiled once
@@ -18,17 +19,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Iterable
-from datetime import datetime
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import Select, Table
+from sqlalchemy import Select
 from sqlalchemy.engine import Dialect
 
-from lfsd.core.errors import NotFound, ServiceUnavailable
+from lfsd.core.errors import ServiceUnavailable
 from lfsd.core.oid import Oid
 from lfsd.db.database import Database
-from lfsd.db.dialect import insert_ignore
-from lfsd.db.tables import objects, repo_objects
 
 T = TypeVar("T")
 
@@ -36,40 +34,11 @@ IN_CHUNK: Final = 500  # bound the number of bind parameters per statement, as t
 
 
 class SqliteHotPath:
-    """The hot statements (the index's link and sizes queries, a repository with its grant), one trip each."""
+    """The hot reads (the index's sizes queries, a repository with its grant), one trip each."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        dialect = db.engine.dialect
-        self._insert_objects = self._insert(objects, ("oid", "size", "created_at"))
-        self._insert_links = self._insert(repo_objects, ("repo_id", "oid", "created_at", "size"))
         self._selects: dict[str, PreparedSelect] = {}
-        processor = objects.c.created_at.type.bind_processor(dialect)
-        self._time: Callable[[datetime], Any] = processor if processor is not None else (lambda value: value)
-
-    def _insert(self, table: Table, columns: tuple[str, ...]) -> str:
-        compiled = insert_ignore(table, "sqlite").compile(dialect=self._db.engine.dialect, column_keys=list(columns))
-        if tuple(compiled.positiontup or ()) != columns:
-            raise RuntimeError(f"unexpected parameter order for {table.name}: {compiled.positiontup}")
-        return str(compiled)
-
-    async def link(self, now: datetime, sizes: dict[Oid, int], holders: list[tuple[int, str]]) -> None:
-        """Insert the objects and the repositories' links to them (both skipping rows that exist), one commit.
-
-        Raises ``NotFound`` when a repository is gone (the only foreign key that can fail)."""
-        at = self._time(now)
-        object_rows = [(str(oid), size, at) for oid, size in sorted(sizes.items())]
-        by_oid = {str(oid): size for oid, size in sizes.items()}
-        link_rows = [(repo_id, oid, at, by_oid[oid]) for repo_id, oid in holders]
-
-        def write(conn: sqlite3.Connection) -> None:
-            conn.executemany(self._insert_objects, object_rows)
-            conn.executemany(self._insert_links, link_rows)
-
-        try:
-            await self._run(write, writes=True)
-        except sqlite3.IntegrityError:
-            raise NotFound("repository not found") from None
 
     async def sizes(
         self, shape: str, query: Select[tuple[str, int]], parameters: dict[str, object], oids: Iterable[Oid]
@@ -90,7 +59,7 @@ class SqliteHotPath:
                 rows += conn.execute(sql, values).fetchall()
             return rows
 
-        return {Oid(oid): int(size) for oid, size in await self._run(read, writes=False)}
+        return {Oid(oid): int(size) for oid, size in await self._run(read)}
 
     async def fetch(self, key: str, query: Select[Any], parameters: dict[str, object]) -> list[tuple[Any, ...]]:
         """The rows of ``query`` (one per ``key``, without an IN list) for ``parameters``, as the driver returns
@@ -104,10 +73,10 @@ class SqliteHotPath:
             rows: list[tuple[Any, ...]] = conn.execute(sql, values).fetchall()
             return rows
 
-        return await self._run(read, writes=False)
+        return await self._run(read)
 
-    async def _run(self, work: Callable[[sqlite3.Connection], T], *, writes: bool) -> T:
-        """``work`` in aiosqlite's thread, committed (or rolled back) there; the pool's connection held meanwhile."""
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work`` (reads) in aiosqlite's thread; the pool's connection held meanwhile."""
         db = self._db
         try:
             async with asyncio.timeout(db.timeout_seconds), db.engine.connect() as conn:
@@ -115,7 +84,7 @@ class SqliteHotPath:
                 driver = raw.driver_connection  # aiosqlite.Connection
                 # aiosqlite's own queue to its thread (``_execute``, what each of its public calls uses); the
                 # version is pinned in constraints.txt and tests/db/test_sqlite_trip.py fails if it changes.
-                running = asyncio.ensure_future(driver._execute(_transaction, driver._conn, work, writes))  # type: ignore[union-attr]
+                running = asyncio.ensure_future(driver._execute(_transaction, driver._conn, work))  # type: ignore[union-attr]
                 try:
                     # The thread cannot be stopped: the connection goes back to the pool only once it is done.
                     result: T = await asyncio.shield(running)
@@ -123,8 +92,6 @@ class SqliteHotPath:
                     await asyncio.wait([running])
                     raise
                 return result
-        except sqlite3.IntegrityError:
-            raise
         except TimeoutError as exc:
             db.log_failure(exc)
             raise ServiceUnavailable("the metadata database did not answer in time") from exc
@@ -175,16 +142,11 @@ class PreparedSelect:
         return sql, tuple(bound)
 
 
-def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T], writes: bool) -> T:
-    """Runs in the driver's thread: ``work`` and its commit, or a rollback of whatever it began."""
+def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Runs in the driver's thread: ``work``, and nothing left open after it (reads begin no transaction in
+    sqlite3's default mode; should one be open, it is rolled back, as the pool's reset would)."""
     try:
-        if writes and not conn.in_transaction:
-            conn.execute("BEGIN")  # whatever the driver's isolation_level: the statements commit together
-        result = work(conn)
-        if writes or conn.in_transaction:
-            conn.commit()
-        return result
-    except BaseException:
+        return work(conn)
+    finally:
         if conn.in_transaction:
             conn.rollback()
-        raise
