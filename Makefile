@@ -4,9 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup git-lfs nginx browser serve test lint typecheck pytest bench clean
+.PHONY: setup git-lfs nginx browser openssh serve test lint typecheck pytest bench clean
 
-setup: $(STAMP) git-lfs nginx browser
+setup: $(STAMP) git-lfs nginx browser openssh
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -67,6 +67,16 @@ bench: setup
 	$(BIN)/python bench/small.py --workers 1,2
 	$(BIN)/python bench/batch.py --workers 1,2
 	$(BIN)/python bench/bigfetch.py
+	$(BIN)/python bench/git_hosting.py
 
 clean:
 	rm -rf $(VENV) lfsd-data .mypy_cache .pytest_cache .ruff_cache
+
+# A real sshd for the SSH tests (tests/e2e/test_ssh.py): Debian's openssh-server, installed when missing and we are
+# root; without it those tests are skipped locally (and fail in CI).
+openssh:
+	@if ! [ -x /usr/sbin/sshd ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server openssh-client >/dev/null; \
+	  else echo "sshd is missing: the SSH tests will be skipped (Debian: apt-get install openssh-server)"; fi; \
+	fi

@@ -16,7 +16,22 @@ from typing import Final
 import pytest
 
 BACKENDS: Final = ("sqlite", "mariadb", "postgresql")
-TABLES: Final = ("ui_sessions", "audit", "locks", "repo_objects", "objects", "grants", "tokens", "repos", "users")
+TABLES: Final = (
+    "ssh_keys",
+    "ui_sessions",
+    "audit",
+    "locks",
+    "repo_objects",
+    "objects",
+    "grants",
+    "tokens",
+    "repos",
+    "users",
+    "gc_lease",
+    "usage_days",
+    "repo_usage",
+    "owner_usage",
+)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,11 +24,14 @@ from lfsd.core.login import PasswordLogin
 from lfsd.core.ports import ObjectStore
 from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
+from lfsd.core.ssh_auth import SshAuthSigner, SshCredentials
 from lfsd.core.throttle import FailureCounter, LoginThrottle, ThrottleLimits
 from lfsd.db.database import utcnow
 from lfsd.db.metadata import Metadata
+from lfsd.db.ssh_keys import SqlSshKeys
 from lfsd.git.process import GitProcesses
 from lfsd.git.repositories import BareRepositories
+from lfsd.hook import hook_environment
 from lfsd.http.admin_api import add_admin_routes
 from lfsd.http.admin_api.edge import ADMIN
 from lfsd.http.drain import close_while_draining, drain_middleware
@@ -112,8 +114,10 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         signer = LinkSigner(key, settings.link_ttl)
         app[SIGNER] = signer
         external = await in_thread(open_external, settings, meta.users)
-        app[ACCESS] = _open_access(settings, meta, resources, external)
-        app[SERVICE] = LfsService(meta.objects, store, signer, time.time, opened.direct)
+        app[ACCESS] = _open_access(settings, meta, resources, key, external)
+        # A link re-checks, under its row locks, the bodies a garbage collector may have taken (docs/operations.md).
+        meta.objects.check_bodies_with(store.present)
+        app[SERVICE] = LfsService(meta.objects, store, signer, time.time, opened.direct, quota=meta.usage)
         app[LOCKS] = LockService(
             meta.locks,
             CursorCodec(key),
@@ -121,6 +125,23 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
             max_limit=settings.locks_max_limit,
             audit=meta.audit,
         )
+        if settings.ssh_listen is not None:
+            from lfsd.ssh.transfer import TransferCore  # asyncssh is loaded only when configured
+            from lfsd.ssh_composition import channel_transfer
+            from lfsd.ssh_embedded import open_embedded_ssh
+
+            # The server's own use cases and pools; no presigned links: over SSH every byte goes through the session.
+            core = TransferCore(
+                service=LfsService(meta.objects, store, signer, time.time, None),
+                locks=app[LOCKS],
+                access=app[ACCESS],
+                idle_timeout=settings.ssh_idle_timeout,
+                stall_timeout=settings.ssh_stall_timeout,
+                max_object_size=settings.max_object_size,
+                batch_max_objects=settings.batch_max_objects,
+                metrics=metrics,
+            )
+            await open_embedded_ssh(settings, meta, key, resources, metrics, channel_transfer(core))
         app[GIT_REPOS] = BareRepositories(settings.effective_git_root)
         app[GIT_RPC] = GitProcesses(_hook_env(settings))
         app[ADMIN] = Administration(
@@ -154,6 +175,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
 
         async def scrape() -> None:
             metrics.locks_held.set(await meta.locks.count())
+            metrics.set_stored(*await meta.usage.totals())
 
         app[SCRAPE] = scrape
         await first_start(meta, settings)
@@ -175,7 +197,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
 
 
 def _open_access(
-    settings: Settings, meta: Metadata, resources: AsyncExitStack, external: ExternalLogin | None = None
+    settings: Settings, meta: Metadata, resources: AsyncExitStack, key: bytes, external: ExternalLogin | None = None
 ) -> AccessControl:
     """Access control with its login throttle (counters in Redis when configured, so replicas share them) and
     its caches (in process)."""
@@ -207,17 +229,10 @@ def _open_access(
         secrets.token_bytes(32),
     )
     # One standing per (repository, user, token) in use within a few seconds: 10,000 is far above a busy server's.
-    return AccessControl(meta.users, meta.repos, logins, LruCache(10_000, settings.link_standing_ttl), external)
+    ssh = SshCredentials(SshAuthSigner(key, settings.ssh_token_ttl), SqlSshKeys(meta.db), time.time)
+    return AccessControl(meta.users, meta.repos, logins, LruCache(10_000, settings.link_standing_ttl), external, ssh)
 
 
 def _hook_env(settings: Settings) -> dict[str, str]:
-    """What the pre-receive hook (``python -m lfsd hook pre-receive``) needs to open this server's database,
-    whichever way the server was given it (options or environment)."""
-    env = {
-        "LFSD_HOOK_PYTHON": sys.executable,
-        "LFSD_DATA_DIR": str(settings.data_dir.resolve()),
-        "LFSD_DATABASE_URL": settings.effective_database_url,
-    }
-    if settings.database_password is not None:
-        env["LFSD_DATABASE_PASSWORD"] = settings.database_password.get_secret_value()
-    return env
+    """What the pre-receive hook needs to open this server's database (the SSH shell sets the same)."""
+    return hook_environment(settings)

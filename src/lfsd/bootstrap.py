@@ -8,11 +8,14 @@ import os
 import secrets
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lfsd.config import Settings
 from lfsd.core.errors import Conflict
-from lfsd.db.metadata import Metadata
 from lfsd.offload import in_thread
+
+if TYPE_CHECKING:  # the SSH shell reads the signing key without loading every table's adapter
+    from lfsd.db.metadata import Metadata
 
 SECRET_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
 

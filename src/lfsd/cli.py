@@ -982,3 +982,20 @@ def hook_pre_receive() -> None:
     from lfsd.hook import pre_receive
 
     sys.exit(pre_receive(sys.stdin, sys.stderr))
+
+
+# SSH (docs/ssh.md): users' keys and the commands OpenSSH runs, in a module of their own.
+from lfsd.ssh_cli import ssh  # noqa: E402 - it builds on this module's helpers
+
+main.add_command(ssh)
+
+# The garbage collector's command lives in a module of its own; it uses the helpers above.
+from lfsd.gc_command import gc  # noqa: E402
+
+main.add_command(gc)
+
+# Quotas and usage (issue 14): commands of their own module, registered here.
+from lfsd.usage_cli import quota, repo_usage  # noqa: E402  (it uses the helpers above)
+
+main.add_command(quota)
+repo.add_command(repo_usage)

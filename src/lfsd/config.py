@@ -8,7 +8,7 @@ from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lfsd.core.text import ascii_number
@@ -89,6 +89,10 @@ class Settings(BaseSettings):
         64 * 1024 * 1024, ge=1024 * 1024, description="memory budget for transfer buffers before they shrink"
     )
 
+    quota_default_bytes: int = Field(
+        0, ge=0, description="bytes a repository without a quota of its own may hold (507 above); 0: no limit"
+    )
+
     @field_validator("buffer_size")
     @classmethod
     def _check_buffer_size(cls, value: int) -> int:
@@ -116,7 +120,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("listen", "metrics_listen")
+    @field_validator("listen", "metrics_listen", "ssh_listen")
     @classmethod
     def _check_listen(cls, value: str | None) -> str | None:
         if value is None:
@@ -271,6 +275,35 @@ class Settings(BaseSettings):
     ui_session_ttl: int = Field(
         12 * 3600, ge=300, le=30 * 86400, description="seconds a web UI sign-in lasts before it must be repeated"
     )
+
+    # SSH (docs/ssh.md): keys, the OpenSSH forced command and git-lfs-authenticate.
+    ssh_user: str = Field(
+        "git", pattern=r"^[a-z_][a-z0-9_-]{0,31}$", description="the SSH login name clients use (ssh://git@host/…)"
+    )
+    ssh_command: str | None = Field(
+        None, description="the program sshd runs as the forced command; default: this Python with -m lfsd"
+    )
+    ssh_token_ttl: int = Field(
+        900, ge=60, le=86400, description="seconds git-lfs-authenticate's credential stays valid"
+    )
+    ssh_listen: str | None = Field(
+        None, description="HOST:PORT for the embedded SSH server started by lfsd serve; default: none"
+    )
+    ssh_transfer: bool = Field(
+        True, description="serve git-lfs-transfer (pure SSH); false: refuse it so clients fall back to HTTP"
+    )
+
+    # Garbage collection (docs/operations.md, "Garbage collection").
+    gc_grace: int = Field(
+        86400, ge=30, description="seconds an object stays unreferenced before `lfsd gc` may delete it (≥ link_ttl)"
+    )
+    gc_lease: int = Field(600, ge=5, le=86400, description="seconds a collector's lease lasts without being renewed")
+
+    @model_validator(mode="after")
+    def _check_gc_grace(self) -> Settings:
+        if self.gc_grace < self.link_ttl:
+            raise ValueError(f"gc_grace ({self.gc_grace}) must be at least link_ttl ({self.link_ttl})")
+        return self
 
 
 def usable_cores(cgroup: Path = Path("/sys/fs/cgroup/cpu.max")) -> int:

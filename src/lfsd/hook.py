@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
@@ -23,6 +24,19 @@ from lfsd.git.changes import RefUpdate, changed_paths, parse_updates
 from lfsd.git.pointers import PlainFile, plain_lfs_files
 from lfsd.git.repositories import enforces_locks, requires_pointers
 from lfsd.resources import open_database
+
+
+def hook_environment(settings: Settings) -> dict[str, str]:
+    """What this hook (``python -m lfsd hook pre-receive``) needs to open the server's database, whichever way the
+    server was given it (options or environment): set in the environment of every receive-pack lfsd runs."""
+    env = {
+        "LFSD_HOOK_PYTHON": sys.executable,
+        "LFSD_DATA_DIR": str(settings.data_dir.resolve()),
+        "LFSD_DATABASE_URL": settings.effective_database_url,
+    }
+    if settings.database_password is not None:
+        env["LFSD_DATABASE_PASSWORD"] = settings.database_password.get_secret_value()
+    return env
 
 
 def pusher_from(env: Mapping[str, str]) -> Pusher | None:

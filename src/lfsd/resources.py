@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from lfsd.config import Settings
 from lfsd.core.external import ActingUsers, ExternalLogin
 from lfsd.core.ports import DirectTransfers
+from lfsd.database_settings import open_database as open_database  # re-exported: callers open it from here
 from lfsd.db.database import Database
-from lfsd.db.engine import PoolOptions, create_engine, parse_url
 from lfsd.db.metadata import Metadata, Migrator, SchemaMismatch, ensure_schema, may_migrate, upgrade_in_process
 from lfsd.offload import in_thread
 from lfsd.passwords import Argon2Passwords
@@ -25,23 +25,6 @@ from lfsd.storage.local import LocalStore
 
 if TYPE_CHECKING:
     from lfsd.storage.s3 import S3Store
-
-
-def open_database(settings: Settings) -> Database:
-    password = settings.database_password.get_secret_value() if settings.database_password else None
-    url = parse_url(settings.effective_database_url, password)
-    if url.get_backend_name() == "sqlite":
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    pool = PoolOptions(
-        size=settings.database_pool_size,
-        max_overflow=settings.database_max_overflow,
-        recycle_seconds=settings.database_pool_recycle,
-        timeout_seconds=settings.database_pool_timeout,
-        pre_ping=settings.database_pool_pre_ping,
-        connect_timeout_seconds=settings.database_connect_timeout,
-        statement_timeout_seconds=settings.database_timeout,
-    )
-    return Database(create_engine(url, pool), timeout_seconds=settings.database_timeout)
 
 
 async def open_metadata(
@@ -59,7 +42,8 @@ async def open_metadata(
     except BaseException:
         await db.dispose()
         raise
-    return Metadata.over(db, Argon2Passwords(threads=settings.password_threads, queue=settings.password_queue))
+    passwords = Argon2Passwords(threads=settings.password_threads, queue=settings.password_queue)
+    return Metadata.over(db, passwords, default_quota=settings.quota_default_bytes)
 
 
 def migrate_in_child(settings: Settings) -> Migrator:

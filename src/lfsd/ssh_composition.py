@@ -7,6 +7,8 @@ cases as ``app.py`` builds, from the same ``resources`` functions.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -15,18 +17,23 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from lfsd.bootstrap import signing_key
 from lfsd.config import Settings
 from lfsd.core.access import AccessControl
+from lfsd.core.auth import Identity
 from lfsd.core.lock_service import LockService
 from lfsd.core.locks import CursorCodec
 from lfsd.core.login import PasswordLogin
+from lfsd.core.operation import Operation
 from lfsd.core.ports import ObjectStore
+from lfsd.core.repo import RepoPath
 from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
+from lfsd.core.ssh_command import SessionStreams
 from lfsd.core.throttle import LoginThrottle, ThrottleLimits
 from lfsd.db.metadata import Metadata
 from lfsd.observability.metrics import Metrics
 from lfsd.offload import in_thread
 from lfsd.resources import migrate_in_child, open_metadata, open_store
-from lfsd.ssh.transfer import TransferCore
+from lfsd.ssh.shell import Transfer
+from lfsd.ssh.transfer import TransferCore, serve
 from lfsd.state.memory import LruCache, MemoryFailureCounter
 from lfsd.storage.instrumented import InstrumentedStore
 
@@ -90,3 +97,57 @@ def _access(settings: Settings, meta: Metadata) -> AccessControl:
         secrets.token_bytes(32),
     )
     return AccessControl(meta.users, meta.repos, logins, LruCache(10_000, settings.link_standing_ttl))
+
+
+def shell_transfer(settings: Settings) -> Transfer:
+    """git-lfs-transfer in OpenSSH's forced command: one session on this process's standard input and output,
+    over a core opened for it (the process serves one connection)."""
+
+    async def run(identity: Identity, repo: RepoPath, operation: Operation, streams: SessionStreams | None) -> int:
+        reader, writer = await _standard_streams()
+        async with open_transfer_core(settings) as core:
+            await serve(core, identity, repo, operation, reader, writer)
+            await writer.drain()
+        return 0
+
+    return run
+
+
+def channel_transfer(core: TransferCore) -> Transfer:
+    """git-lfs-transfer in the embedded server: sessions on SSH channels, over the server's own core."""
+
+    async def run(identity: Identity, repo: RepoPath, operation: Operation, streams: SessionStreams | None) -> int:
+        assert streams is not None, "the embedded server always passes its channel"
+        await serve(core, identity, repo, operation, _ChannelReader(streams), streams)
+        await streams.drain()
+        return 0
+
+    return run
+
+
+class _ChannelReader:
+    """``readexactly`` over a channel's ``read``, with ``asyncio.StreamReader``'s end-of-stream error."""
+
+    def __init__(self, streams: SessionStreams) -> None:
+        self._streams = streams
+        self._pending = b""
+
+    async def readexactly(self, n: int) -> bytes:
+        while len(self._pending) < n:
+            chunk = await self._streams.read(max(n - len(self._pending), 64 * 1024))
+            if not chunk:
+                partial, self._pending = self._pending, b""
+                raise asyncio.IncompleteReadError(partial, n)
+            self._pending += chunk
+        data, self._pending = self._pending[:n], self._pending[n:]
+        return data
+
+
+async def _standard_streams() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**20)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(0, "rb", buffering=0))
+    transport, protocol = await loop.connect_write_pipe(
+        asyncio.streams.FlowControlMixin, os.fdopen(1, "wb", buffering=0)
+    )
+    return reader, asyncio.StreamWriter(transport, protocol, None, loop)

@@ -32,6 +32,7 @@ class FakeIndex:
     held: dict[int, dict[Oid, int]] = field(default_factory=dict)
     readable: dict[Oid, int] = field(default_factory=dict)
     linked: list[dict[Oid, int]] = field(default_factory=list)
+    touched: list[Oid] = field(default_factory=list)
 
     async def held_sizes(self, repo_id: int, oids: Iterable[Oid]) -> dict[Oid, int]:
         mine = self.held.get(repo_id, {})
@@ -43,6 +44,9 @@ class FakeIndex:
     async def link(self, repo_id: int, objects: dict[Oid, int]) -> None:
         self.linked.append(dict(objects))
         self.held.setdefault(repo_id, {}).update(objects)
+
+    async def touch(self, oids: Collection[Oid]) -> None:
+        self.touched.extend(oids)
 
 
 @dataclass
@@ -138,6 +142,7 @@ async def test_upload_decides_once_and_links_once() -> None:
     assert [r.actions is not None for r in results] == [False, False, True]
     assert index.linked == [{linkable: 1}]
     assert [(oid, op) for oid, op, _ in links.made] == [(new, Operation.UPLOAD)]
+    assert index.touched == [new]  # only the transfers: kept from the garbage collector for its grace period
 
 
 async def test_objects_the_store_lost_are_offered_again_and_never_linked() -> None:

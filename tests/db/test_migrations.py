@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from lfsd.config import Settings
 from lfsd.core.lockpath import MAX_LOCK_PATH_LENGTH
@@ -27,7 +28,18 @@ from lfsd.resources import open_metadata
 from tests.db.conftest import fresh_database
 from tests.e2e.harness import Server, cli, lfsd_env
 
-ALL_TABLES = {"users", "tokens", "repos", "grants", "objects", "repo_objects", "locks", "audit", "ui_sessions"}
+ALL_TABLES = {
+    "users",
+    "tokens",
+    "repos",
+    "grants",
+    "objects",
+    "repo_objects",
+    "locks",
+    "audit",
+    "ui_sessions",
+    "ssh_keys",
+}
 
 
 async def _tables(db: Database) -> set[str]:
@@ -287,5 +299,32 @@ async def test_0006_ui_sessions_and_object_sizes_down_and_up(fresh_database_url:
         await upgrade(db, "0006")
         assert await _scalar(db, "SELECT size FROM repo_objects") == 1234
         assert await _scalar(db, "SELECT COUNT(*) FROM ui_sessions") == 0
+    finally:
+        await db.dispose()
+
+
+async def test_0007_ssh_keys_down_and_up(fresh_database_url: str) -> None:
+    """One key, one user (the fingerprint is unique); deleting a user takes their keys; down drops the table only."""
+    db = Database(create_engine(parse_url(fresh_database_url)))
+    key = (
+        "INSERT INTO ssh_keys (user_id, key_type, public_key, fingerprint, created_at) "
+        "VALUES (:u, 'ssh-ed25519', 'AAAA', :fp, :now)"
+    )
+    try:
+        await upgrade(db, "0006")
+        await _insert(db, "INSERT INTO users (name, is_admin, disabled, created_at) VALUES ('alice', :f, :f, :now)")
+        await _insert(db, "INSERT INTO users (name, is_admin, disabled, created_at) VALUES ('bob', :f, :f, :now)")
+        await upgrade(db, "0007")
+        await _insert(db, key, u=1, fp="a" * 64)
+        with pytest.raises(IntegrityError):
+            await _insert(db, key, u=2, fp="a" * 64)
+        await _insert(db, key, u=2, fp="b" * 64)
+        await _insert(db, "DELETE FROM users WHERE name = 'bob'")
+        assert await _scalar(db, "SELECT COUNT(*) FROM ssh_keys") == 1
+        await downgrade(db, "0006")
+        assert "ssh_keys" not in await _tables(db)
+        assert await _scalar(db, "SELECT COUNT(*) FROM users") == 1
+        await upgrade(db, "0007")
+        assert await _scalar(db, "SELECT COUNT(*) FROM ssh_keys") == 0
     finally:
         await db.dispose()

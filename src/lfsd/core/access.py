@@ -11,6 +11,7 @@ from lfsd.core.login import Cache, PasswordLogin
 from lfsd.core.ports import RepoDirectory, UserDirectory
 from lfsd.core.repo import RepoPath
 from lfsd.core.signing import LinkGrant
+from lfsd.core.ssh_auth import SSH_TOKEN_PREFIX, SshCredentials
 from lfsd.core.tokens import looks_like_token
 
 StandingKey = tuple[int, int, int]  # repo id, user id, token id
@@ -24,12 +25,14 @@ class AccessControl:
         passwords: PasswordLogin,
         standings: Cache[StandingKey, Standing],
         external: ExternalLogin | None = None,
+        ssh: SshCredentials | None = None,
     ) -> None:
         self._users = users
         self._repos = repos
         self._passwords = passwords
         self._standings = standings
         self._external = external
+        self._ssh = ssh  # git-lfs-authenticate's scoped credentials, when this server accepts them
 
     @property
     def logins(self) -> PasswordLogin:
@@ -59,6 +62,8 @@ class AccessControl:
         return identity.name == name
 
     async def authenticate_bearer(self, token: str) -> Identity:
+        if self._ssh is not None and token.startswith(SSH_TOKEN_PREFIX):
+            return await self._ssh.identity(token)
         """A personal access token, or a JWT from the configured issuer (three dotted parts: never a token)."""
         if looks_like_jwt(token):
             if self._external is None:

@@ -35,7 +35,8 @@ class Identity:
     """An authenticated user. ``token_id`` is the personal access token that authenticated them (0: a password);
     ``ceiling`` the most that credential allows anywhere (a read-only token: ``READ``).
 
-    ``repo_scope``: the credential is valid only for that repository (any other: ``NONE``). ``scope_grant``: what
+    ``repo_scope``: the credential is valid only for that repository (any other: ``NONE``): a JWT rule's, or
+    ``git-lfs-authenticate``'s. ``scope_grant``: what
     the credential itself grants on ``repo_scope``, whatever the user's grants (an external identity's rule; see
     ``core/external.py``). ``valid_until``: when the credential expires (epoch seconds, 0: never), so that no
     transfer link outlives it.

@@ -22,6 +22,13 @@ from lfsd.core.oid import Oid
 from lfsd.core.repo import RepoPath
 
 PAGE = 1000
+# Bodies up to SMALL_OBJECT bytes are re-hashed in batches (``StoreInventory.digests``): one hop to a thread for
+# many 4 KiB files instead of three per file (open, read, close), which capped a local re-hash at ~1,900 objects/s.
+# A batch holds at most BATCH_BYTES of bodies' sizes (the backend reads one at a time, or a few for S3); bigger
+# bodies stream through ``read`` in the store's bounded chunks.
+SMALL_OBJECT = 256 * 1024
+BATCH_OBJECTS = 256
+BATCH_BYTES = 4 * 1024 * 1024
 LISTED_UNINDEXED = 1000  # bodies without rows are counted in full but named only up to this many
 
 
@@ -172,6 +179,7 @@ class Fsck:
             pairs = self._merged(report)
         else:
             pairs = self._stat_each(options.repo)
+        batch: list[IndexedObject] = []
         async for row, body in pairs:
             if row is None:
                 assert body is not None
@@ -179,23 +187,29 @@ class Fsck:
                 continue
             report.objects += 1
             report.bytes += row.size
-            finding = await self._check(row, body, options, report, pacer, sampler)
+            finding = await self._sized(row, body)
+            if finding is None and options.rehash and sampler.random() < options.sample:
+                if row.size <= SMALL_OBJECT:
+                    batch.append(row)
+                    if len(batch) >= BATCH_OBJECTS or sum(r.size for r in batch) >= BATCH_BYTES:
+                        await self._rehash_batch(batch, options, report, pacer)
+                elif await self._hashes_right(row, pacer):
+                    report.rehashed_objects += 1
+                    report.rehashed_bytes += row.size
+                else:
+                    finding = Finding(row.oid, Problem.CORRUPT, row.repos, row.size, row.size)
             if finding is not None:
-                report.damaged.append(await self._repair(finding) if options.repair else finding)
+                await self._found(finding, options, report)
             if progress is not None:
                 progress(report.objects, report.rehashed_bytes)
+        await self._rehash_batch(batch, options, report, pacer)
         report.seconds = self._clock() - started
         return report
 
-    async def _check(
-        self,
-        row: IndexedObject,
-        body: StoredBody | None,
-        options: FsckOptions,
-        report: FsckReport,
-        pacer: Pacer,
-        sampler: random.Random,
-    ) -> Finding | None:
+    async def _found(self, finding: Finding, options: FsckOptions, report: FsckReport) -> None:
+        report.damaged.append(await self._repair(finding) if options.repair else finding)
+
+    async def _sized(self, row: IndexedObject, body: StoredBody | None) -> Finding | None:
         stored = None if body is None else body.size
         if stored != row.size:
             # A second look: an upload may have finished (or replaced the bytes) since the listing passed this oid.
@@ -204,12 +218,23 @@ class Fsck:
             return Finding(row.oid, Problem.MISSING, row.repos, row.size, None)
         if stored != row.size:
             return Finding(row.oid, Problem.SIZE, row.repos, row.size, stored)
-        if options.rehash and sampler.random() < options.sample:
-            if not await self._hashes_right(row, pacer):
-                return Finding(row.oid, Problem.CORRUPT, row.repos, row.size, stored)
-            report.rehashed_objects += 1
-            report.rehashed_bytes += row.size
         return None
+
+    async def _rehash_batch(
+        self, batch: list[IndexedObject], options: FsckOptions, report: FsckReport, pacer: Pacer
+    ) -> None:
+        """Re-hash the small objects of ``batch`` in one call to the store, then empty it."""
+        if not batch:
+            return
+        digests = await self._store.digests([(row.oid, row.size) for row in batch])
+        for row in batch:
+            if digests.get(row.oid) == row.oid:
+                report.rehashed_objects += 1
+                report.rehashed_bytes += row.size
+            else:
+                await self._found(Finding(row.oid, Problem.CORRUPT, row.repos, row.size, row.size), options, report)
+        await pacer.spend(sum(row.size for row in batch))
+        batch.clear()
 
     async def _hashes_right(self, row: IndexedObject, pacer: Pacer) -> bool:
         """Re-read the body in the store's bounded chunks (whatever its size) and hash it as it streams by.

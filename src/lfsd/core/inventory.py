@@ -62,6 +62,10 @@ class StoreInventory(Protocol):
     async def quarantine(self, oid: Oid) -> str | None:
         """Move the body aside, out of every reader's way; where it went, or None when it was not there."""
 
+    async def digests(self, bodies: Sequence[tuple[Oid, int]]) -> dict[Oid, str | None]:
+        """The SHA-256 (hex) of each of ``bodies``, small ones (oid, expected size), read whole in as few hops as
+        the backend needs; None for a body that is missing or not of the expected size."""
+
 
 @dataclass(frozen=True, slots=True)
 class Removed:

@@ -113,6 +113,9 @@ class ObjectIndex(Protocol):
 
         Raises ``NotFound`` when the repository no longer exists."""
 
+    async def touch(self, oids: Collection[Oid]) -> None:
+        """An upload batch hands out links for ``oids``: keep them from the garbage collector for its grace period."""
+
 
 class LockRepository(Protocol):
     """Locks per repository. The database arbitrates: one lock per (repository, path), whatever the process."""

@@ -32,6 +32,7 @@ from lfsd.core.ports import (
     opens_files,
 )
 from lfsd.core.signing import LinkSigner
+from lfsd.core.usage import QuotaGate
 
 Clock = Callable[[], float]
 
@@ -51,7 +52,10 @@ class LfsService:
         signer: LinkSigner,
         clock: Clock,
         direct: DirectTransfers | None = None,
+        *,
+        quota: QuotaGate | None = None,
     ) -> None:
+        self._quota = quota  # repository and owner quotas, checked before any byte is sent (core/usage.py)
         self._index = index
         self._store = store
         self._signer = signer
@@ -81,7 +85,15 @@ class LfsService:
                 # the wrong volume): such objects are offered for upload again, so the next push repairs them.
                 held, linkable = await self._stored_only(repo, held, linkable)
             decisions = decide_upload(parsed, held, linkable)
+            if self._quota is not None:
+                growing = (Outcome.TRANSFER, Outcome.LINKED)
+                adding = sum(d.size for d in decisions if isinstance(d, Decision) and d.outcome in growing)
+                await self._quota.check_upload(repo.id, adding)
             to_link = {d.oid: d.size for d in decisions if isinstance(d, Decision) and d.outcome is Outcome.LINKED}
+            to_send = [d.oid for d in decisions if isinstance(d, Decision) and d.outcome is Outcome.TRANSFER]
+            if to_send:
+                # Before any upload link exists: the garbage collector leaves these oids alone for its grace period.
+                await self._index.touch(to_send)
             if to_link:
                 await self._index.link(repo.id, to_link)
         issuer = _Issuer(self._signer, self._direct, identity, repo, links, int(self._clock()))

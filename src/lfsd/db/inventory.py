@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import exists, func, insert, literal, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.sql.expression import Exists
 
 from lfsd.core.errors import NotFound
@@ -14,13 +14,16 @@ from lfsd.core.inventory import IndexedObject
 from lfsd.core.oid import Oid
 from lfsd.core.repo import RepoPath
 from lfsd.db.database import Database, utcnow
+from lfsd.db.dialect import insert_ignore
 from lfsd.db.objects import _chunks
 from lfsd.db.tables import objects, repo_objects, repos
+from lfsd.db.usage import Delta, UsageCounters, retry_deadlocks
 
 
 class SqlIndexInventory:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._usage = UsageCounters(db.dialect)
 
     def _held(self, repo: RepoPath | None) -> Exists:
         """Objects some repository (or ``repo``) holds; a row no repository holds is garbage, not an object."""
@@ -52,24 +55,36 @@ class SqlIndexInventory:
         return [IndexedObject(Oid.parse(row.oid), int(row.size), tuple(sorted(holders[row.oid]))) for row in rows]
 
     async def unlink(self, oids: Collection[Oid]) -> int:
+        return await retry_deadlocks(lambda: self._unlink(oids))
+
+    async def _unlink(self, oids: Collection[Oid]) -> int:
+        """Unlink ``oids`` from every repository, each repository's counters with its links (db/usage.py): the
+        holders are found, their usage rows locked, their links removed; again until none is left (a link made
+        meanwhile by a repository not yet locked is found by the next round)."""
         removed = 0
+        wanted = sorted(str(oid) for oid in oids)
         async with self._db.transaction() as conn:
-            for chunk in _chunks(oids):
-                result = await conn.execute(repo_objects.delete().where(repo_objects.c.oid.in_(chunk)))
-                removed += result.rowcount
-        return removed
+            while True:
+                holders: set[int] = set()
+                for chunk in _chunks(Oid(oid) for oid in wanted):
+                    query = select(repo_objects.c.repo_id).where(repo_objects.c.oid.in_(chunk)).distinct()
+                    holders.update(row.repo_id for row in await conn.execute(query))
+                if not holders:
+                    return removed
+                counted = await self._usage.lock(conn, holders)
+                for repo in counted.values():
+                    removed += await self._usage.unlink(conn, repo, wanted, utcnow())
 
     async def unlink_from(self, repo: RepoPath, oids: Collection[Oid]) -> int:
-        removed = 0
+        return await retry_deadlocks(lambda: self._unlink_from(repo, oids))
+
+    async def _unlink_from(self, repo: RepoPath, oids: Collection[Oid]) -> int:
         async with self._db.transaction() as conn:
             repo_id = (await conn.execute(select(repos.c.id).where(repos.c.path == str(repo)))).scalar_one_or_none()
             if repo_id is None:
                 raise NotFound(f"no repository {repo}")
-            for chunk in _chunks(oids):
-                result = await conn.execute(
-                    repo_objects.delete().where(repo_objects.c.repo_id == repo_id, repo_objects.c.oid.in_(chunk))
-                )
-                removed += result.rowcount
+            counted = await self._usage.lock(conn, [repo_id])
+            removed = await self._usage.unlink(conn, counted[repo_id], [str(oid) for oid in oids], utcnow())
             if removed:
                 # Links issued before now re-check their object against the index (see AccessControl.admit_link).
                 await conn.execute(update(repos).where(repos.c.id == repo_id).values(objects_removed_at=utcnow()))
@@ -89,21 +104,42 @@ class SqlIndexInventory:
             return [Oid.parse(oid) for oid in (await conn.execute(query)).scalars()]
 
     async def relink(self, repo: RepoPath, oids: Collection[Oid]) -> int:
-        linked = 0
+        return await retry_deadlocks(lambda: self._relink(repo, oids))
+
+    async def _relink(self, repo: RepoPath, oids: Collection[Oid]) -> int:
+        """Link back those of ``oids`` still indexed and not linked meanwhile, counters with them (db/usage.py)."""
+        now = utcnow()
         async with self._db.transaction() as conn:
-            repo_id = (await conn.execute(select(repos.c.id).where(repos.c.path == str(repo)))).scalar_one_or_none()
+            # A locking read, so that the plain reads after the usage lock see every link committed before it.
+            find = select(repos.c.id).where(repos.c.path == str(repo)).with_for_update(read=True)
+            repo_id = (await conn.execute(find)).scalar_one_or_none()
             if repo_id is None:
                 raise NotFound(f"no repository {repo}")
-            for chunk in _chunks(oids):
-                # Only objects still indexed, and not linked meanwhile: one statement, so a racing link is no error.
-                held = select(repo_objects.c.oid).where(
-                    repo_objects.c.repo_id == repo_id, repo_objects.c.oid == objects.c.oid
+            counted = await self._usage.lock(conn, [repo_id])
+            wanted = {str(oid) for oid in oids}
+            already = {oid for _, oid in await self._usage.held(conn, [repo_id], wanted)}
+            sizes: dict[str, int] = {}
+            for chunk in _chunks(Oid(oid) for oid in sorted(wanted - already)):
+                # Locked as a link locks them (db/objects.py): a collector deleting one holds its row until it commits,
+                # and then the row is gone; a row it has claimed is not taken back. The bytes of the rest are there:
+                # they were unlinked moments ago, well inside the collector's grace period.
+                indexed = select(objects.c.oid, objects.c.size).where(
+                    objects.c.oid.in_(chunk), objects.c.gc_claim.is_(None)
                 )
-                rows = select(
-                    literal(repo_id, repo_objects.c.repo_id.type),
-                    objects.c.oid,
-                    literal(utcnow(), repo_objects.c.created_at.type),
-                ).where(objects.c.oid.in_(chunk), ~exists(held))
-                result = await conn.execute(insert(repo_objects).from_select(["repo_id", "oid", "created_at"], rows))
-                linked += result.rowcount
-        return linked
+                for row in await conn.execute(indexed.with_for_update()):
+                    sizes[row.oid] = int(row.size)
+            if not sizes:
+                return 0
+            for chunk in _chunks(Oid(oid) for oid in sorted(sizes)):
+                await conn.execute(
+                    update(objects).where(objects.c.oid.in_(chunk)).values(unlinked_at=None, touched_at=None)
+                )
+            rows = [
+                {"repo_id": repo_id, "oid": oid, "created_at": now, "size": size} for oid, size in sorted(sizes.items())
+            ]
+            await conn.execute(insert_ignore(repo_objects, self._db.dialect), rows)
+            delta = Delta()
+            for size in sizes.values():
+                delta.add(size)
+            await self._usage.apply(conn, counted, {repo_id: delta}, now)
+        return len(sizes)

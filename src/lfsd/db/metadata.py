@@ -13,6 +13,7 @@ from lfsd.db.objects import SqlObjectIndex
 from lfsd.db.repos import SqlRepoDirectory
 from lfsd.db.schema import SCHEMA_HEAD, schema_revision
 from lfsd.db.tokens import SqlTokenAdmin
+from lfsd.db.usage import SqlUsageStore, UsageCounters
 from lfsd.db.users import SqlUserDirectory
 
 Migrator = Callable[[Database], Awaitable[None]]
@@ -67,18 +68,21 @@ class Metadata:
     passwords: PasswordHasher
     tokens: SqlTokenAdmin
     audit: SqlAuditLog
+    usage: SqlUsageStore
 
     @classmethod
-    def over(cls, db: Database, passwords: PasswordHasher) -> Metadata:
+    def over(cls, db: Database, passwords: PasswordHasher, *, default_quota: int | None = None) -> Metadata:
+        """``default_quota``: the bytes a repository without a quota of its own may hold (None or 0: no limit)."""
         return cls(
             db,
             SqlUserDirectory(db, passwords),
             SqlRepoDirectory(db),
-            SqlObjectIndex(db),
+            SqlObjectIndex(db, UsageCounters(db.dialect, default_quota)),
             SqlLockRepository(db),
             passwords,
             SqlTokenAdmin(db),
             SqlAuditLog(db),
+            SqlUsageStore(db, default_quota),
         )
 
     async def close(self) -> None:

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable, Iterator
+import secrets
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, bindparam, or_, select
+from sqlalchemy import Select, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lfsd.core.auth import Identity, Permission
-from lfsd.core.errors import NotFound
+from lfsd.core.errors import InsufficientStorage, NotFound, ServiceUnavailable
 from lfsd.core.oid import Oid
 from lfsd.db.database import Database, utcnow
 from lfsd.db.dialect import insert_ignore
 from lfsd.db.sqlite_trip import SqliteHotPath
 from lfsd.db.tables import grants, objects, repo_objects, repos
+from lfsd.db.usage import Delta, UsageCounters, retry_deadlocks
 
 _IN_CHUNK = 500  # bound the number of bind parameters per statement on every database
+
+Presence = Callable[[Collection[Oid]], Awaitable[set[Oid]]]
+"""The store's answer to "which of these bodies do you hold?" (``ObjectStore.present``)."""
+
+COLLECTED_WHILE_UPLOADING = "the object was collected while it was uploaded; upload it again"
 
 
 def _chunks(oids: Iterable[Oid]) -> Iterator[list[str]]:
@@ -32,13 +42,33 @@ def _chunks(oids: Iterable[Oid]) -> Iterator[list[str]]:
 
 
 class SqlObjectIndex:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, usage: UsageCounters | None = None) -> None:
         self._db = db
+        self.usage = usage or UsageCounters(db.dialect)  # counters and quotas, kept in each link's transaction
         self._pending: list[_Link] = []
         self._writer: asyncio.Task[None] | None = None
         # SQLite: the sizes queries in one trip to the driver's thread each (db/sqlite_trip.py, issue 17).
         self._hot = SqliteHotPath(db) if db.dialect == "sqlite" else None
         self._queries: dict[str, Select[tuple[str, int]]] = {}
+        self._present: Presence | None = None
+
+    def check_bodies_with(self, present: Presence) -> None:
+        """Check the store, inside each link transaction, for the objects whose bytes a garbage collector may have
+        taken: rows the link creates and rows the collector marked unreferenced (docs/operations.md, "Garbage
+        collection"). Without it (tests of the index alone) every body is taken to be there."""
+        self._present = present
+
+    async def touch(self, oids: Collection[Oid]) -> None:
+        """An upload batch is about to hand out links for ``oids``: unreferenced rows among them stay out of the
+        collector's reach for a grace period from now (their PUTs can only start within a link's lifetime)."""
+        now = utcnow()
+        async with self._db.transaction() as conn:
+            for chunk in _chunks(oids):
+                await conn.execute(
+                    update(objects)
+                    .where(objects.c.oid.in_(chunk), objects.c.unlinked_at.is_not(None))
+                    .values(touched_at=now)
+                )
 
     async def held_sizes(self, repo_id: int, oids: Iterable[Oid]) -> dict[Oid, int]:
         return await self._sizes("held", {"repo_id": repo_id}, oids)
@@ -90,9 +120,10 @@ class SqlObjectIndex:
         while self._pending:
             group, self._pending = self._pending, []
             try:
-                await self._link_rows(group)
-            except NotFound:
-                # A repository was deleted meanwhile: only its own links fail, the others are written alone.
+                missing = await self._link_rows(group)
+            except (NotFound, InsufficientStorage):
+                # A repository was deleted meanwhile, or is over its quota: only its own links fail, the others are
+                # written alone.
                 for one in group:
                     await self._settle(one, self._link_rows([one]))
             except Exception as exc:  # every caller learns what went wrong with its transaction
@@ -104,32 +135,84 @@ class SqlObjectIndex:
                 raise
             else:
                 for one in group:
-                    _finish(one.done, None)
+                    _finish(one.done, _gone_error(one, missing))
 
-    async def _settle(self, one: _Link, writing: Awaitable[None]) -> None:
+    async def _settle(self, one: _Link, writing: Awaitable[set[str]]) -> None:
         try:
-            await writing
+            missing = await writing
         except Exception as exc:
             _finish(one.done, exc)
         else:
-            _finish(one.done, None)
+            _finish(one.done, _gone_error(one, missing))
 
-    async def _link_rows(self, group: list[_Link]) -> None:
+    async def _link_rows(self, group: list[_Link]) -> set[str]:
+        return await retry_deadlocks(lambda: self._link_rows_once(group))
+
+    async def _link_rows_once(self, group: list[_Link]) -> set[str]:
+        """Write the group's rows in one transaction; the oids not linked because their bytes are gone.
+
+        The usage rows of the repositories are locked first (quotas and counters, db/usage.py); the rows of the
+        objects are inserted, the new ones carrying this transaction's claim; then every object row is locked (a
+        collector's claim of the same row waits, or has already deleted it); rows that are new, marked unreferenced
+        or gone are checked against the store while the lock holds; only then the links and counters are written.
+        """
         now = utcnow()
-        sizes = {oid: size for one in group for oid, size in one.sizes.items()}
-        object_rows = [{"oid": str(oid), "size": size, "created_at": now} for oid, size in sorted(sizes.items())]
-        holders = sorted({(one.repo_id, str(oid)) for one in group for oid in one.sizes})
-        by_oid = {str(oid): size for oid, size in sizes.items()}
-        link_rows = [
-            {"repo_id": repo_id, "oid": oid, "created_at": now, "size": by_oid[oid]} for repo_id, oid in holders
+        claim = f"link-{secrets.token_hex(8)}"
+        sizes = {str(oid): size for one in group for oid, size in one.sizes.items()}
+        object_rows = [
+            {"oid": oid, "size": size, "created_at": now, "gc_claim": claim} for oid, size in sorted(sizes.items())
         ]
+        holders = sorted({(one.repo_id, str(oid)) for one in group for oid in one.sizes})
         try:
             async with self._db.transaction() as conn:
+                counted = await self.usage.lock(conn, {repo_id for repo_id, _ in holders})
+                already = await self.usage.held(conn, counted.keys(), {oid for _, oid in holders})
                 await conn.execute(insert_ignore(objects, self._db.dialect), object_rows)
-                await conn.execute(insert_ignore(repo_objects, self._db.dialect), link_rows)
+                missing = await self._settle_rows(conn, sizes, claim, now)
+                link_rows = [
+                    {"repo_id": repo_id, "oid": oid, "created_at": now, "size": sizes[oid]}
+                    for repo_id, oid in holders
+                    if oid not in missing
+                ]
+                if link_rows:
+                    await conn.execute(insert_ignore(repo_objects, self._db.dialect), link_rows)
+                deltas: dict[int, Delta] = {}
+                for repo_id, oid in set(holders) - already:
+                    if oid not in missing:
+                        deltas.setdefault(repo_id, Delta()).add(sizes[oid])
+                await self.usage.apply(conn, counted, deltas, now)
         except IntegrityError:
             # The only foreign key that can fail here: the repository was deleted while a link was in use.
             raise NotFound("repository not found") from None
+        return missing
+
+    async def _settle_rows(self, conn: AsyncConnection, sizes: dict[str, int], claim: str, now: datetime) -> set[str]:
+        rows: list[Any] = []  # (oid, unlinked_at, gc_claim)
+        for chunk in _chunks(Oid(oid) for oid in sizes):
+            query = (
+                select(objects.c.oid, objects.c.unlinked_at, objects.c.gc_claim)
+                .where(objects.c.oid.in_(chunk))
+                .with_for_update()
+            )
+            rows.extend((await conn.execute(query)).all())
+        new = {row.oid for row in rows if row.gc_claim == claim}
+        marked = {row.oid for row in rows if row.unlinked_at is not None and row.gc_claim != claim}
+        gone = sizes.keys() - {row.oid for row in rows}  # a collector deleted it between our insert and our lock
+        unverified = new | marked | gone
+        missing: set[str] = set()
+        if unverified and self._present is not None:
+            present = await self._present([Oid(oid) for oid in unverified])
+            missing = unverified - {str(oid) for oid in present}
+        for chunk in _chunks(Oid(oid) for oid in sorted((new | marked) - missing)):
+            await conn.execute(
+                update(objects).where(objects.c.oid.in_(chunk)).values(gc_claim=None, unlinked_at=None, touched_at=None)
+            )
+        for chunk in _chunks(Oid(oid) for oid in sorted(new & missing)):
+            await conn.execute(objects.delete().where(objects.c.oid.in_(chunk), objects.c.gc_claim == claim))
+        if again := sorted(gone - missing):
+            rows_again = [{"oid": oid, "size": sizes[oid], "created_at": now} for oid in again]
+            await conn.execute(insert_ignore(objects, self._db.dialect), rows_again)
+        return missing
 
 
 def _sizes_query(shape: str) -> Select[tuple[str, int]]:
@@ -167,3 +250,9 @@ def _finish(done: asyncio.Future[None], error: Exception | None) -> None:
         done.set_result(None)
     else:
         done.set_exception(error)
+
+
+def _gone_error(one: _Link, missing: set[str]) -> Exception | None:
+    if any(str(oid) in missing for oid in one.sizes):
+        return ServiceUnavailable(COLLECTED_WHILE_UPLOADING)
+    return None

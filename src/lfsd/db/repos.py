@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, bindparam, func, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from lfsd.core.auth import Identity, Permission, Repo, Standing
@@ -14,7 +14,8 @@ from lfsd.core.repo import RepoPath
 from lfsd.core.tokens import Scope
 from lfsd.db.database import Database, utcnow
 from lfsd.db.sqlite_trip import SqliteHotPath
-from lfsd.db.tables import grants, locks, repo_objects, repos, tokens, users
+from lfsd.db.tables import grants, locks, repo_objects, repo_usage, repos, tokens, users
+from lfsd.db.usage import UsageCounters
 
 
 def _utc(value: datetime | str | None) -> datetime | None:
@@ -70,15 +71,16 @@ class SqlRepoDirectory:
                 result = await conn.execute(
                     repos.insert().values(path=str(path), is_public=is_public, created_at=utcnow())
                 )
+                (new_id,) = result.inserted_primary_key or (None,)
+                assert isinstance(new_id, int)
+                await UsageCounters(self._db.dialect).created(conn, new_id, path.owner)  # its counters start at 0
         except IntegrityError:
             # Created concurrently (two first pushes at once): the existing repository is the one.
             existing = await self.find(path)
             if existing is None:
                 raise Conflict(f"repository {path} could not be created") from None
             return existing
-        (repo_id,) = result.inserted_primary_key or (None,)
-        assert isinstance(repo_id, int)
-        return Repo(id=repo_id, path=path, is_public=is_public)
+        return Repo(id=new_id, path=path, is_public=is_public)
 
     async def set_locking(self, repo: Repo, enabled: bool) -> None:
         async with self._db.transaction() as conn:
@@ -143,34 +145,8 @@ class SqlRepoDirectory:
     async def _infos(
         self, path: RepoPath | None, *, after: RepoPath | None = None, limit: int | None = None
     ) -> list[RepoInfo]:
-        """With the number and bytes of the objects each holds, and when it last received one (one query)."""
-        page = select(repos.c.id).order_by(repos.c.path).limit(limit)
-        if after is not None:
-            page = page.where(repos.c.path > str(after))
-        if path is not None:
-            page = page.where(repos.c.path == str(path))
-        # MariaDB takes no LIMIT inside IN (...): the page is joined, once in each half of the query.
-        wanted, held_of = page.subquery(), page.subquery()
-        # repo_objects.size repeats the object's size: count and bytes come from the covering index
-        # (repo_id, size, oid) without a join, and the last push from the (repo_id, created_at) index, each read
-        # alone (together they would visit every row). Only the page's repositories are read.
-        held = (
-            select(
-                repo_objects.c.repo_id,
-                func.count().label("held"),
-                func.coalesce(func.sum(repo_objects.c.size), 0).label("bytes"),
-            )
-            .join(held_of, held_of.c.id == repo_objects.c.repo_id)
-            .group_by(repo_objects.c.repo_id)
-            .subquery()
-        )
-        last_push = (
-            select(func.max(repo_objects.c.created_at))
-            .where(repo_objects.c.repo_id == repos.c.id)
-            .correlate(repos)
-            .scalar_subquery()
-            .label("last_push")
-        )
+        """With the number and bytes of the objects each holds and when it last received one: the usage counters
+        kept with every link (db/usage.py), not a scan of the index; a page of them in path order."""
         query = (
             select(
                 repos.c.id,
@@ -178,15 +154,19 @@ class SqlRepoDirectory:
                 repos.c.is_public,
                 repos.c.locking_enabled,
                 repos.c.created_at,
-                held.c.held,
-                held.c.bytes,
-                last_push,
+                repo_usage.c.objects.label("held"),
+                repo_usage.c.bytes,
+                repo_usage.c.last_push_at.label("last_push"),
             )
             .select_from(repos)
-            .join(wanted, wanted.c.id == repos.c.id)
-            .outerjoin(held, held.c.repo_id == repos.c.id)
+            .outerjoin(repo_usage, repo_usage.c.repo_id == repos.c.id)
             .order_by(repos.c.path)
+            .limit(limit)
         )
+        if after is not None:
+            query = query.where(repos.c.path > str(after))
+        if path is not None:
+            query = query.where(repos.c.path == str(path))
         async with self._db.transaction() as conn:
             rows = (await conn.execute(query)).all()
         return [
@@ -195,7 +175,7 @@ class SqlRepoDirectory:
                 created_at=row.created_at,
                 objects=int(row.held or 0),
                 bytes=int(row.bytes or 0),
-                # An aggregate loses the column type: SQLite and MySQL hand back naive UTC (or text in SQLite).
+                # SQLite and MySQL hand back naive UTC (or text in SQLite) for some expressions.
                 last_push=_utc(row.last_push),
             )
             for row in rows
@@ -205,6 +185,7 @@ class SqlRepoDirectory:
         """Objects, grants and locks refer to the repository by id: they follow; the old path names nothing."""
         try:
             async with self._db.transaction() as conn:
+                await UsageCounters(self._db.dialect).move_owner(conn, repo.id, str(new_path))
                 await conn.execute(repos.update().where(repos.c.id == repo.id).values(path=str(new_path)))
         except IntegrityError:
             raise Conflict(f"repository {new_path} already exists") from None
@@ -213,6 +194,7 @@ class SqlRepoDirectory:
         """Grants, locks and links to objects go with it (foreign keys cascade, said here too for databases that
         were created without them); the objects' rows and bodies stay for the garbage collector."""
         async with self._db.transaction() as conn:
+            await UsageCounters(self._db.dialect).forget_repo(conn, repo.id)  # its counters leave its owner's
             for table in (grants, locks, repo_objects):
                 await conn.execute(table.delete().where(table.c.repo_id == repo.id))
             await conn.execute(repos.delete().where(repos.c.id == repo.id))

@@ -17,7 +17,7 @@ from lfsd.core.names import MAX_USER_NAME_LENGTH
 from lfsd.core.ports import PasswordHasher
 from lfsd.core.tokens import Scope, new_token, token_digest
 from lfsd.db.database import Database, utcnow
-from lfsd.db.tables import grants, tokens, users
+from lfsd.db.tables import grants, ssh_keys, tokens, users
 
 # Last use and last activity are kept to the minute: one write a minute per token, not one per request.
 LAST_USE_PRECISION = timedelta(minutes=1)
@@ -200,7 +200,7 @@ class SqlUserDirectory:
         return None if row is None else _info(row)
 
     async def delete(self, user_id: int) -> None:
-        """A tombstone: renamed (the name is free again), disabled, no password, tokens or grants. Their locks
+        """A tombstone: renamed (the name is free again), disabled, no password, tokens, grants or SSH keys. Their locks
         keep it as owner and show the new name until someone forces them open."""
         now = utcnow()
         async with self._db.transaction() as conn:
@@ -219,6 +219,7 @@ class SqlUserDirectory:
             )
             await conn.execute(tokens.delete().where(tokens.c.user_id == user_id))
             await conn.execute(grants.delete().where(grants.c.user_id == user_id))
+            await conn.execute(ssh_keys.delete().where(ssh_keys.c.user_id == user_id))
 
 
 _INFO = (

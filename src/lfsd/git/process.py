@@ -34,23 +34,7 @@ class GitProcesses:
         self._git = git
 
     def _env(self, protocol: str | None, pusher: Pusher | None) -> dict[str, str]:
-        # Nothing of the server's own GIT_* environment (GIT_DIR, say) may steer the child.
-        env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
-        if protocol:
-            env["GIT_PROTOCOL"] = protocol
-        if pusher is not None:
-            env.update(self._hook_env)
-            env.update(
-                {
-                    "LFSD_PUSH_REPO_ID": str(pusher.repo_id),
-                    "LFSD_PUSH_USER_ID": str(pusher.user_id),
-                    "LFSD_PUSH_USER": pusher.name,
-                    # What receive-pack writes into reflogs, as git http-backend sets it from REMOTE_USER.
-                    "GIT_COMMITTER_NAME": pusher.name,
-                    "GIT_COMMITTER_EMAIL": f"{pusher.name}@lfsd",
-                }
-            )
-        return env
+        return child_env(self._hook_env, protocol, pusher)
 
     def _command(self, service: GitService, *args: str) -> list[str]:
         return [self._git, service.removeprefix("git-"), "--stateless-rpc", *args]
@@ -96,6 +80,28 @@ class GitProcesses:
                 feeder.cancel()
             await _stop(child)
             errors.cancel()
+
+
+def child_env(hook_env: Mapping[str, str], protocol: str | None, pusher: Pusher | None) -> dict[str, str]:
+    """The environment of a git child (over HTTP or SSH): lfsd's own, without its GIT_* variables; for a push, who
+    pushes and what the pre-receive hook needs (``hook_env``)."""
+    # Nothing of the server's own GIT_* environment (GIT_DIR, say) may steer the child.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+    if protocol:
+        env["GIT_PROTOCOL"] = protocol
+    if pusher is not None:
+        env.update(hook_env)
+        env.update(
+            {
+                "LFSD_PUSH_REPO_ID": str(pusher.repo_id),
+                "LFSD_PUSH_USER_ID": str(pusher.user_id),
+                "LFSD_PUSH_USER": pusher.name,
+                # What receive-pack writes into reflogs, as git http-backend sets it from REMOTE_USER.
+                "GIT_COMMITTER_NAME": pusher.name,
+                "GIT_COMMITTER_EMAIL": f"{pusher.name}@lfsd",
+            }
+        )
+    return env
 
 
 async def _feed(child: asyncio.subprocess.Process, body: ByteSource) -> None:

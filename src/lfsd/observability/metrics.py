@@ -136,10 +136,32 @@ class Metrics:
         )
         self.ssh_received_bytes = Counter("lfsd_ssh_received_bytes", "git-lfs-transfer bytes received", registry=r)
         self.ssh_sent_bytes = Counter("lfsd_ssh_sent_bytes", "git-lfs-transfer bytes sent", registry=r)
+        # Totals of the usage counters (db/usage.py), also read at scrape time; no per-repository label.
+        self.stored_bytes = Gauge(
+            "lfsd_stored_bytes",
+            "Bytes held by all repositories (an object held by two repositories counts twice)",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.stored_objects = Gauge(
+            "lfsd_stored_objects",
+            "Objects held by all repositories (an object held by two repositories counts twice)",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
         for direction in ("upload", "download"):
             self.transfers_in_flight.labels(direction)
         self._request_children: dict[tuple[str, str, int], _RequestChildren] = {}
         self._received_children: dict[str, Counter] = {}  # routes are templates: bounded
+        # The embedded SSH server's sessions (OpenSSH's forced command runs in processes of its own, which export
+        # nothing); git-lfs-transfer's own commands and bytes are counted by the transfer protocol.
+        self.ssh_sessions = Counter("lfsd_ssh_sessions", "SSH sessions opened on the embedded server", registry=r)
+        self.ssh_exec_commands = Counter(
+            "lfsd_ssh_exec_commands", "SSH exec requests by program and outcome", ["command", "outcome"], registry=r
+        )
+        self.ssh_channel_bytes = Counter(
+            "lfsd_ssh_channel_bytes", "SSH exec channel bytes by direction", ["direction"], registry=r
+        )
         self._pool: Callable[[], PoolStats | None] = lambda: None
         self._multiprocess_dir = multiprocess_dir
         if multiprocess_dir is None:
@@ -190,6 +212,10 @@ class Metrics:
         self.storage_duration.labels(backend, operation).observe(seconds)
         if failed:
             self.storage_errors.labels(backend, operation).inc()
+
+    def set_stored(self, objects: int, size: int) -> None:
+        self.stored_objects.set(objects)
+        self.stored_bytes.set(size)
 
     def watch_pool(self, stats: Callable[[], PoolStats]) -> None:
         self._pool = stats

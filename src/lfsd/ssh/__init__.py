@@ -1,1 +1,2 @@
-"""The SSH front end: the git-lfs-transfer protocol (pkt-lines on the SSH channel). It translates only."""
+"""The SSH front end: it translates SSH commands (git-lfs-authenticate, the git-lfs-transfer protocol on pkt-lines,
+Git) into the core's use cases, as ``http/`` does requests."""

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import io
 import logging
 import mmap
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Collection, Iterator
+from collections.abc import AsyncIterator, Awaitable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -311,6 +312,34 @@ class S3Store:
         found = await asyncio.gather(*(size(oid) for oid in oids))
         return {oid: n for oid, n in zip(oids, found, strict=True) if n is not None}
 
+    async def digests(self, bodies: Sequence[tuple[Oid, int]]) -> dict[Oid, str | None]:
+        """A few GETs in flight at once (a batch is a few MiB at most): round trips, not bytes, cost here."""
+        gate = asyncio.Semaphore(PRESENCE_CHECKS_IN_FLIGHT)
+
+        async def digest(oid: Oid, size: int) -> str | None:
+            hashed = hashlib.sha256()
+            length = 0
+            async with gate:
+                try:
+                    response = await self.client.get_object(Bucket=self.location.bucket, Key=self.location.key(oid))
+                except ClientError as exc:
+                    if _missing(exc):
+                        return None
+                    with s3_errors("get_object"):
+                        raise
+                async with response["Body"] as body:
+                    while length <= size:  # a body longer than expected is read no further than one byte past
+                        with s3_errors("get_object"):
+                            chunk = await body.read(READ_CHUNK)
+                        if not chunk:
+                            break
+                        hashed.update(chunk)
+                        length += len(chunk)
+            return hashed.hexdigest() if length == size else None
+
+        found = await asyncio.gather(*(digest(oid, size) for oid, size in bodies))
+        return {oid: value for (oid, _), value in zip(bodies, found, strict=True)}
+
     async def quarantine(self, oid: Oid) -> str | None:
         """Copy the object under ``quarantine/`` (server side), then delete its key."""
         size = await self.size_of(oid)
@@ -325,6 +354,17 @@ class S3Store:
         with s3_errors("delete_object"):
             await self.client.delete_object(Bucket=self.location.bucket, Key=key)
         return f"s3://{self.location.bucket}/{target}"
+
+    async def delete(self, oids: Collection[Oid]) -> None:
+        """Remove the objects' keys, a thousand per request (keys already gone are fine); raise if any failed."""
+        keys = [self.location.key(oid) for oid in oids]
+        for start in range(0, len(keys), 1000):
+            batch = {"Objects": [{"Key": key} for key in keys[start : start + 1000]], "Quiet": True}
+            with s3_errors("delete_objects"):
+                answer = await self.client.delete_objects(Bucket=self.location.bucket, Delete=batch)
+            if failed := answer.get("Errors"):
+                first = failed[0]
+                raise ServiceUnavailable(f"S3 refused to delete {len(failed)} objects: {first.get('Code')}")
 
 
 @dataclass
