@@ -8,6 +8,7 @@ store) without SSH's encryption or sshd; each connection is a new process, as wi
     python bench/ssh.py                      # 1000 x 100 KiB and 1 x 1 GiB
     python bench/ssh.py --objects 100 --big-mib 64
     python bench/ssh.py --big-mib 0 --database-url postgresql://postgres@127.0.0.1/EMPTY_DB
+    python bench/ssh.py --objects 0 --big-mib 0   # only the start-up: process start to capability advertisement
 
 Where the time goes for small objects: every SSH connection is a process of its own (as under OpenSSH's forced
 command), which imports lfsd and opens the database and store before its first packet (git-lfs opens up to 8), and
@@ -19,11 +20,15 @@ here (2 shared cores) the same with SQLite and PostgreSQL.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -50,18 +55,54 @@ def _push_and_fetch(user: GitUser, work: Path, files: dict[str, int], tmp: Path,
     return push, fetch
 
 
+def _startup(site: SshSite, repo: str, rounds: int) -> list[float]:
+    """Milliseconds from starting a transfer process to the flush that ends its capability advertisement (what the
+    client waits for before its first command), then the time to answer ``version 1``; each process quits after."""
+    env = {**os.environ, "LFSD_DATA_DIR": str(site.data_dir), "LFSD_TEST_SSH_USER": "bench", "PYTHONPATH": str(ROOT)}
+    if site.database_url is not None:
+        env["LFSD_DATABASE_URL"] = site.database_url
+    command = [sys.executable, "-m", "tests.ssh.fake_ssh", "git@example", f"git-lfs-transfer {repo} download"]
+    advertised: list[float] = []
+    answered: list[float] = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        child = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert child.stdin is not None and child.stdout is not None
+        _read_to_flush(child.stdout)
+        advertised.append((time.perf_counter() - t0) * 1000)
+        child.stdin.write(b"000eversion 1\n0000")
+        child.stdin.flush()
+        _read_to_flush(child.stdout)
+        answered.append((time.perf_counter() - t0) * 1000)
+        child.stdin.write(b"0009quit\n0000")
+        child.stdin.close()
+        child.stdout.read()
+        child.wait(30)
+    return [statistics.median(advertised), statistics.median(answered)]
+
+
+def _read_to_flush(stream: IO[bytes]) -> None:
+    while (header := stream.read(4)) != b"0000":
+        if len(header) < 4:
+            raise RuntimeError("the transfer process ended before its advertisement")
+        length = int(header, 16)
+        if length > 4:
+            stream.read(length - 4)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--objects", type=int, default=1000)
     parser.add_argument("--object-kib", type=int, default=100)
     parser.add_argument("--big-mib", type=int, default=1024, help="0: no large object")
     parser.add_argument("--database-url", help="an empty database (default: SQLite in the temp data directory)")
+    parser.add_argument("--startup-rounds", type=int, default=10, help="transfer processes started for the start-up")
     options = parser.parse_args()
-    cases = {
-        f"{options.objects} x {options.object_kib} KiB": {
+    cases: dict[str, dict[str, int]] = {}
+    if options.objects:
+        cases[f"{options.objects} x {options.object_kib} KiB"] = {
             f"f{i:05d}.bin": options.object_kib * 1024 for i in range(options.objects)
-        },
-    }
+        }
     if options.big_mib:
         cases[f"1 x {options.big_mib} MiB"] = {"big.bin": options.big_mib * 1024 * 1024}
     with tempfile.TemporaryDirectory(prefix="lfsd-bench-ssh-") as name:
@@ -73,6 +114,11 @@ def main() -> None:
         try:
             site.cli("user", "add", "bench", "--admin")
             token = site.cli("token", "create", "bench").strip().splitlines()[-1]
+            if options.startup_rounds:
+                site.cli("repo", "create", "bench/startup")
+                advertised, answered = _startup(site, "bench/startup", options.startup_rounds)
+                print(f"ssh start-up (median of {options.startup_rounds}): capabilities {advertised:.0f} ms,", end=" ")
+                print(f"'version 1' answered {answered:.0f} ms")
             print(f"{'case':<22} {'transport':<10} {'push MB/s':>10} {'fetch MB/s':>11}")
             for index, (case, files) in enumerate(cases.items()):
                 total = sum(files.values())

@@ -125,6 +125,8 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
             max_limit=settings.locks_max_limit,
             audit=meta.audit,
         )
+        inflight = InFlight(MemoryReleaser(), metrics.transfers_in_flight)
+        app[INFLIGHT] = inflight
         if settings.ssh_listen is not None:
             from lfsd.ssh.transfer import TransferCore  # asyncssh is loaded only when configured
             from lfsd.ssh_composition import channel_transfer
@@ -132,7 +134,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
 
             # The server's own use cases and pools; no presigned links: over SSH every byte goes through the session.
             core = TransferCore(
-                service=LfsService(meta.objects, store, signer, time.time, None),
+                service=LfsService(meta.objects, store, signer, time.time, None, quota=meta.usage),
                 locks=app[LOCKS],
                 access=app[ACCESS],
                 idle_timeout=settings.ssh_idle_timeout,
@@ -140,6 +142,9 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
                 max_object_size=settings.max_object_size,
                 batch_max_objects=settings.batch_max_objects,
                 metrics=metrics,
+                slots=inflight,  # one per-user cap for HTTP and SSH transfers
+                max_transfers_per_user=settings.max_transfers_per_user,
+                transfer_queue_wait=settings.transfer_queue_wait,
             )
             await open_embedded_ssh(settings, meta, key, resources, metrics, channel_transfer(core))
         app[GIT_REPOS] = BareRepositories(settings.effective_git_root)
@@ -154,8 +159,6 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
             token_max_days=settings.token_max_days,
             git=app[GIT_REPOS],
         )
-        inflight = InFlight(MemoryReleaser(), metrics.transfers_in_flight)
-        app[INFLIGHT] = inflight
         metrics.watch_pool(meta.db.pool_stats)
         probes: dict[str, Probe] = {"database": meta.db.ping, "storage": store.check}
         app[PROBES] = probes

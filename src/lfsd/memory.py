@@ -30,8 +30,14 @@ class MemoryReleaser:
     """Calls ``malloc_trim(0)`` (blocking: a few milliseconds on a large heap; call it from a worker thread)."""
 
     def __init__(self) -> None:
-        self._trim = load_malloc_trim()
+        # Looked up on the first release, not here: ``find_library`` runs ``ldconfig -p`` in a child process
+        # (20-40 ms), which every short-lived process (CLI, SSH shell) would pay without ever trimming.
+        self._trim: Callable[[int], int] | None = None
+        self._loaded = False
 
     def release(self) -> None:
+        if not self._loaded:
+            self._trim = load_malloc_trim()
+            self._loaded = True
         if self._trim is not None:
             self._trim(0)

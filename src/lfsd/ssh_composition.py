@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import stat
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 from lfsd.bootstrap import signing_key
 from lfsd.config import Settings
@@ -28,26 +30,33 @@ from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
 from lfsd.core.ssh_command import SessionStreams
 from lfsd.core.throttle import LoginThrottle, ThrottleLimits
+from lfsd.core.transfer_slots import TransferSlots
 from lfsd.db.metadata import Metadata
-from lfsd.observability.metrics import Metrics
 from lfsd.offload import in_thread
 from lfsd.resources import migrate_in_child, open_metadata, open_store
+from lfsd.ssh.pipes import widen
+from lfsd.ssh.pktline import Writer
 from lfsd.ssh.shell import Transfer
 from lfsd.ssh.transfer import TransferCore, serve
 from lfsd.state.memory import LruCache, MemoryFailureCounter
 from lfsd.storage.instrumented import InstrumentedStore
 
+if TYPE_CHECKING:
+    from lfsd.observability.metrics import Metrics  # only the type: see lfsd.ssh.transfer
+
 
 def open_transfer_core(
-    settings: Settings, *, metrics: Metrics | None = None
+    settings: Settings, *, metrics: Metrics | None = None, slots: TransferSlots | None = None
 ) -> AbstractAsyncContextManager[TransferCore]:
     """The use cases a transfer session calls, open until the context ends. ``metrics``: the server's, when the
-    sessions run inside it (the embedded SSH server); a one-connection shell process exports none."""
-    return _open(settings, metrics)
+    sessions run inside it (the embedded SSH server); a one-connection shell process exports none. ``slots``: the
+    HTTP server's per-user transfer slots (its ``InFlight``) when sessions run in its process, so that one cap holds
+    for both front ends; else the sessions of this process get their own."""
+    return _open(settings, metrics, slots if slots is not None else TransferSlots())
 
 
 @asynccontextmanager
-async def _open(settings: Settings, metrics: Metrics | None) -> AsyncIterator[TransferCore]:
+async def _open(settings: Settings, metrics: Metrics | None, slots: TransferSlots) -> AsyncIterator[TransferCore]:
     meta = await open_metadata(settings, migrator=migrate_in_child(settings))
     try:
         async with AsyncExitStack() as resources:
@@ -57,7 +66,11 @@ async def _open(settings: Settings, metrics: Metrics | None) -> AsyncIterator[Tr
                 store = InstrumentedStore(store, opened.backend, metrics)
             key = await in_thread(signing_key, settings)
             # No direct (presigned) transfers: over SSH every byte goes through the session.
-            service = LfsService(meta.objects, store, LinkSigner(key, settings.link_ttl), time.time, None)
+            # As in app.py: a link re-checks, under its row locks, the bodies a garbage collector may have taken.
+            meta.objects.check_bodies_with(store.present)
+            service = LfsService(
+                meta.objects, store, LinkSigner(key, settings.link_ttl), time.time, None, quota=meta.usage
+            )
             locks = LockService(
                 meta.locks,
                 CursorCodec(key),
@@ -74,6 +87,9 @@ async def _open(settings: Settings, metrics: Metrics | None) -> AsyncIterator[Tr
                 max_object_size=settings.max_object_size,
                 batch_max_objects=settings.batch_max_objects,
                 metrics=metrics,
+                slots=slots,
+                max_transfers_per_user=settings.max_transfers_per_user,
+                transfer_queue_wait=settings.transfer_queue_wait,
             )
     finally:
         await meta.close()
@@ -143,11 +159,43 @@ class _ChannelReader:
         return data
 
 
-async def _standard_streams() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def _standard_streams() -> tuple[asyncio.StreamReader, Writer]:
+    """This process's standard input and output as streams: the event loop's pipe transports for pipes and sockets
+    (what sshd gives), blocking reads and writes on a thread for anything epoll refuses (a file, /dev/null)."""
+    for fd in (0, 1):
+        widen(fd)  # sshd's pipes hold one data packet by default (see lfsd.ssh.pipes)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**20)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(0, "rb", buffering=0))
+    if _pollable(0):
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(0, "rb", buffering=0))
+    else:
+        loop.run_in_executor(None, _feed_blocking, loop, reader)
+    if not _pollable(1):
+        return reader, _BlockingWriter()
     transport, protocol = await loop.connect_write_pipe(
         asyncio.streams.FlowControlMixin, os.fdopen(1, "wb", buffering=0)
     )
     return reader, asyncio.StreamWriter(transport, protocol, None, loop)
+
+
+def _pollable(fd: int) -> bool:
+    mode = os.fstat(fd).st_mode
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def _feed_blocking(loop: asyncio.AbstractEventLoop, reader: asyncio.StreamReader) -> None:
+    while chunk := os.read(0, 1 << 20):
+        loop.call_soon_threadsafe(reader.feed_data, chunk)
+    loop.call_soon_threadsafe(reader.feed_eof)
+
+
+class _BlockingWriter:
+    """Standard output that is a file: written at once (a file never blocks for long)."""
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(1, view) :]
+
+    async def drain(self) -> None:
+        return None

@@ -30,6 +30,7 @@ def _ssh(
     return subprocess.run(
         [sys.executable, "-m", "lfsd", "ssh", *args, *options],
         env=env,
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=60,
@@ -110,11 +111,14 @@ def test_authorized_keys_command_and_forced_shell(tmp_path: Path, database_url: 
         (None, "interactive logins are not allowed"),
         ("bash", "'bash' is not served"),
         ("git-lfs-authenticate acme/game upload", "write access to this repository is required"),
-        ("git-lfs-transfer acme/game download", "git-lfs-transfer is not enabled on this server"),
     ]:
         refused = _ssh(data, database_url, *shell, command=wanted)
         assert (refused.returncode, refused.stdout) == (1, ""), refused.stderr
         assert refused.stderr.count("\n") == 1 and message in refused.stderr, refused.stderr
+
+    # git-lfs-transfer is served: the capabilities, then the end of the client's input ends the session.
+    transfer = _ssh(data, database_url, *shell, command="git-lfs-transfer 'acme/game.git' download")
+    assert transfer.returncode == 0 and "version=1" in transfer.stdout, transfer.stderr
 
     cli(data, "user", "disable", "alice", database_url=database_url)
     assert _ssh(data, database_url, "keys", "git", key_type, key).stdout == ""

@@ -3,11 +3,14 @@ push. Real ``lfsd serve``, real ``git`` and ``git lfs``."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -306,3 +309,54 @@ def test_a_client_killed_mid_push_leaves_the_repository_as_it_was(deployment: De
         alice.git("--git-dir", str(bare), "rev-parse", "main").strip()
         == alice.git("rev-parse", "HEAD", cwd=work).strip()
     )
+
+
+def _backdate(deployment: Deployment, statement: str) -> None:
+    """Move recorded times back by two days (the embedded SQLite database), as if the grace period had passed."""
+    db = sqlite3.connect(deployment.server.data_dir / "lfsd.db")
+    try:
+        db.execute(statement)
+        db.commit()
+    finally:
+        db.close()
+
+
+def test_gc_unreachable_unlinks_what_no_ref_points_to_then_collects_it(deployment: Deployment) -> None:
+    alice = deployment.user("alice")
+    deployment.repo("acme/game", ("alice", "write"))
+    deployment.repo("acme/elsewhere")  # no Git pushed here: lfsd cannot know what it references, so it keeps all
+    url = _url(deployment, "acme/game")
+    work = deployment.tmp / "alice"
+    alice.git("clone", "-q", url, str(work))
+    alice.git("lfs", "track", "*.bin", cwd=work)
+    kept = write_random(work / "kept.bin", 10_000)
+    alice.git("add", ".", cwd=work)
+    alice.git("commit", "-q", "-m", "kept", cwd=work)
+    alice.git("push", "-q", "origin", "main", cwd=work)
+    dropped = write_random(work / "dropped.bin", 20_000)
+    alice.git("add", "dropped.bin", cwd=work)
+    alice.git("commit", "-q", "-m", "oops", cwd=work)
+    alice.git("push", "-q", "origin", "main", cwd=work)
+    # The commit that pointed to dropped.bin is rewritten away: no ref reaches it any more.
+    alice.git("reset", "-q", "--hard", "HEAD~1", cwd=work)
+    alice.git("push", "-q", "--force", "origin", "main", cwd=work)
+
+    def gc(*args: str) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads(deployment.server.cli("gc", "--json", *args).stdout)
+        return document
+
+    # Links younger than the grace period are kept: a pointer may be on its way.
+    assert gc("--unreachable", "--dry-run")["unreachable"] == [{"repo": "acme/game", "objects": [], "relinked": 0}]
+    _backdate(deployment, "UPDATE repo_objects SET created_at = datetime(created_at, '-2 days')")
+    dry = gc("--unreachable", "--dry-run")
+    assert dry["unreachable"] == [{"repo": "acme/game", "objects": [dropped], "relinked": 0}]
+    done = gc("--unreachable")
+    assert done["unreachable"] == [{"repo": "acme/game", "objects": [dropped], "relinked": 0}]
+    assert done["objects"] == 0  # unlinked now: collected one grace period on, not before
+    _backdate(deployment, "UPDATE objects SET unlinked_at = datetime(unlinked_at, '-2 days')")
+    assert gc()["objects"] == 1
+    assert not any(deployment.server.data_dir.rglob(dropped)) and any(deployment.server.data_dir.rglob(kept))
+    # The referenced object still clones.
+    copy = deployment.tmp / "copy"
+    alice.git("clone", "-q", url, str(copy))
+    assert sha256_file(copy / "kept.bin") == kept

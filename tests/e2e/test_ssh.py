@@ -1,5 +1,6 @@
 """Git and Git LFS over a real OpenSSH sshd: keys from lfsd (AuthorizedKeysCommand), the forced ``lfsd ssh shell``,
-and the real git + git-lfs client in hybrid mode (``git-lfs-authenticate``, then HTTP)."""
+and the real git + git-lfs client in pure SSH mode (``git-lfs-transfer`` through the forced command; the hybrid mode,
+``git-lfs-authenticate`` then HTTP, runs against the embedded server in tests/e2e/test_ssh_embedded.py)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ class SshWorld:
         key = self.deployment.tmp / f"id-{name}"
         self.deployment.server.cli("ssh", "key", "add", name, stdin=keygen(key))
         user.env["GIT_SSH_COMMAND"] = self.sshd.client_command(self.deployment.tmp, key)
-        user.git("config", "--global", "lfs.sshtransfer", "never")
+        # Ignored by git-lfs 3.3 (it always tries git-lfs-transfer first); later clients would honour it.
+        user.git("config", "--global", "lfs.sshtransfer", "always")
         return user
 
 
@@ -48,8 +50,8 @@ def _commit(user: GitUser, work: Path, message: str) -> None:
     user.git("commit", "-q", "-m", message, cwd=work)
 
 
-# Every git-lfs command opens several SSH sessions (git-lfs 3.3 first tries git-lfs-transfer, then falls back to
-# git-lfs-authenticate), each starting two lfsd processes: slow on a loaded machine, hence the time allowed.
+# Every git-lfs command opens several SSH sessions, each starting two lfsd processes (the key lookup and the forced
+# shell): slow on a loaded machine, hence the time allowed.
 @pytest.mark.timeout(1200)
 def test_push_clone_and_locks_over_ssh_and_revocation_at_once(ssh_world: SshWorld) -> None:
     tmp = ssh_world.deployment.tmp
@@ -73,7 +75,7 @@ def test_push_clone_and_locks_over_ssh_and_revocation_at_once(ssh_world: SshWorl
     assert (copy / "README").read_text() == "over ssh\n"
     assert {name: sha256_file(copy / name) for name in oids} == oids
 
-    # Locks over SSH (git-lfs-authenticate upload, then the locks API), and the pre-receive hook sees the pusher.
+    # Locks over SSH (git-lfs-transfer's lock commands), and the pre-receive hook sees the pusher.
     assert "Locked b.bin" in bob.git("lfs", "lock", "b.bin", cwd=copy)
     assert "b.bin" in alice.git("lfs", "locks", cwd=work) and "bob" in alice.git("lfs", "locks", cwd=work)
     (work / "b.bin").chmod(0o644)

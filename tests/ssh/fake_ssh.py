@@ -19,6 +19,7 @@ from lfsd.core.auth import Identity
 from lfsd.core.errors import LfsError
 from lfsd.core.operation import Operation
 from lfsd.core.repo import RepoPath
+from lfsd.ssh.pipes import widen
 from lfsd.ssh.transfer import serve
 from lfsd.ssh_composition import open_transfer_core
 
@@ -52,6 +53,8 @@ async def _main(argv: list[str]) -> int:
         return 2
     settings = Settings()
     loop = asyncio.get_running_loop()
+    for fd in (0, 1):
+        widen(fd)
     reader = asyncio.StreamReader(limit=2**20)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(0, "rb", buffering=0))
     transport, protocol = await loop.connect_write_pipe(

@@ -7,15 +7,15 @@ Every change, and every refused call, is written to the audit log.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from lfsd.core.audit import Actor, AuditEntry, AuditLog, AuditQuery, Outcome, check_no_secret
+from lfsd.core.audit import Actor, AuditEntry, AuditLog, AuditQuery, Outcome
+from lfsd.core.audited import Audited
 from lfsd.core.auth import Permission, Repo
 from lfsd.core.directory import GrantInfo, RepoAdmin, RepoInfo, TokenAdmin, TokenInfo, UserAdmin, UserInfo
-from lfsd.core.errors import BadRequest, Conflict, Forbidden, LfsError, NotFound
+from lfsd.core.errors import BadRequest, Conflict, Forbidden, NotFound
 from lfsd.core.locks import Lock
 from lfsd.core.names import UserName
 from lfsd.core.ports import GitRepositories, LockRepository
@@ -45,6 +45,7 @@ class Administration:
         self._locks = locks
         self._audit = audit
         self._clock = clock
+        self._audited = Audited(audit, clock)
         self._token_max_days = token_max_days
         self._git = git  # the bare Git repositories, when lfsd hosts Git: they follow their repository
 
@@ -53,9 +54,7 @@ class Administration:
     async def _record(
         self, actor: Actor, action: str, target: str, outcome: Outcome, details: Mapping[str, object]
     ) -> None:
-        check_no_secret(details)
-        entry = AuditEntry(self._clock(), actor.name, action, target, actor.address, outcome, dict(details))
-        await self._audit.record(entry)
+        await self._audited.record(actor, action, target, outcome, details)
 
     async def _do(
         self,
@@ -68,23 +67,17 @@ class Administration:
         allowed: bool | None = None,
         change: bool = True,
     ) -> T:
-        """Run ``work`` if ``actor`` may (default: server admins only). Changes are recorded with their outcome;
-        reads only when refused."""
-        details = dict(details or {})
-        if not (actor.is_admin if allowed is None else allowed):
-            await self._record(actor, action, target, Outcome.DENIED, details)
-            raise Forbidden(f"{action} needs a server administrator")
-        try:
-            result = await work()
-        except LfsError as exc:
-            if change:
-                # The failure is what the caller must see; a log that cannot be written must not hide it.
-                with contextlib.suppress(LfsError):
-                    await self._record(actor, action, target, Outcome.FAILED, {**details, "error": exc.message})
-            raise
-        if change:
-            await self._record(actor, action, target, Outcome.OK, details)
-        return result
+        """Run ``work`` if ``actor`` may (default: server admins only), through the one audited path."""
+        return await self._audited.run(
+            actor,
+            action,
+            target,
+            work,
+            allowed=actor.is_admin if allowed is None else allowed,
+            refusal=f"{action} needs a server administrator",
+            details=details,
+            change=change,
+        )
 
     async def refuse_unless_admin(self, actor: Actor, action: str, target: str) -> None:
         """For a front end that checks before it reads a request: the refusal ``_do`` would give, recorded alike."""

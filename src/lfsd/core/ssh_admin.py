@@ -6,14 +6,14 @@ refused list too); the key itself is never recorded, only its type and fingerpri
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
 
-from lfsd.core.audit import Actor, AuditEntry, AuditLog, Outcome, check_no_secret
+from lfsd.core.audit import Actor, AuditLog
+from lfsd.core.audited import Audited
 from lfsd.core.directory import UserAdmin, UserInfo
-from lfsd.core.errors import Forbidden, LfsError, NotFound
+from lfsd.core.errors import NotFound
 from lfsd.core.sshkeys import SshKeyAdmin, SshKeyInfo, check_key_label, parse_public_key
 
 T = TypeVar("T")
@@ -24,16 +24,7 @@ class SshKeyAdministration:
     def __init__(self, users: UserAdmin, keys: SshKeyAdmin, audit: AuditLog, clock: Clock) -> None:
         self._users = users
         self._keys = keys
-        self._audit = audit
-        self._clock = clock
-
-    async def _record(
-        self, actor: Actor, action: str, target: str, outcome: Outcome, details: Mapping[str, object]
-    ) -> None:
-        check_no_secret(details)
-        await self._audit.record(
-            AuditEntry(self._clock(), actor.name, action, target, actor.address, outcome, dict(details))
-        )
+        self._audited = Audited(audit, clock)
 
     async def _do(
         self,
@@ -46,19 +37,16 @@ class SshKeyAdministration:
         details: dict[str, object],
         change: bool = True,
     ) -> T:
-        if not allowed:
-            await self._record(actor, action, target, Outcome.DENIED, details)
-            raise Forbidden(f"{action} needs a server administrator or the key's owner")
-        try:
-            result = await work()
-        except LfsError as exc:
-            if change:
-                with contextlib.suppress(LfsError):
-                    await self._record(actor, action, target, Outcome.FAILED, {**details, "error": exc.message})
-            raise
-        if change:
-            await self._record(actor, action, target, Outcome.OK, details)
-        return result
+        return await self._audited.run(
+            actor,
+            action,
+            target,
+            work,
+            allowed=allowed,
+            refusal=f"{action} needs a server administrator or the key's owner",
+            details=details,
+            change=change,
+        )
 
     async def _user(self, name: str) -> UserInfo:
         found = await self._users.user_info(name)

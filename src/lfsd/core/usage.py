@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Final, Protocol
 
-from lfsd.core.audit import Actor, AuditEntry, AuditLog, Outcome
-from lfsd.core.errors import BadRequest, Forbidden, InsufficientStorage, LfsError, NotFound
+from lfsd.core.audit import Actor, AuditLog
+from lfsd.core.audited import Audited
+from lfsd.core.errors import BadRequest, InsufficientStorage, NotFound
 from lfsd.core.repo import RepoPath
 
 MAX_OWNER_LENGTH: Final = 100  # one repository path segment (core/repo.py)
@@ -153,8 +154,8 @@ class UsageService:
 
     def __init__(self, store: UsageStore, audit: AuditLog, clock: Callable[[], datetime]) -> None:
         self._store = store
-        self._audit = audit
         self._clock = clock
+        self._audited = Audited(audit, clock)
 
     async def usage_history(self, repo: RepoPath, days: int) -> list[UsageDay]:
         """One ``UsageDay`` per day for the last ``days`` days (today included), oldest first, for a chart."""
@@ -180,24 +181,21 @@ class UsageService:
     async def set_quota(self, actor: Actor, target: RepoPath | str, quota_bytes: int | None) -> None:
         """Set (None: clear) the quota of a repository or owner. Existing data over a lowered quota stays; only
         further uploads are refused."""
-        details: dict[str, object] = {"quota_bytes": quota_bytes}
-        action = "quota.set"
-        if not actor.is_admin:
-            await self._record(actor, action, str(target), Outcome.DENIED, details)
-            raise Forbidden(f"{action} needs a server administrator")
-        try:
+
+        async def work() -> None:
             if isinstance(target, RepoPath):
                 if not await self._store.set_repo_quota(target, quota_bytes):
                     raise NotFound(f"no repository {target}")
             else:
                 await self._store.set_owner_quota(target, quota_bytes)
-        except LfsError as exc:
-            await self._record(actor, action, str(target), Outcome.FAILED, {**details, "error": exc.message})
-            raise
-        await self._record(actor, action, str(target), Outcome.OK, details)
 
-    async def _record(
-        self, actor: Actor, action: str, target: str, outcome: Outcome, details: dict[str, object]
-    ) -> None:
-        entry = AuditEntry(self._clock(), actor.name, action, target, actor.address, outcome, details)
-        await self._audit.record(entry)
+        action = "quota.set"
+        await self._audited.run(
+            actor,
+            action,
+            str(target),
+            work,
+            allowed=actor.is_admin,
+            refusal=f"{action} needs a server administrator",
+            details={"quota_bytes": quota_bytes},
+        )

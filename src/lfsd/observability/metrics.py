@@ -149,6 +149,20 @@ class Metrics:
             registry=r,
             multiprocess_mode="mostrecent",
         )
+        # git-lfs-transfer sessions, wherever they run (lfsd_ssh_sessions counts the embedded server's connections).
+        self.ssh_transfer_sessions = Counter(
+            "lfsd_ssh_transfer_sessions", "git-lfs-transfer sessions started, by operation", ["operation"], registry=r
+        )
+        self.ssh_transfer_sessions_active = Gauge(
+            "lfsd_ssh_transfer_sessions_active",
+            "git-lfs-transfer sessions open, by operation",
+            ["operation"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        for operation in ("upload", "download"):
+            self.ssh_transfer_sessions.labels(operation)
+            self.ssh_transfer_sessions_active.labels(operation)
         for direction in ("upload", "download"):
             self.transfers_in_flight.labels(direction)
         self._request_children: dict[tuple[str, str, int], _RequestChildren] = {}

@@ -7,6 +7,7 @@ checks the index and ``read`` streams the body in bounded chunks.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from lfsd.core.auth import Permission, Repo
@@ -62,7 +63,10 @@ async def batch(session: Session, operand: str) -> None:
         if result.error is not None and operation is Operation.UPLOAD:
             # The protocol has no per-object errors: an upload that cannot go ahead fails the batch, with its reason.
             raise ObjectRefused(result.error.code, f"object {result.oid[:64]}: {result.error.message}")
-        out.append(f"{result.oid} {result.size} {_action(result, operation)}")
+        action = _action(result, operation)
+        if action == "download":
+            session.remember(Oid.parse(result.oid), result.size)  # the batch found it in the repository's index
+        out.append(f"{result.oid} {result.size} {action}")
     _count(session, results)
     session.notes = {"objects": len(specs)}
     session.reply(200, ["hash-algo=sha256"], out)
@@ -138,7 +142,11 @@ async def put_object(session: Session, operand: str) -> None:
             raise Forbidden("objects are uploaded on an upload session")
         if size > session.core.max_object_size:
             raise PayloadTooLarge(f"objects are limited to {session.core.max_object_size} bytes")
-        await session.core.service.upload(repo.id, oid, size, data)
+        # Over the cap (after the queue's wait) the object's bytes are still on their way: the session ends, as for
+        # any refusal before the body, and the client starts a new connection.
+        with await session.core.admit(session.identity):
+            await session.core.service.upload(repo.id, oid, size, data)
+        session.remember(oid, size)
     except LfsError as exc:
         if not data.ended:
             # The rest of the body is still on its way: the next packet is not a command.
@@ -153,16 +161,17 @@ async def get_object(session: Session, operand: str) -> None:
     await session.arguments()
     oid = Oid.parse(operand)
     repo = session.require(Permission.READ)
-    stored = await session.core.service.download(repo.id, oid)
+    stored = await session.core.service.download(repo.id, oid, linked=oid in session.held)
     session.notes = {"oid": str(oid), "size": stored.size}
-    chunks = session.core.service.read(oid, 0, stored.size)
-    try:
-        await _send_object(session, oid, stored.size, chunks)
-    finally:
-        # Closed now, not when collected: a client gone mid-object must not hold the stored file open.
-        close = getattr(chunks, "aclose", None)
-        if close is not None:
-            await close()
+    with await session.core.admit(session.identity):  # refused: a 429 answer, and the session goes on
+        chunks = session.core.service.read(oid, 0, stored.size)
+        try:
+            await _send_object(session, oid, stored.size, chunks)
+        finally:
+            # Closed now, not when collected: a client gone mid-object must not hold the stored file open.
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
 
 
 async def _send_object(session: Session, oid: Oid, size: int, chunks: AsyncIterator[bytes]) -> None:
@@ -172,17 +181,32 @@ async def _send_object(session: Session, oid: Oid, size: int, chunks: AsyncItera
     session.out.text("status 200")
     session.out.text(f"size={size}")
     session.out.delim()
-    sent = len(first)
-    session.out.data(first)
+    sent = 0
+    chunk = first
+    # The store's next chunk is read while this one is sent: two chunks in memory at most, and the disk (or S3) and
+    # the channel busy at once instead of in turn.
+    reading: asyncio.Future[bytes] | None = None
     try:
-        await session.send()
-        async for chunk in chunks:
+        while True:
             session.out.data(chunk)
             sent += len(chunk)
+            reading = asyncio.ensure_future(anext(chunks, b"")) if chunk and sent < size else None
             await session.send()
+            if reading is None:
+                break
+            chunk = await reading
+            reading = None
+            if not chunk:
+                break
     except LfsError as exc:
         # The status went out: an error now can only cut the body short, and the client's hash check catches it.
         raise Abort(f"reading {oid} from the store failed after {sent} bytes: {exc.message}") from exc
+    finally:
+        if reading is not None:  # the channel failed first: the read ends before the reader is closed
+            reading.cancel()
+            await asyncio.wait([reading])
+            if not reading.cancelled():
+                reading.exception()  # retrieved: the channel's error is the one that ends the command
     if sent != size:
         raise Abort(f"the store gave {sent} of {size} bytes of {oid}")
     session.out.flush()
@@ -193,7 +217,7 @@ async def verify_object(session: Session, operand: str) -> None:
     oid = Oid.parse(operand.split(" ")[0])
     size = _size(args)
     repo = session.require(Permission.WRITE)
-    stored = await session.core.service.download(repo.id, oid)
+    stored = await session.core.service.download(repo.id, oid, linked=session.held.get(oid) == size)
     if stored.size != size:
         raise SizeMismatch(f"object {oid} has {stored.size} bytes, not {size}")
     session.reply(200)

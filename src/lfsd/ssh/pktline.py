@@ -125,7 +125,7 @@ class PacketWriter:
 
     def __init__(self, writer: Writer) -> None:
         self._writer = writer
-        self._pending: list[bytes] = []
+        self._pending: list[bytes | memoryview] = []
         self.sent = 0
 
     def text(self, line: str) -> None:
@@ -138,8 +138,13 @@ class PacketWriter:
         self._pending.append(FLUSH.value.encode())
 
     def data(self, data: bytes | memoryview) -> None:
-        for start in range(0, len(data), MAX_DATA):
-            self._pending.append(encode_data(data[start : start + MAX_DATA]))
+        # Headers and views of ``data`` (no copy) until ``send`` joins them: one copy per byte, where a packet
+        # encoded on its own took three (slice, header + payload, join). ``data`` must stay unchanged until then.
+        view = memoryview(data)
+        for start in range(0, len(view), MAX_DATA):
+            part = view[start : start + MAX_DATA]
+            self._pending.append(b"%04x" % (len(part) + 4))
+            self._pending.append(part)
 
     async def send(self, stall: float) -> None:
         if not self._pending:

@@ -17,15 +17,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from lfsd.core.access import AccessControl
 from lfsd.core.auth import Identity, Permission, Repo, require
 from lfsd.core.errors import BadRequest, LfsError, NotFound, PayloadTooLarge
 from lfsd.core.lock_service import LockService
+from lfsd.core.oid import Oid
 from lfsd.core.operation import Operation
 from lfsd.core.repo import RepoPath
 from lfsd.core.service import LfsService
-from lfsd.observability.metrics import Metrics
+from lfsd.core.transfer_slots import Slot, TransferSlots, user_key
 from lfsd.ssh.pktline import (
     DELIM,
     ConnectionLost,
@@ -39,10 +41,15 @@ from lfsd.ssh.pktline import (
     text_of,
 )
 
+if TYPE_CHECKING:
+    # Only the type: prometheus_client is ~25 ms of a shell's start-up, and a shell process exports no metrics.
+    from lfsd.observability.metrics import Metrics
+
 log = logging.getLogger("lfsd.ssh")
 
 CAPABILITIES = ("version=1", "locking")
 MAX_ARGUMENTS = 64  # a command's key=value packets; the client sends at most a handful
+MAX_HELD = 10_000  # objects a session remembers as held by its repository (a few hundred bytes each)
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,16 @@ class TransferCore:
     max_object_size: int
     batch_max_objects: int
     metrics: Metrics | None = None
+    # The per-user cap on transfers at once (put-object and get-object hold a slot while their bytes move): the HTTP
+    # server's own slots when sessions run in its process, so both front ends count against one cap.
+    slots: TransferSlots = field(default_factory=TransferSlots)
+    max_transfers_per_user: int = 64
+    transfer_queue_wait: float = 5.0
+
+    async def admit(self, identity: Identity) -> Slot:
+        return await self.slots.admit_waiting(
+            user_key(identity.user_id), self.max_transfers_per_user, self.transfer_queue_wait
+        )
 
 
 class Abort(Exception):
@@ -85,6 +102,15 @@ class Session:
     versioned: bool = False
     status: int = 0  # of the command being answered, for its log line
     notes: dict[str, object] = field(default_factory=dict)
+    # Objects this session saw in its repository's index (a download batch answered them, or its own put-object
+    # linked them) and their sizes: a later get-object or verify-object of one skips the index, as a signed HTTP link
+    # does (``LfsService.download(linked=True)``), since nothing takes an object out of a repository without taking
+    # the repository or the body away too; the store is still asked. Bounded: past ``MAX_HELD`` the index is asked.
+    held: dict[Oid, int] = field(default_factory=dict)
+
+    def remember(self, oid: Oid, size: int) -> None:
+        if len(self.held) < MAX_HELD:
+            self.held[oid] = size
 
     @property
     def repo(self) -> Repo:
@@ -198,13 +224,16 @@ async def serve(
     ``git-lfs-authenticate``.
     """
     session = Session(core, identity, repo, operation, PacketReader(reader), PacketWriter(writer))
-    try:
-        session.found = await core.access.authorize(identity, repo, Permission.READ)
-        session.permission = await core.access.permission(identity, session.found)
-    except LfsError as exc:
-        session.refusal = exc
     started = time.monotonic()
-    reason = await _run(session, _commands())
+    metrics = core.metrics
+    if metrics is not None:
+        metrics.ssh_transfer_sessions.labels(operation.value).inc()
+        metrics.ssh_transfer_sessions_active.labels(operation.value).inc()
+    try:
+        reason = await _run(session, _commands())
+    finally:
+        if metrics is not None:
+            metrics.ssh_transfer_sessions_active.labels(operation.value).dec()
     extra = _context(session) | {
         "event": "ssh_session_end",
         "reason": reason,
@@ -221,7 +250,9 @@ async def _run(session: Session, commands: dict[str, Command]) -> str:
         session.out.text(capability)
     session.out.flush()
     try:
+        # Advertised before the repository is looked up: the client reads it and sends ``version 1`` meanwhile.
         await session.send()
+        await _authorize(session)
         while True:
             try:
                 packet = await session.packets.read(session.core.idle_timeout)
@@ -248,6 +279,14 @@ async def _run(session: Session, commands: dict[str, Command]) -> str:
         return f"stalled for {session.core.stall_timeout:g} seconds"
     except (ConnectionError, OSError) as exc:
         return f"connection lost: {exc}"
+
+
+async def _authorize(session: Session) -> None:
+    try:
+        session.found = await session.core.access.authorize(session.identity, session.path, Permission.READ)
+        session.permission = await session.core.access.permission(session.identity, session.found)
+    except LfsError as exc:
+        session.refusal = exc
 
 
 async def _command(session: Session, commands: dict[str, Command], name: str, operand: str) -> str | None:
