@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from lfsd.core.errors import ServiceUnavailable
+from lfsd.core.errors import NotFound, ServiceUnavailable
 from lfsd.core.oid import Oid
 from lfsd.core.ports import StoredObject
+from lfsd.core.service import LfsService
 from lfsd.storage.buffers import BufferPool
 from lfsd.storage.instrumented import InstrumentedStore
 from lfsd.storage.local import LocalStore
+from tests.core.test_service import NOW, SIGNER, FakeIndex
 from tests.delegating_store import DelegatingStore
 from tests.storage.test_contract import Source
 from tests.support import blob
@@ -94,3 +96,18 @@ async def test_the_instrumented_wrapper_passes_open_body_through_or_falls_back_t
     fallback = await InstrumentedStore(DelegatingStore(store), "local", timings).open_body(oid)
     assert fallback == StoredObject(size=len(data), path=store.path_of(oid))
     assert timings.seen == [("get", False), ("get", False)]
+
+
+async def test_only_open_download_opens_the_file(tmp_path: Path) -> None:
+    """HTTP sends the file it was handed; SSH and others ask ``download`` and read through the store: a file opened
+    for them would be left open."""
+    store, oid, data = await _stored(tmp_path)
+    index = FakeIndex(held={1: {oid: len(data)}})
+    lfs = LfsService(index, store, SIGNER, lambda: NOW)
+    looked_up = await lfs.download(1, oid)
+    assert looked_up.file is None and looked_up.size == len(data)
+    opened = await lfs.open_download(1, oid)
+    assert opened.file is not None
+    opened.file.close()
+    with pytest.raises(NotFound):
+        await lfs.open_download(1, Oid.parse("0" * 64))

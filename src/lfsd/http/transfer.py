@@ -131,7 +131,7 @@ async def download(request: web.Request) -> web.StreamResponse:
     )
     stored: StoredObject | None = None
     try:
-        stored = await request.app[SERVICE].download(target.repo_id, target.oid, linked=target.linked)
+        stored = await request.app[SERVICE].open_download(target.repo_id, target.oid, linked=target.linked)
         size = stored.size
         # Objects are named by their content, so the oid is a strong validator for If-Range on every replica and
         # store.
