@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol, TypeGuard
 
 from lfsd.core.auth import Identity, Permission, Repo, Standing
 from lfsd.core.batch import Action
@@ -25,10 +25,12 @@ class ByteSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class StoredObject:
-    """A complete, verified object body. ``path``, when set, is a local file that can be sent with ``sendfile``."""
+    """A complete, verified object body. ``path``, when set, is a local file that can be sent with ``sendfile``;
+    ``file``, when set, is that file already open (``FileStore.open_body``): whoever receives it closes it."""
 
     size: int
     path: Path | None = None
+    file: BinaryIO | None = None
 
 
 class ObjectStore(Protocol):
@@ -50,6 +52,19 @@ class ObjectStore(Protocol):
 
     async def check(self) -> None:
         """Raise if the store cannot be used (for readiness and start-up)."""
+
+
+class FileStore(ObjectStore, Protocol):
+    """A store of local files, which can open a body and learn its size in one step (issue 17: one worker-thread
+    hop per download instead of one to look the file up and one to open it)."""
+
+    async def open_body(self, oid: Oid) -> StoredObject | None:
+        """The body with ``file`` set (the caller closes it), or None if the store does not hold ``oid``."""
+
+
+def opens_files(store: ObjectStore) -> TypeGuard[FileStore]:
+    # Not a runtime_checkable isinstance: that walks the protocol's members on every call.
+    return callable(getattr(store, "open_body", None))
 
 
 class PasswordHasher(Protocol):

@@ -22,7 +22,15 @@ from lfsd.core.batch import (
 from lfsd.core.errors import NotFound
 from lfsd.core.oid import Oid
 from lfsd.core.operation import Operation
-from lfsd.core.ports import ByteSource, DirectTransfers, LinkFactory, ObjectIndex, ObjectStore, StoredObject
+from lfsd.core.ports import (
+    ByteSource,
+    DirectTransfers,
+    LinkFactory,
+    ObjectIndex,
+    ObjectStore,
+    StoredObject,
+    opens_files,
+)
 from lfsd.core.signing import LinkSigner
 from lfsd.core.usage import QuotaGate
 
@@ -134,11 +142,24 @@ class LfsService:
         taking the repository or the body away too (a repository delete cascades; the standing check refuses the
         link then; a GC removes the body, and the store answers "missing"), so the index is not asked again.
         """
+        await self._check_held(repo_id, oid, linked)
+        return self._found(repo_id, oid, await self._store.get(oid))
+
+    async def open_download(self, repo_id: int, oid: Oid, *, linked: bool = False) -> StoredObject:
+        """``download``, with a local body opened in the same worker-thread hop that finds it (``file`` set: the
+        caller closes it); stores without local files answer as ``download``."""
+        await self._check_held(repo_id, oid, linked)
+        if opens_files(self._store):
+            return self._found(repo_id, oid, await self._store.open_body(oid))
+        return self._found(repo_id, oid, await self._store.get(oid))
+
+    async def _check_held(self, repo_id: int, oid: Oid, linked: bool) -> None:
         if not linked:
             held = await self._index.held_sizes(repo_id, [oid])
             if oid not in held:
                 raise NotFound("object does not exist")
-        stored = await self._store.get(oid)
+
+    def _found(self, repo_id: int, oid: Oid, stored: StoredObject | None) -> StoredObject:
         if stored is None:
             log.error(
                 "object %s is in the index but missing from the store",

@@ -100,6 +100,14 @@ class Database:
             self._log_failure(exc)
             raise ServiceUnavailable("the metadata database failed") from exc
 
+    @property
+    def timeout_seconds(self) -> float:
+        return self._timeout
+
+    def log_failure(self, exc: BaseException) -> None:
+        """A driver failure, logged as ``transaction`` logs it (for adapters that talk to the driver directly)."""
+        self._log_failure(exc)
+
     def _log_failure(self, exc: BaseException) -> None:
         log.warning("metadata database %s: %s", self.engine.url.render_as_string(hide_password=True), describe(exc))
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -18,6 +18,7 @@ from lfsd.core.errors import InsufficientStorage, NotFound, ServiceUnavailable
 from lfsd.core.oid import Oid
 from lfsd.db.database import Database, utcnow
 from lfsd.db.dialect import insert_ignore
+from lfsd.db.sqlite_trip import SqliteHotPath
 from lfsd.db.tables import grants, objects, repo_objects, repos
 from lfsd.db.usage import Delta, UsageCounters, retry_deadlocks
 
@@ -46,6 +47,9 @@ class SqlObjectIndex:
         self.usage = usage or UsageCounters(db.dialect)  # counters and quotas, kept in each link's transaction
         self._pending: list[_Link] = []
         self._writer: asyncio.Task[None] | None = None
+        # SQLite: the sizes queries in one trip to the driver's thread each (db/sqlite_trip.py, issue 17).
+        self._hot = SqliteHotPath(db) if db.dialect == "sqlite" else None
+        self._queries: dict[str, Select[tuple[str, int]]] = {}
         self._present: Presence | None = None
 
     def check_bodies_with(self, present: Presence) -> None:
@@ -67,37 +71,34 @@ class SqlObjectIndex:
                 )
 
     async def held_sizes(self, repo_id: int, oids: Iterable[Oid]) -> dict[Oid, int]:
-        held = select(objects.c.oid, objects.c.size).join(repo_objects, repo_objects.c.oid == objects.c.oid)
-        return await self._sizes(held.where(repo_objects.c.repo_id == repo_id), oids)
+        return await self._sizes("held", {"repo_id": repo_id}, oids)
 
     async def readable_sizes(self, identity: Identity | None, oids: Iterable[Oid]) -> dict[Oid, int]:
-        query = (
-            select(objects.c.oid, objects.c.size)
-            .join(repo_objects, repo_objects.c.oid == objects.c.oid)
-            .join(repos, repos.c.id == repo_objects.c.repo_id)
-            .distinct()
-        )
         if identity is None:
-            query = query.where(repos.c.is_public.is_(True))
-        elif identity.repo_scope is not None:
+            return await self._sizes("public", {}, oids)
+        if identity.repo_scope is not None:
             # A credential for one repository reads that one only (effective_permission).
-            query = query.where(repos.c.path == str(identity.repo_scope))
             if not identity.is_admin and identity.scope_grant < Permission.READ:
-                query = query.outerjoin(
-                    grants, (grants.c.repo_id == repos.c.id) & (grants.c.user_id == identity.user_id)
-                ).where(or_(repos.c.is_public.is_(True), grants.c.permission >= int(Permission.READ)))
-        elif not identity.is_admin:
-            query = query.outerjoin(
-                grants, (grants.c.repo_id == repos.c.id) & (grants.c.user_id == identity.user_id)
-            ).where(or_(repos.c.is_public.is_(True), grants.c.permission >= int(Permission.READ)))
-        return await self._sizes(query, oids)
+                return await self._sizes(
+                    "scope_granted", {"scope": str(identity.repo_scope), "user_id": identity.user_id}, oids
+                )
+            return await self._sizes("scope", {"scope": str(identity.repo_scope)}, oids)
+        if not identity.is_admin:
+            return await self._sizes("granted", {"user_id": identity.user_id}, oids)
+        return await self._sizes("admin", {}, oids)
 
-    async def _sizes(self, query: Select[tuple[str, int]], oids: Iterable[Oid]) -> dict[Oid, int]:
-        """Run ``query`` restricted to ``oids``, in chunks that keep bind parameters bounded."""
+    async def _sizes(self, shape: str, parameters: dict[str, object], oids: Iterable[Oid]) -> dict[Oid, int]:
+        """The sizes query of ``shape`` restricted to ``oids``, in chunks that keep bind parameters bounded. Each
+        shape is built once (its values are bind parameters), and on SQLite run in one driver trip."""
+        query = self._queries.get(shape)
+        if query is None:
+            query = self._queries[shape] = _sizes_query(shape)
+        if self._hot is not None:
+            return await self._hot.sizes(shape, query, parameters, oids)
         found: dict[Oid, int] = {}
         async with self._db.transaction() as conn:
             for chunk in _chunks(oids):
-                for row in await conn.execute(query.where(objects.c.oid.in_(chunk))):
+                for row in await conn.execute(query, {**parameters, "oids": chunk}):
                     found[Oid(row.oid)] = int(row.size)
         return found
 
@@ -219,6 +220,27 @@ class SqlObjectIndex:
             rows_again = [{"oid": oid, "size": sizes[oid], "created_at": now} for oid in again]
             await conn.execute(insert_ignore(objects, self._db.dialect), rows_again)
         return missing
+
+
+def _sizes_query(shape: str) -> Select[tuple[str, int]]:
+    """Objects' oid and size: held by one repository (``held``), or readable by a caller of ``shape``; the oids are
+    the expanding parameter ``oids``, the other values parameters too."""
+    query = select(objects.c.oid, objects.c.size).join(repo_objects, repo_objects.c.oid == objects.c.oid)
+    if shape == "held":
+        query = query.where(repo_objects.c.repo_id == bindparam("repo_id"))
+    else:
+        query = query.join(repos, repos.c.id == repo_objects.c.repo_id).distinct()
+        if shape == "public":
+            query = query.where(repos.c.is_public.is_(True))
+        if shape in ("scope", "scope_granted"):
+            query = query.where(repos.c.path == bindparam("scope"))
+        if shape in ("granted", "scope_granted"):
+            query = query.outerjoin(
+                grants, (grants.c.repo_id == repos.c.id) & (grants.c.user_id == bindparam("user_id"))
+            ).where(or_(repos.c.is_public.is_(True), grants.c.permission >= int(Permission.READ)))
+        if shape not in ("public", "scope", "scope_granted", "granted", "admin"):
+            raise ValueError(f"unknown sizes query {shape!r}")
+    return query.where(objects.c.oid.in_(bindparam("oids", expanding=True)))
 
 
 @dataclass(frozen=True, slots=True)

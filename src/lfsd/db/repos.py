@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from lfsd.core.auth import Identity, Permission, Repo, Standing
@@ -13,6 +13,7 @@ from lfsd.core.errors import Conflict
 from lfsd.core.repo import RepoPath
 from lfsd.core.tokens import Scope
 from lfsd.db.database import Database, utcnow
+from lfsd.db.sqlite_trip import SqliteHotPath
 from lfsd.db.tables import grants, locks, repo_objects, repo_usage, repos, tokens, users
 from lfsd.db.usage import UsageCounters
 
@@ -25,9 +26,19 @@ def _utc(value: datetime | str | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# Built once, its values bind parameters: every batch and every transfer without a link asks it.
+_REPO_WITH_GRANT = (
+    select(repos.c.id, repos.c.path, repos.c.is_public, repos.c.locking_enabled, grants.c.permission)
+    .select_from(repos)
+    .outerjoin(grants, and_(grants.c.repo_id == repos.c.id, grants.c.user_id == bindparam("user_id")))
+    .where(repos.c.path == bindparam("path"))
+)
+
+
 class SqlRepoDirectory:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._hot = SqliteHotPath(db) if db.dialect == "sqlite" else None
 
     async def find(self, path: RepoPath) -> Repo | None:
         repo, _ = await self.find_with_grant(path, 0)
@@ -39,18 +50,20 @@ class SqlRepoDirectory:
         One statement whether or not the repository exists, so a refusal takes as long for a missing repository as
         for a private one (user id 0 matches no grant).
         """
-        query = (
-            select(repos.c.id, repos.c.path, repos.c.is_public, repos.c.locking_enabled, grants.c.permission)
-            .select_from(repos)
-            .outerjoin(grants, and_(grants.c.repo_id == repos.c.id, grants.c.user_id == user_id))
-            .where(repos.c.path == str(path))
-        )
-        async with self._db.transaction() as conn:
-            row = (await conn.execute(query)).first()
+        parameters: dict[str, object] = {"path": str(path), "user_id": user_id}
+        if self._hot is not None:  # SQLite: one trip to the driver's thread (db/sqlite_trip.py, issue 17)
+            found = await self._hot.fetch("repo_with_grant", _REPO_WITH_GRANT, parameters)
+            row = found[0] if found else None
+        else:
+            async with self._db.transaction() as conn:
+                row = (await conn.execute(_REPO_WITH_GRANT, parameters)).first()
         if row is None:
             return None, Permission.NONE
-        repo = Repo(id=row.id, path=RepoPath(row.path), is_public=row.is_public, locking_enabled=row.locking_enabled)
-        return repo, Permission.NONE if row.permission is None else Permission(row.permission)
+        repo_id, repo_path, is_public, locking_enabled, permission = row
+        repo = Repo(
+            id=repo_id, path=RepoPath(repo_path), is_public=bool(is_public), locking_enabled=bool(locking_enabled)
+        )
+        return repo, Permission.NONE if permission is None else Permission(permission)
 
     async def create(self, path: RepoPath, *, is_public: bool) -> Repo:
         try:

@@ -39,13 +39,9 @@ class RequestLog(AbstractAccessLogger):
         method = request.method
         sent = response.content_length if response.content_length is not None else response.body_length
         if isinstance(request, web.Request) and METRICS in request.app:
-            metrics = request.config_dict[METRICS]
-            metrics.requests.labels(route, method, str(response.status)).inc()
-            metrics.request_duration.labels(route, method).observe(time)
-            metrics.sent_bytes.labels(route).inc(sent or 0)
-            received = request.content_length
-            if received:
-                metrics.received_bytes.labels(route).inc(received)
+            request.config_dict[METRICS].observe_request(
+                route, method, response.status, time, sent or 0, request.content_length or 0
+            )
         match_info = getattr(request, "match_info", {})
         self.logger.info(
             "%s %s %s",

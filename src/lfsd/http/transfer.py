@@ -25,6 +25,7 @@ from lfsd.core.errors import (
 )
 from lfsd.core.oid import Oid
 from lfsd.core.operation import Operation
+from lfsd.core.ports import StoredObject
 from lfsd.http.auth import identify, link_token
 from lfsd.http.body import read_body, read_chunk
 from lfsd.http.errors import render, request_id
@@ -131,8 +132,9 @@ async def download(request: web.Request) -> web.StreamResponse:
     slot = await request.app[INFLIGHT].admit_waiting(
         target.user, settings.max_transfers_per_user, settings.transfer_queue_wait
     )
+    stored: StoredObject | None = None
     try:
-        stored = await request.app[SERVICE].download(target.repo_id, target.oid, linked=target.linked)
+        stored = await request.app[SERVICE].open_download(target.repo_id, target.oid, linked=target.linked)
         size = stored.size
         # Objects are named by their content, so the oid is a strong validator for If-Range on every replica and
         # store.
@@ -141,27 +143,43 @@ async def download(request: web.Request) -> web.StreamResponse:
         try:
             wanted = wanted_range(request.headers.get("Range"), request.headers.get("If-Range"), size, etag)
         except Unsatisfiable:
+            _close(stored)
             slot.release()
             return web.Response(status=416, headers={**headers, "Content-Range": f"bytes */{size}"})
         part = wanted or ByteRange(0, size)
         if wanted is not None:
             headers["Content-Range"] = wanted.content_range(size)
         status = 200 if wanted is None else 206
-        if stored.path is None:
+        if stored.file is not None:
+            file: BinaryIO = stored.file
+        elif stored.path is None:
             with slot:
                 return await _stream(request, target, part, status, headers)
-        try:
-            # Opened here, not while sending, so that a vanished or unreadable file is still an LFS error.
-            file = await _open(stored.path)
-        except FileNotFoundError:
-            raise NotFound("object does not exist") from None
-        except OSError as exc:
-            log.warning("cannot open a stored object: %s", exc)
-            raise ServiceUnavailable("the object store is unavailable") from exc
+        else:
+            file = await _opened(stored.path)
         return _SentFile(slot, file, part, status=status, headers=headers)
     except BaseException:
+        if stored is not None:
+            _close(stored)
         slot.release()
         raise
+
+
+def _close(stored: StoredObject) -> None:
+    if stored.file is not None:
+        stored.file.close()
+
+
+async def _opened(path: Path) -> BinaryIO:
+    """A store that looks a file up without opening it: opened here, not while sending, so that a vanished or
+    unreadable file is still an LFS error."""
+    try:
+        return await _open(path)
+    except FileNotFoundError:
+        raise NotFound("object does not exist") from None
+    except OSError as exc:
+        log.warning("cannot open a stored object: %s", exc)
+        raise ServiceUnavailable("the object store is unavailable") from exc
 
 
 async def _stream(

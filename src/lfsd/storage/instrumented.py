@@ -9,7 +9,7 @@ from typing import Protocol
 
 from lfsd.core.errors import LfsError
 from lfsd.core.oid import Oid
-from lfsd.core.ports import ByteSource, ObjectStore, StoredObject
+from lfsd.core.ports import ByteSource, ObjectStore, StoredObject, opens_files
 
 
 class StorageObserver(Protocol):
@@ -45,6 +45,14 @@ class InstrumentedStore:
 
     async def get(self, oid: Oid) -> StoredObject | None:
         async with self._timed("get"):
+            return await self._inner.get(oid)
+
+    async def open_body(self, oid: Oid) -> StoredObject | None:
+        """``FileStore.open_body`` of the inner store, timed as a ``get``; a store (or wrapper) without it is
+        asked ``get``, and its file is opened by the caller as before."""
+        async with self._timed("get"):
+            if opens_files(self._inner):
+                return await self._inner.open_body(oid)
             return await self._inner.get(oid)
 
     async def read(self, oid: Oid, start: int, length: int) -> AsyncIterator[bytes]:

@@ -13,7 +13,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from lfsd.core.errors import InsufficientStorage, LfsError, ServiceUnavailable
 from lfsd.core.inventory import StoredBody
@@ -95,6 +95,21 @@ class LocalStore:
         path = self.path_of(oid)
         size = await _on_disk(_size_or_none, path)
         return None if size is None else StoredObject(size=size, path=path)
+
+    async def open_body(self, oid: Oid) -> StoredObject | None:
+        """The file opened and sized in one worker-thread hop (``FileStore``); closed again if the caller is
+        cancelled while it opens."""
+        path = self.path_of(oid)
+        opening = asyncio.ensure_future(_on_disk(_open_sized, path))
+        try:
+            opened = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(_close_opened)
+            raise
+        if opened is None:
+            return None
+        file, size = opened
+        return StoredObject(size=size, path=path, file=file)
 
     async def read(self, oid: Oid, start: int, length: int) -> AsyncIterator[bytes]:
         handle = await _on_disk(lambda: self.path_of(oid).open("rb"))
@@ -253,6 +268,26 @@ def _size_or_none(path: Path) -> int | None:
         return path.stat().st_size
     except FileNotFoundError:
         return None
+
+
+def _open_sized(path: Path) -> tuple[BinaryIO, int] | None:
+    """``path`` opened unbuffered (``sendfile`` reads the descriptor, never Python's buffer) with its size."""
+    try:
+        file = path.open("rb", buffering=0)  # the caller owns and closes it
+    except FileNotFoundError:
+        return None
+    try:
+        return file, os.fstat(file.fileno()).st_size
+    except BaseException:
+        file.close()
+        raise
+
+
+def _close_opened(opening: asyncio.Future[tuple[BinaryIO, int] | None]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opened = opening.result()
+        if opened is not None:
+            opened[0].close()
 
 
 def _pid_alive(text: str) -> bool:
