@@ -55,12 +55,29 @@ class Page:
 
     def submit(self, css: str) -> None:
         """Click the button and wait for the page it leads to (the old one goes stale)."""
-        from selenium.webdriver.support import expected_conditions
-        from selenium.webdriver.support.wait import WebDriverWait
-
         button = self.find(css)
         button.click()
-        WebDriverWait(self.driver, 20).until(expected_conditions.staleness_of(button))
+        self.wait_gone(button)
+
+    def wait_gone(self, element: Any) -> None:
+        """Wait until ``element``'s page has been replaced. Chromedriver reports an element of a page being
+        replaced either as stale or, in the instant between, as a node that "does not belong to the document":
+        both mean the old page is gone."""
+        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+        from selenium.webdriver.support.wait import WebDriverWait
+
+        def gone(_: Any) -> bool:
+            try:
+                element.is_enabled()
+            except StaleElementReferenceException:
+                return True
+            except WebDriverException as exc:
+                if "does not belong to the document" in str(exc):
+                    return True
+                raise
+            return False
+
+        WebDriverWait(self.driver, 20).until(gone)
 
     def fill(self, css: str, value: str) -> None:
         field = self.find(css)
@@ -182,10 +199,7 @@ def test_the_story_in_a_real_browser(page: Page, deployment: Deployment) -> None
     # Forced open from the UI, after a confirmation step.
     link = locks.find_element("link text", "Force unlock")
     link.click()
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.wait import WebDriverWait
-
-    WebDriverWait(page.driver, 20).until(expected_conditions.staleness_of(link))
+    page.wait_gone(link)
     page.check("confirm-unlock")
     page.submit("form[action='/ui/locks/unlock'] button[type=submit]")
     assert "asset0.bin" not in page.find("#locks").find_element("xpath", "..").text
