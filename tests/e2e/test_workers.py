@@ -6,6 +6,7 @@ import hashlib
 import signal
 import subprocess
 import sys
+import urllib.error
 from pathlib import Path
 
 import pytest
@@ -27,12 +28,24 @@ def _workers(server: Server) -> list[int]:
 def _start(tmp_path: Path) -> tuple[Server, str, str]:
     metrics = f"127.0.0.1:{free_port()}"
     server = Server.start(tmp_path / "data", args=("--workers", "2"), extra_env={"LFSD_METRICS_LISTEN": metrics})
-    server.cli("user", "add", "alice")
-    token = server.cli("token", "create", "alice").stdout.splitlines()[-1]
-    server.cli("repo", "create", "acme/game")
-    server.cli("repo", "grant", "acme/game", "alice", "write")
-    _wait_for(lambda: _get(f"http://{metrics}/readyz")[0] == 200, 30)
+    try:
+        server.cli("user", "add", "alice")
+        token = server.cli("token", "create", "alice").stdout.splitlines()[-1]
+        server.cli("repo", "create", "acme/game")
+        server.cli("repo", "grant", "acme/game", "alice", "write")
+        _wait_for(lambda: _ready(f"http://{metrics}/readyz"), 30)
+    except BaseException:
+        server.stop()  # not left running for a later test to trip over
+        raise
     return server, token, f"http://{metrics}"
+
+
+def _ready(url: str) -> bool:
+    """The metrics listener may open a moment after the main port (the workers start it): refused means not yet."""
+    try:
+        return _get(url)[0] == 200
+    except urllib.error.URLError:
+        return False
 
 
 def test_two_workers_share_the_port_and_every_scrape_reports_the_whole_server(tmp_path: Path) -> None:
