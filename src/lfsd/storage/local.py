@@ -237,7 +237,7 @@ class _FileSink:
 
     def _write_and_commit(self, view: memoryview) -> None:
         file = self._opened()
-        file.write(view)
+        file.write_whole(view)
         file.commit(self._final, fsync=self._fsync)
 
     async def commit(self, sha256: bytes) -> None:

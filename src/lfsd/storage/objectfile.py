@@ -43,6 +43,16 @@ class ObjectFile:
         # declaring gigabytes must not fill the disk for everyone else.
         _preallocate(self._fd, self._reserved, min(len(view), self._size - self._reserved))
         self._reserved += len(view)
+        self._append(view)
+
+    def write_whole(self, view: memoryview) -> None:
+        """The whole object in one call. Nothing is preallocated: one write allocates its blocks itself, and a full
+        disk fails it the same way (``posix_fallocate`` was one syscall more per small object, and with ``O_DIRECT``
+        its unwritten extents had to be converted after the write; issue 17)."""
+        self._reserved = len(view)
+        self._append(view)
+
+    def _append(self, view: memoryview) -> None:
         if self._direct:
             whole = len(view) - len(view) % PAGE
             if whole:
@@ -74,10 +84,15 @@ class ObjectFile:
             os.fsync(self._fd)
         os.close(self._fd)
         self._fd = -1
-        _make_dirs(final.parent, fsync=fsync)
-        self.tmp.rename(final)
+        directory = final.parent
+        try:
+            # The shard directories exist for nearly every object: renaming first spares a stat per upload.
+            self.tmp.rename(final)
+        except FileNotFoundError:
+            _make_dirs(directory, fsync=fsync)
+            self.tmp.rename(final)
         if fsync:
-            _fsync_dir(final.parent)
+            _fsync_dir(directory)
 
     def discard(self) -> None:
         if self._fd >= 0:
