@@ -10,7 +10,7 @@ from typing import ParamSpec, TypeVar
 
 import pytest
 
-from lfsd.core.errors import ChecksumMismatch
+from lfsd.core.errors import ChecksumMismatch, SizeMismatch
 from lfsd.core.oid import Oid
 from lfsd.storage.buffers import BufferPool
 from lfsd.storage.local import LocalStore
@@ -90,4 +90,22 @@ async def test_a_small_upload_is_hashed_written_synced_and_renamed_in_one_thread
     with pytest.raises(ChecksumMismatch):
         await store.put(Oid.parse(blob(10).oid), item.size, Source(item.data))
     assert executor.submitted == 2
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize("size", [128 * 1024, 128 * 1024 - 1])
+async def test_an_upload_filling_one_buffer_exactly_is_one_thread_hop_too(tmp_path: Path, size: int) -> None:
+    """A power-of-two size fills its buffer without room to see the end: the end is read before the one hop."""
+    store = LocalStore(tmp_path, BufferPool(1 << 20, 1 << 24), fsync=True)
+    store.prepare()
+    executor = _CountingExecutor(max_workers=2)
+    asyncio.get_running_loop().set_default_executor(executor)
+    item = blob(size)
+    await store.put(Oid.parse(item.oid), item.size, Source(item.data, chunk=32 * 1024))
+    assert executor.submitted == 1
+    assert store.path_of(Oid.parse(item.oid)).read_bytes() == item.data
+    longer = blob(size + 1)
+    with pytest.raises(SizeMismatch):
+        await store.put(Oid.parse(longer.oid), size, Source(longer.data, chunk=32 * 1024))
+    assert executor.submitted == 1  # refused before any hop
     assert list((tmp_path / "tmp").iterdir()) == []

@@ -17,9 +17,14 @@ class BodyCutShort(BadRequest):
 async def read_chunk(content: StreamReader, stall_seconds: float) -> bytes:
     """The next bytes of a request body (``b""`` at its end); 408 when none arrive for ``stall_seconds``.
 
-    A stalled body must end on its own: it would otherwise hold its connection, and a drain, for ever.
+    A stalled body must end on its own: it would otherwise hold its connection, and a drain, for ever. Bytes that
+    have arrived already are taken without a timer (``readany`` would return them at once too): arming and cancelling
+    one per chunk cost more than the rest of the read (issue 17).
     """
     try:
+        chunk = content.read_nowait()
+        if chunk or content.at_eof():
+            return chunk
         async with asyncio.timeout(stall_seconds):
             return await content.readany()
     except TimeoutError:

@@ -25,7 +25,8 @@ class InFlight(TransferSlots):
     ) -> None:
         super().__init__()
         self._memory = memory
-        self._gauge = gauge
+        # Label children bound once: ``labels()`` per transfer was half of the admission's cost (issue 17).
+        self._gauges = {d: gauge.labels(d) for d in ("upload", "download")} if gauge is not None else None
         self._trim_delay = trim_delay
         self.uploads = 0
         self.downloads = 0
@@ -55,8 +56,8 @@ class InFlight(TransferSlots):
             self._move("download", -1)
 
     def _move(self, direction: str, delta: int) -> None:
-        if self._gauge is not None:
-            self._gauge.labels(direction).inc(delta)
+        if self._gauges is not None:
+            self._gauges[direction].inc(delta)
 
     def _schedule_trim(self) -> None:
         if self._trim is not None:

@@ -21,7 +21,7 @@ from typing import Protocol, TypeGuard
 from lfsd.core.errors import ChecksumMismatch, SizeMismatch
 from lfsd.core.oid import Oid
 from lfsd.core.ports import ByteSource
-from lfsd.offload import in_thread
+from lfsd.offload import in_thread, thread_future
 from lfsd.storage.buffers import BufferPool
 
 
@@ -75,7 +75,7 @@ async def ingest(source: ByteSource, size: int, oid: Oid, pool: BufferPool, sink
 
     Raises ``SizeMismatch`` or ``ChecksumMismatch``; errors from ``source`` and ``sink`` propagate (after the abort).
     """
-    if _takes_whole(sink) and size < sink.buffer_size:
+    if _takes_whole(sink) and size <= sink.buffer_size:
         await _ingest_whole(source, size, oid, pool, sink)
         return
     digest = hashlib.sha256()
@@ -131,13 +131,15 @@ def _takes_whole(sink: Sink) -> TypeGuard[WholeSink]:
 
 
 async def _ingest_whole(source: ByteSource, size: int, oid: Oid, pool: BufferPool, sink: WholeSink) -> None:
-    """An object smaller than one buffer: read it whole (the buffer has room to see the body end), then hash, check
-    and store it in one worker-thread call. Nothing is written unless size and SHA-256 are right."""
+    """An object that fits one buffer: read it whole (and its end), then hash, check and store it in one
+    worker-thread call. Nothing is written unless size and SHA-256 are right."""
     buffer = pool.take(sink.buffer_size)
     committed = False
     try:
         body = _Body(source, size)
         filled = await body.fill(buffer)
+        if not body.ended:
+            await body.expect_end()  # exactly a buffer's worth (a power-of-two size): any byte more is refused
         if body.total != size:
             raise SizeMismatch(f"the request body has {body.total} bytes, the declared size is {size}")
         view = memoryview(buffer)[:filled]
@@ -149,7 +151,7 @@ async def _ingest_whole(source: ByteSource, size: int, oid: Oid, pool: BufferPoo
             sink.store_whole(view, sha256)
 
         # Shielded: a worker thread cannot be cancelled, and the buffer must not go back to the pool while it runs.
-        storing = asyncio.ensure_future(in_thread(check_and_store))
+        storing = thread_future(check_and_store)
         try:
             await asyncio.shield(storing)
         except asyncio.CancelledError:
@@ -192,6 +194,12 @@ class _Body:
             self._leftover = self._leftover[n:]
             filled += n
         return filled
+
+    async def expect_end(self) -> None:
+        """The body has filled its buffers with all it declared: the next read must be its end."""
+        if self._leftover or await self._source.read():
+            raise SizeMismatch("the request body is longer than the declared size")
+        self.ended = True
 
 
 async def _settle(futures: list[asyncio.Future[None]]) -> None:

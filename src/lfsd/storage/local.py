@@ -49,6 +49,7 @@ class LocalStore:
         self.root = root
         self._objects = root / "objects"
         self._tmp = root / "tmp"
+        self._objects_dir, self._tmp_dir = str(self._objects), str(self._tmp)
         self._pool = pool
         self._fsync = fsync
         self._direct = direct_io
@@ -82,10 +83,12 @@ class LocalStore:
     async def put(self, oid: Oid, size: int, source: ByteSource) -> None:
         # Written, synced and renamed even when the object is already stored (the rename replaces it with the same
         # bytes): a shortcut would answer measurably faster, telling a caller that some repository holds this oid.
-        tmp = self._tmp / f"{oid}.{self._host}.{os.getpid()}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
+        # Strings, not Path objects, on the per-upload path (12 us less per upload; issue 17).
+        first, second = oid.shard
+        tmp = f"{self._tmp_dir}/{oid}.{self._host}.{os.getpid()}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
         sink = _FileSink(
             lambda: ObjectFile(tmp, size, direct=self._direct),
-            self.path_of(oid),
+            f"{self._objects_dir}/{first}/{second}/{oid}",
             self._pool.size_for(size),
             fsync=self._fsync,
         )
@@ -215,7 +218,7 @@ class _FileSink:
 
     buffers = 2
 
-    def __init__(self, create: Callable[[], ObjectFile], final: Path, buffer_size: int, *, fsync: bool) -> None:
+    def __init__(self, create: Callable[[], ObjectFile], final: str, buffer_size: int, *, fsync: bool) -> None:
         self._create = create
         self._file: ObjectFile | None = None
         self._final = final
@@ -237,7 +240,7 @@ class _FileSink:
 
     def _write_and_commit(self, view: memoryview) -> None:
         file = self._opened()
-        file.write(view)
+        file.write_whole(view)
         file.commit(self._final, fsync=self._fsync)
 
     async def commit(self, sha256: bytes) -> None:

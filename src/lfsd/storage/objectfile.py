@@ -22,8 +22,9 @@ _DIRECT = getattr(os, "O_DIRECT", 0)
 class ObjectFile:
     """A temp file that becomes an object only through :meth:`commit`. Blocking: call from a worker thread."""
 
-    def __init__(self, tmp: Path, size: int, *, direct: bool) -> None:
-        self.tmp = tmp
+    def __init__(self, tmp: str | Path, size: int, *, direct: bool) -> None:
+        # Paths as strings: building and converting ``Path`` objects cost 12 us per upload (issue 17).
+        self.tmp = os.fspath(tmp)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         self._direct = bool(direct and _DIRECT)
         try:
@@ -43,6 +44,16 @@ class ObjectFile:
         # declaring gigabytes must not fill the disk for everyone else.
         _preallocate(self._fd, self._reserved, min(len(view), self._size - self._reserved))
         self._reserved += len(view)
+        self._append(view)
+
+    def write_whole(self, view: memoryview) -> None:
+        """The whole object in one call. Nothing is preallocated: one write allocates its blocks itself, and a full
+        disk fails it the same way (``posix_fallocate`` was one syscall more per small object, and with ``O_DIRECT``
+        its unwritten extents had to be converted after the write; issue 17)."""
+        self._reserved = len(view)
+        self._append(view)
+
+    def _append(self, view: memoryview) -> None:
         if self._direct:
             whole = len(view) - len(view) % PAGE
             if whole:
@@ -69,15 +80,21 @@ class ObjectFile:
                 raise OSError(errno.EIO, "write returned no progress")
             view = view[written:]
 
-    def commit(self, final: Path, *, fsync: bool) -> None:
+    def commit(self, final: str | Path, *, fsync: bool) -> None:
         if fsync:
             os.fsync(self._fd)
         os.close(self._fd)
         self._fd = -1
-        _make_dirs(final.parent, fsync=fsync)
-        self.tmp.rename(final)
+        final = os.fspath(final)
+        directory = os.path.dirname(final)  # noqa: PTH120 (strings on the per-upload path, see __init__)
+        try:
+            # The shard directories exist for nearly every object: renaming first spares a stat per upload.
+            os.rename(self.tmp, final)  # noqa: PTH104
+        except FileNotFoundError:
+            _make_dirs(Path(directory), fsync=fsync)
+            os.rename(self.tmp, final)  # noqa: PTH104
         if fsync:
-            _fsync_dir(final.parent)
+            _fsync_dir(directory)
 
     def discard(self) -> None:
         if self._fd >= 0:
@@ -85,7 +102,7 @@ class ObjectFile:
                 os.close(self._fd)
             self._fd = -1
         with contextlib.suppress(FileNotFoundError):
-            self.tmp.unlink()
+            os.unlink(self.tmp)  # noqa: PTH108
 
 
 def _make_dirs(directory: Path, *, fsync: bool) -> None:
@@ -106,7 +123,7 @@ def _make_dirs(directory: Path, *, fsync: bool) -> None:
             _fsync_dir(level.parent)
 
 
-def _fsync_dir(directory: Path) -> None:
+def _fsync_dir(directory: str | Path) -> None:
     fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
         os.fsync(fd)
