@@ -10,12 +10,16 @@ from typing import Any
 
 import aiosqlite
 import pytest
+from sqlalchemy import select, update
 
 from lfsd.config import Settings
 from lfsd.core.auth import Permission
+from lfsd.core.errors import InsufficientStorage
 from lfsd.core.oid import Oid
 from lfsd.core.repo import RepoPath
+from lfsd.db.database import utcnow
 from lfsd.db.metadata import Metadata
+from lfsd.db.tables import objects
 from lfsd.resources import open_metadata
 
 
@@ -77,3 +81,46 @@ async def test_a_repository_with_its_grant_is_one_trip(sqlite_meta: Metadata, tr
     assert await sqlite_meta.repos.find_with_grant(repo.path, 0) == (repo, Permission.NONE)
     assert await sqlite_meta.repos.find_with_grant(RepoPath.parse("acme/none"), reader.id) == (None, Permission.NONE)
     assert trips == ["_transaction"] * 3
+
+
+async def test_a_token_lookup_is_one_trip_once_its_last_use_is_recent(sqlite_meta: Metadata, trips: list[str]) -> None:
+    await sqlite_meta.users.add("writer", is_admin=False, password=None)
+    token = await sqlite_meta.users.create_token("writer")
+    first = await sqlite_meta.users.identity_for_token(token)  # writes the last use (once a minute)
+    trips.clear()
+    again = await sqlite_meta.users.identity_for_token(token)
+    assert again == first and again is not None and again.name == "writer"
+    assert trips == ["_transaction"]
+    assert await sqlite_meta.users.identity_for_token(token + "x") is None
+
+
+async def test_the_batch_quota_check_is_one_trip(sqlite_meta: Metadata, trips: list[str]) -> None:
+    repo = await sqlite_meta.repos.create(RepoPath.parse("acme/game"), is_public=False)
+    await sqlite_meta.usage.set_owner_quota("acme", 100)
+    await sqlite_meta.objects.link(repo.id, {_oid(1): 60})
+    trips.clear()
+    await sqlite_meta.usage.check_upload(repo.id, 40)
+    with pytest.raises(InsufficientStorage):
+        await sqlite_meta.usage.check_upload(repo.id, 41)
+    assert trips == ["_transaction"] * 2
+
+
+async def test_touch_is_one_trip_and_writes_only_marked_rows(sqlite_meta: Metadata, trips: list[str]) -> None:
+    repo = await sqlite_meta.repos.create(RepoPath.parse("acme/game"), is_public=False)
+    stored = {_oid(n): n for n in range(1, 1201)}
+    await sqlite_meta.objects.link(repo.id, stored)
+    marked = [_oid(n) for n in range(1, 1201, 2)]  # 600: two IN chunks
+    async with sqlite_meta.db.transaction() as conn:
+        await conn.execute(update(objects).where(objects.c.oid.in_(marked[:300])).values(unlinked_at=utcnow()))
+        await conn.execute(update(objects).where(objects.c.oid.in_(marked[300:])).values(unlinked_at=utcnow()))
+    trips.clear()
+    await sqlite_meta.objects.touch([_oid(n) for n in range(5000, 5100)])  # new objects: nothing to write
+    assert trips == ["_transaction"]
+    before = utcnow()
+    await sqlite_meta.objects.touch([*stored, _oid(9999)])
+    assert trips == ["_transaction"] * 2
+    async with sqlite_meta.db.transaction() as conn:
+        rows = (await conn.execute(select(objects.c.oid, objects.c.touched_at))).all()
+    touched = {row.oid for row in rows if row.touched_at is not None}
+    assert touched == set(marked)
+    assert all(row.touched_at >= before for row in rows if row.touched_at is not None)

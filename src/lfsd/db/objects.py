@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import sqlite3
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,7 @@ from lfsd.core.errors import InsufficientStorage, NotFound, ServiceUnavailable
 from lfsd.core.oid import Oid
 from lfsd.db.database import Database, utcnow
 from lfsd.db.dialect import insert_ignore
-from lfsd.db.sqlite_trip import SqliteHotPath
+from lfsd.db.sqlite_trip import SqliteHotPath, write_transaction
 from lfsd.db.tables import grants, objects, repo_objects, repos
 from lfsd.db.usage import Delta, UsageCounters, retry_deadlocks
 
@@ -60,15 +61,43 @@ class SqlObjectIndex:
 
     async def touch(self, oids: Collection[Oid]) -> None:
         """An upload batch is about to hand out links for ``oids``: unreferenced rows among them stay out of the
-        collector's reach for a grace period from now (their PUTs can only start within a link's lifetime)."""
-        now = utcnow()
+        collector's reach for a grace period from now (their PUTs can only start within a link's lifetime).
+
+        The marked rows are read first and written only when there are some (a batch of new objects has none): a
+        plain read is one trip on SQLite and takes no lock anywhere, where an UPDATE is a write transaction even
+        when it changes nothing. Reading first does not weaken the guarantee: the UPDATE keeps its own condition,
+        and a row marked after the read is marked later than this batch, so its grace period starts after it."""
+        if self._hot is not None:
+            await self._touch_sqlite(oids)
+            return
+        marked: list[Oid] = []
         async with self._db.transaction() as conn:
             for chunk in _chunks(oids):
-                await conn.execute(
-                    update(objects)
-                    .where(objects.c.oid.in_(chunk), objects.c.unlinked_at.is_not(None))
-                    .values(touched_at=now)
-                )
+                marked += [Oid(row.oid) for row in await conn.execute(_MARKED, {"oids": chunk})]
+        if not marked:
+            return
+        now = utcnow()
+        async with self._db.transaction() as conn:
+            for chunk in _chunks(marked):
+                await conn.execute(_TOUCH, {"oids": chunk, "now": now})
+
+    async def _touch_sqlite(self, oids: Collection[Oid]) -> None:
+        """``touch`` in one trip to the driver's thread: the read, then (only for marked rows) the write."""
+        assert self._hot is not None
+        marked, touch = self._hot.prepared("marked", _MARKED), self._hot.prepared("touch", _TOUCH)
+        wanted = [str(oid) for oid in oids]
+        reads = [marked.statement({}, wanted[i : i + _IN_CHUNK]) for i in range(0, len(wanted), _IN_CHUNK)]
+        now = utcnow()
+
+        def work(conn: sqlite3.Connection) -> None:
+            found = [oid for sql, values in reads for (oid,) in conn.execute(sql, values).fetchall()]
+            if found:
+                writes = [
+                    touch.statement({"now": now}, found[i : i + _IN_CHUNK]) for i in range(0, len(found), _IN_CHUNK)
+                ]
+                write_transaction(conn, lambda conn: [conn.execute(sql, values) for sql, values in writes])
+
+        await self._hot.run(work)
 
     async def held_sizes(self, repo_id: int, oids: Iterable[Oid]) -> dict[Oid, int]:
         return await self._sizes("held", {"repo_id": repo_id}, oids)
@@ -220,6 +249,17 @@ class SqlObjectIndex:
             rows_again = [{"oid": oid, "size": sizes[oid], "created_at": now} for oid in again]
             await conn.execute(insert_ignore(objects, self._db.dialect), rows_again)
         return missing
+
+
+# The rows a garbage collector marked unreferenced, among the expanding ``oids``; and their touch (``touch``).
+_MARKED = select(objects.c.oid).where(
+    objects.c.oid.in_(bindparam("oids", expanding=True)), objects.c.unlinked_at.is_not(None)
+)
+_TOUCH = (
+    update(objects)
+    .where(objects.c.oid.in_(bindparam("oids", expanding=True)), objects.c.unlinked_at.is_not(None))
+    .values(touched_at=bindparam("now"))
+)
 
 
 def _sizes_query(shape: str) -> Select[tuple[str, int]]:

@@ -21,7 +21,7 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import Select
+from sqlalchemy import Select, Update
 from sqlalchemy.engine import Dialect
 
 from lfsd.core.errors import ServiceUnavailable
@@ -75,6 +75,17 @@ class SqliteHotPath:
 
         return await self._run(read)
 
+    def prepared(self, key: str, query: Select[Any] | Update, expanding: str | None = "oids") -> PreparedSelect:
+        """``query`` compiled once per ``key`` (its IN list the expanding parameter ``expanding``), for ``run``."""
+        prepared = self._selects.get(key)
+        if prepared is None:
+            prepared = self._selects[key] = PreparedSelect(query, self._db.engine.dialect, expanding)
+        return prepared
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work`` in one trip: reads, and writes only inside ``write_transaction`` (committed before it returns)."""
+        return await self._run(work)
+
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """``work`` (reads) in aiosqlite's thread; the pool's connection held meanwhile."""
         db = self._db
@@ -105,7 +116,7 @@ class PreparedSelect:
     (SQLAlchemy renders that list at execution; here each length's SQL is kept, at most ``IN_CHUNK`` of them).
     The other parameters are bound by name; values go through their types' bind processors."""
 
-    def __init__(self, query: Select[Any], dialect: Dialect, expanding: str | None) -> None:
+    def __init__(self, query: Select[Any] | Update, dialect: Dialect, expanding: str | None) -> None:
         compiled = query.compile(dialect=dialect)
         sql = str(compiled)
         if expanding is None:
@@ -150,3 +161,17 @@ def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], 
     finally:
         if conn.in_transaction:
             conn.rollback()
+
+
+def write_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Runs in the driver's thread: ``work`` (writes) between ``BEGIN IMMEDIATE`` and a commit, durable when it
+    returns (``synchronous=FULL``); rolled back on any error. IMMEDIATE takes the write lock at once, waiting through
+    ``busy_timeout`` for another process's writer, so the transaction never fails to upgrade a read lock."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(conn)
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+    return result
