@@ -3,7 +3,11 @@ each (every database runs tests/db/test_object_sizes.py for their answers; this 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import sqlite3
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +15,7 @@ from typing import Any
 import aiosqlite
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.pool import QueuePool
 
 from lfsd.config import Settings
 from lfsd.core.auth import Permission
@@ -19,6 +24,7 @@ from lfsd.core.oid import Oid
 from lfsd.core.repo import RepoPath
 from lfsd.db.database import utcnow
 from lfsd.db.metadata import Metadata
+from lfsd.db.sqlite_trip import SqliteHotPath
 from lfsd.db.tables import objects
 from lfsd.resources import open_metadata
 
@@ -124,3 +130,24 @@ async def test_touch_is_one_trip_and_writes_only_marked_rows(sqlite_meta: Metada
     touched = {row.oid for row in rows if row.touched_at is not None}
     assert touched == set(marked)
     assert all(row.touched_at >= before for row in rows if row.touched_at is not None)
+
+
+async def test_a_cancelled_trip_gives_the_connection_back_once_the_thread_is_done(sqlite_meta: Metadata) -> None:
+    hot = SqliteHotPath(sqlite_meta.db)
+    started, finished = threading.Event(), threading.Event()
+
+    def slow(conn: sqlite3.Connection) -> int:
+        started.set()
+        time.sleep(0.2)
+        finished.set()
+        return 1
+
+    trip = asyncio.create_task(hot.run(slow))
+    await asyncio.to_thread(started.wait, 5)
+    trip.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await trip
+    assert finished.is_set()  # the connection was held until the thread was done with it
+    pool = sqlite_meta.db.engine.sync_engine.pool
+    assert isinstance(pool, QueuePool) and pool.checkedout() == 0
+    assert await hot.run(lambda conn: conn.execute("SELECT 2").fetchone()) == (2,)
