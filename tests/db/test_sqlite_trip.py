@@ -68,6 +68,17 @@ async def test_held_sizes_is_one_trip_whatever_the_number_of_chunks(sqlite_meta:
     assert await sqlite_meta.objects.held_sizes(repo.id, []) == {}
 
 
+async def test_an_upload_batchs_sizes_are_one_trip(sqlite_meta: Metadata, trips: list[str]) -> None:
+    repo = await sqlite_meta.repos.create(RepoPath.parse("acme/game"), is_public=False)
+    public = await sqlite_meta.repos.create(RepoPath.parse("acme/public"), is_public=True)
+    await sqlite_meta.objects.link(repo.id, {_oid(1): 1})
+    await sqlite_meta.objects.link(public.id, {_oid(1): 1, _oid(2): 2})
+    trips.clear()
+    asked = [_oid(1), _oid(2), _oid(3)]
+    assert await sqlite_meta.objects.upload_sizes(repo.id, None, asked) == ({_oid(1): 1}, {_oid(2): 2})
+    assert trips == ["_transaction"]
+
+
 async def test_readable_sizes_is_one_trip(sqlite_meta: Metadata, trips: list[str]) -> None:
     repo = await sqlite_meta.repos.create(RepoPath.parse("acme/public"), is_public=True)
     await sqlite_meta.objects.link(repo.id, {_oid(1): 1})

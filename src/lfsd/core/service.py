@@ -74,12 +74,10 @@ class LfsService:
         links that need no transfer, then make each transfer's actions."""
         parsed = parse_objects(specs)
         oids = requested(parsed)
-        held = await self._index.held_sizes(repo.id, oids) if oids else {}
         if operation is Operation.DOWNLOAD:
-            decisions = decide_download(parsed, held)
+            decisions = decide_download(parsed, await self._index.held_sizes(repo.id, oids) if oids else {})
         else:
-            missing = oids - held.keys()
-            linkable = await self._index.readable_sizes(identity, missing) if missing else {}
+            held, linkable = await self._index.upload_sizes(repo.id, identity, oids) if oids else ({}, {})
             if held or linkable:
                 # The index can claim more than the store holds (a store restored from an old backup, a replica on
                 # the wrong volume): such objects are offered for upload again, so the next push repairs them.

@@ -103,25 +103,32 @@ class SqlObjectIndex:
         return await self._sizes("held", {"repo_id": repo_id}, oids)
 
     async def readable_sizes(self, identity: Identity | None, oids: Iterable[Oid]) -> dict[Oid, int]:
-        if identity is None:
-            return await self._sizes("public", {}, oids)
-        if identity.repo_scope is not None:
-            # A credential for one repository reads that one only (effective_permission).
-            if not identity.is_admin and identity.scope_grant < Permission.READ:
-                return await self._sizes(
-                    "scope_granted", {"scope": str(identity.repo_scope), "user_id": identity.user_id}, oids
-                )
-            return await self._sizes("scope", {"scope": str(identity.repo_scope)}, oids)
-        if not identity.is_admin:
-            return await self._sizes("granted", {"user_id": identity.user_id}, oids)
-        return await self._sizes("admin", {}, oids)
+        return await self._sizes(*_readable_shape(identity), oids)
+
+    async def upload_sizes(
+        self, repo_id: int, identity: Identity | None, oids: Collection[Oid]
+    ) -> tuple[dict[Oid, int], dict[Oid, int]]:
+        """``held_sizes``, then ``readable_sizes`` of the rest; on SQLite both in one driver trip (issue 17)."""
+        if self._hot is None:
+            held = await self.held_sizes(repo_id, oids)
+            missing = [oid for oid in oids if oid not in held]
+            return held, await self.readable_sizes(identity, missing) if missing else {}
+        shape, parameters = _readable_shape(identity)
+        held_query, readable_query = self._query("held"), self._query(shape)
+        return await self._hot.sizes_then_rest(
+            ("held", held_query, {"repo_id": repo_id}), (shape, readable_query, parameters), oids
+        )
+
+    def _query(self, shape: str) -> Select[tuple[str, int]]:
+        query = self._queries.get(shape)
+        if query is None:
+            query = self._queries[shape] = _sizes_query(shape)
+        return query
 
     async def _sizes(self, shape: str, parameters: dict[str, object], oids: Iterable[Oid]) -> dict[Oid, int]:
         """The sizes query of ``shape`` restricted to ``oids``, in chunks that keep bind parameters bounded. Each
         shape is built once (its values are bind parameters), and on SQLite run in one driver trip."""
-        query = self._queries.get(shape)
-        if query is None:
-            query = self._queries[shape] = _sizes_query(shape)
+        query = self._query(shape)
         if self._hot is not None:
             return await self._hot.sizes(shape, query, parameters, oids)
         found: dict[Oid, int] = {}
@@ -260,6 +267,20 @@ _TOUCH = (
     .where(objects.c.oid.in_(bindparam("oids", expanding=True)), objects.c.unlinked_at.is_not(None))
     .values(touched_at=bindparam("now"))
 )
+
+
+def _readable_shape(identity: Identity | None) -> tuple[str, dict[str, object]]:
+    """The sizes query that finds what ``identity`` may read, and its parameters."""
+    if identity is None:
+        return "public", {}
+    if identity.repo_scope is not None:
+        # A credential for one repository reads that one only (effective_permission).
+        if not identity.is_admin and identity.scope_grant < Permission.READ:
+            return "scope_granted", {"scope": str(identity.repo_scope), "user_id": identity.user_id}
+        return "scope", {"scope": str(identity.repo_scope)}
+    if not identity.is_admin:
+        return "granted", {"user_id": identity.user_id}
+    return "admin", {}
 
 
 def _sizes_query(shape: str) -> Select[tuple[str, int]]:

@@ -32,6 +32,9 @@ from lfsd.db.database import Database
 
 T = TypeVar("T")
 
+SizesQuery = tuple[str, Select[tuple[str, int]], dict[str, object]]
+"""A sizes query's shape (its cache key), the query (oids the expanding parameter ``oids``) and its parameters."""
+
 IN_CHUNK: Final = 500  # bound the number of bind parameters per statement, as the SQLAlchemy path does
 
 
@@ -62,6 +65,24 @@ class SqliteHotPath:
             return rows
 
         return {Oid(oid): int(size) for oid, size in await self._run(read)}
+
+    async def sizes_then_rest(
+        self, first: SizesQuery, rest: SizesQuery, oids: Iterable[Oid]
+    ) -> tuple[dict[Oid, int], dict[Oid, int]]:
+        """``first`` (as ``sizes`` takes it: shape, query, parameters) for ``oids``, then ``rest`` for the oids
+        ``first`` did not find, both in the same trip: an upload batch's held, then readable, sizes (issue 17)."""
+        wanted = [str(oid) for oid in oids]
+        if not wanted:
+            return {}, {}
+        (first_shape, first_query, first_parameters), (rest_shape, rest_query, rest_parameters) = first, rest
+        one, other = self.prepared(first_shape, first_query), self.prepared(rest_shape, rest_query)
+
+        def read(conn: sqlite3.Connection) -> tuple[dict[Oid, int], dict[Oid, int]]:
+            found = _read_sizes(conn, one, first_parameters, wanted)
+            left = [oid for oid in wanted if oid not in found]
+            return found, _read_sizes(conn, other, rest_parameters, left) if left else {}
+
+        return await self._run(read)
 
     async def fetch(self, key: str, query: Select[Any], parameters: dict[str, object]) -> list[tuple[Any, ...]]:
         """The rows of ``query`` (one per ``key``, without an IN list) for ``parameters``, as the driver returns
@@ -158,6 +179,18 @@ class PreparedSelect:
             value = parameters[name] if name in parameters else self._fixed[name]
             bound.append(value if processor is None else processor(value))
         return sql, tuple(bound)
+
+
+def _read_sizes(
+    conn: sqlite3.Connection, prepared: PreparedSelect, parameters: dict[str, object], wanted: list[str]
+) -> dict[Oid, int]:
+    """Runs in the driver's thread: a sizes query for ``wanted``, every IN chunk."""
+    found: dict[Oid, int] = {}
+    for i in range(0, len(wanted), IN_CHUNK):
+        sql, values = prepared.statement(parameters, wanted[i : i + IN_CHUNK])
+        for oid, size in conn.execute(sql, values).fetchall():
+            found[Oid(oid)] = int(size)
+    return found
 
 
 async def _check_in(raw: PoolProxiedConnection) -> None:
