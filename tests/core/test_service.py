@@ -41,6 +41,12 @@ class FakeIndex:
     async def readable_sizes(self, identity: Identity | None, oids: Iterable[Oid]) -> dict[Oid, int]:
         return {oid: self.readable[oid] for oid in oids if oid in self.readable}
 
+    async def upload_sizes(
+        self, repo_id: int, identity: Identity | None, oids: Collection[Oid]
+    ) -> tuple[dict[Oid, int], dict[Oid, int]]:
+        held = await self.held_sizes(repo_id, oids)
+        return held, await self.readable_sizes(identity, [oid for oid in oids if oid not in held])
+
     async def link(self, repo_id: int, objects: dict[Oid, int], uploader_id: int | None = None) -> None:
         self.linked.append(dict(objects))
         self.held.setdefault(repo_id, {}).update(objects)

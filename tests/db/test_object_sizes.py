@@ -42,6 +42,11 @@ async def test_sizes_by_kind_of_caller(meta: Metadata) -> None:
     assert await meta.objects.readable_sizes(scope_grants, asked) == {_oid(1): 1, _oid(3): 3}
     assert await meta.objects.held_sizes(closed.id, asked) == {_oid(1): 1, _oid(3): 3}
     assert await meta.objects.held_sizes(closed.id, []) == {}
+    # An upload batch's question: held by the repository, and readable elsewhere among the others.
+    assert await meta.objects.upload_sizes(granted.id, user, asked) == ({_oid(2): 2}, {_oid(1): 1})
+    assert await meta.objects.upload_sizes(closed.id, admin, asked) == ({_oid(1): 1, _oid(3): 3}, {_oid(2): 2})
+    assert await meta.objects.upload_sizes(public.id, scope_grants, asked) == ({_oid(1): 1}, {_oid(3): 3})
+    assert await meta.objects.upload_sizes(public.id, None, []) == ({}, {})
 
 
 async def test_sizes_beyond_one_in_chunk(meta: Metadata) -> None:
@@ -51,3 +56,10 @@ async def test_sizes_beyond_one_in_chunk(meta: Metadata) -> None:
     asked = [*held, _oid(99_999)]
     assert await meta.objects.held_sizes(repo.id, asked) == held
     assert await meta.objects.readable_sizes(None, asked) == held
+    other = await meta.repos.create(RepoPath.parse("acme/other"), is_public=False)
+    mine = {oid: size for oid, size in held.items() if size % 2}
+    await meta.objects.link(other.id, mine)
+    assert await meta.objects.upload_sizes(other.id, None, asked) == (
+        mine,
+        {oid: size for oid, size in held.items() if oid not in mine},
+    )

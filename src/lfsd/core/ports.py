@@ -108,6 +108,11 @@ class ObjectIndex(Protocol):
     async def readable_sizes(self, identity: Identity | None, oids: Iterable[Oid]) -> dict[Oid, int]:
         """Sizes of those ``oids`` that some repository readable by ``identity`` holds."""
 
+    async def upload_sizes(
+        self, repo_id: int, identity: Identity | None, oids: Collection[Oid]
+    ) -> tuple[dict[Oid, int], dict[Oid, int]]:
+        """What an upload batch asks, at once: ``held_sizes`` of ``oids``, and ``readable_sizes`` of the others."""
+
     async def link(self, repo_id: int, objects: dict[Oid, int], uploader_id: int | None = None) -> None:
         """Record that the repository holds ``objects`` (idempotent, safe under concurrent calls). ``uploader_id``:
         the user whose upload or batch linked them, kept only by the first link of each object to the repository.

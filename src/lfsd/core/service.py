@@ -74,12 +74,10 @@ class LfsService:
         links that need no transfer, then make each transfer's actions."""
         parsed = parse_objects(specs)
         oids = requested(parsed)
-        held = await self._index.held_sizes(repo.id, oids) if oids else {}
         if operation is Operation.DOWNLOAD:
-            decisions = decide_download(parsed, held)
+            decisions = decide_download(parsed, await self._index.held_sizes(repo.id, oids) if oids else {})
         else:
-            missing = oids - held.keys()
-            linkable = await self._index.readable_sizes(identity, missing) if missing else {}
+            held, linkable = await self._index.upload_sizes(repo.id, identity, oids) if oids else ({}, {})
             if held or linkable:
                 # The index can claim more than the store holds (a store restored from an old backup, a replica on
                 # the wrong volume): such objects are offered for upload again, so the next push repairs them.
@@ -97,6 +95,8 @@ class LfsService:
             if to_link:
                 await self._index.link(repo.id, to_link, identity.user_id if identity is not None else None)
         issuer = _Issuer(self._signer, self._direct, identity, repo, links, int(self._clock()))
+        if self._direct is None:  # every action is one of lfsd's own links: no await per object (issue 17)
+            return [issuer.proxied_result(operation, decision) for decision in decisions]
         return [await issuer.result(operation, decision) for decision in decisions]
 
     async def _stored_only(
@@ -195,19 +195,23 @@ class _Issuer:
         self._repo = repo
         self._links = links
         self._now = now
+        self._minters: dict[Operation, Callable[[Oid, int], str]] = {}
 
     async def result(self, operation: Operation, decision: Decision | InvalidObject) -> ObjectResult:
-        if isinstance(decision, InvalidObject):
-            return ObjectResult(decision.oid, decision.size, error=decision.error)
-        if decision.outcome is Outcome.REFUSED:
-            return ObjectResult(decision.oid, decision.size, error=decision.error)
-        if decision.outcome is not Outcome.TRANSFER:
-            return ObjectResult(decision.oid, decision.size)
+        if isinstance(decision, InvalidObject) or decision.outcome is not Outcome.TRANSFER:
+            return _without_actions(decision)
         if operation is Operation.DOWNLOAD:
             actions = {"download": await self._download(decision)}
         else:
             actions = await self._upload(decision)
         return ObjectResult(decision.oid, decision.size, actions=actions)
+
+    def proxied_result(self, operation: Operation, decision: Decision | InvalidObject) -> ObjectResult:
+        """``result`` when every action is one of lfsd's own links (no direct transfers)."""
+        if isinstance(decision, InvalidObject) or decision.outcome is not Outcome.TRANSFER:
+            return _without_actions(decision)
+        # A batch's operation is download or upload: its action has the operation's name.
+        return ObjectResult(decision.oid, decision.size, actions={operation.value: self._proxied(decision, operation)})
 
     async def _download(self, decision: Decision) -> Action:
         if self._direct is not None:
@@ -230,15 +234,24 @@ class _Issuer:
         return self._links.action(self._repo, decision.oid, operation, token, self._ttl)
 
     def _token(self, decision: Decision, operation: Operation) -> str:
-        return self._signer.sign(
-            self._repo.path,
-            decision.oid,
-            operation,
-            user_id=self._user_id,
-            token_id=self._token_id,
-            repo_id=self._repo.id,
-            size=decision.size,
-            now=self._now,
-            expires_at=self._now + self._ttl,
-            scope_grant=self._scope_grant,
-        )
+        minter = self._minters.get(operation)
+        if minter is None:
+            # What every link of this batch shares is formatted once: one message and one HMAC per object.
+            minter = self._minters[operation] = self._signer.minter(
+                self._repo.path,
+                operation,
+                user_id=self._user_id,
+                token_id=self._token_id,
+                repo_id=self._repo.id,
+                now=self._now,
+                expires_at=self._now + self._ttl,
+                scope_grant=self._scope_grant,
+            )
+        return minter(decision.oid, decision.size)
+
+
+def _without_actions(decision: Decision | InvalidObject) -> ObjectResult:
+    """An invalid or refused object (its error), or one with nothing to transfer."""
+    if isinstance(decision, InvalidObject) or decision.outcome is Outcome.REFUSED:
+        return ObjectResult(decision.oid, decision.size, error=decision.error)
+    return ObjectResult(decision.oid, decision.size)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import sqlite3
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,7 @@ from lfsd.core.errors import InsufficientStorage, NotFound, ServiceUnavailable
 from lfsd.core.oid import Oid
 from lfsd.db.database import Database, utcnow
 from lfsd.db.dialect import insert_ignore
-from lfsd.db.sqlite_trip import SqliteHotPath
+from lfsd.db.sqlite_trip import SqliteHotPath, write_transaction
 from lfsd.db.tables import grants, objects, repo_objects, repos
 from lfsd.db.usage import Delta, UsageCounters, retry_deadlocks
 
@@ -60,39 +61,74 @@ class SqlObjectIndex:
 
     async def touch(self, oids: Collection[Oid]) -> None:
         """An upload batch is about to hand out links for ``oids``: unreferenced rows among them stay out of the
-        collector's reach for a grace period from now (their PUTs can only start within a link's lifetime)."""
-        now = utcnow()
+        collector's reach for a grace period from now (their PUTs can only start within a link's lifetime).
+
+        The marked rows are read first and written only when there are some (a batch of new objects has none): a
+        plain read is one trip on SQLite and takes no lock anywhere, where an UPDATE is a write transaction even
+        when it changes nothing. Reading first does not weaken the guarantee: the UPDATE keeps its own condition,
+        and a row marked after the read is marked later than this batch, so its grace period starts after it."""
+        if self._hot is not None:
+            await self._touch_sqlite(oids)
+            return
+        marked: list[Oid] = []
         async with self._db.transaction() as conn:
             for chunk in _chunks(oids):
-                await conn.execute(
-                    update(objects)
-                    .where(objects.c.oid.in_(chunk), objects.c.unlinked_at.is_not(None))
-                    .values(touched_at=now)
-                )
+                marked += [Oid(row.oid) for row in await conn.execute(_MARKED, {"oids": chunk})]
+        if not marked:
+            return
+        now = utcnow()
+        async with self._db.transaction() as conn:
+            for chunk in _chunks(marked):
+                await conn.execute(_TOUCH, {"oids": chunk, "now": now})
+
+    async def _touch_sqlite(self, oids: Collection[Oid]) -> None:
+        """``touch`` in one trip to the driver's thread: the read, then (only for marked rows) the write."""
+        assert self._hot is not None
+        marked, touch = self._hot.prepared("marked", _MARKED), self._hot.prepared("touch", _TOUCH)
+        wanted = [str(oid) for oid in oids]
+        reads = [marked.statement({}, wanted[i : i + _IN_CHUNK]) for i in range(0, len(wanted), _IN_CHUNK)]
+        now = utcnow()
+
+        def work(conn: sqlite3.Connection) -> None:
+            found = [oid for sql, values in reads for (oid,) in conn.execute(sql, values).fetchall()]
+            if found:
+                writes = [
+                    touch.statement({"now": now}, found[i : i + _IN_CHUNK]) for i in range(0, len(found), _IN_CHUNK)
+                ]
+                write_transaction(conn, lambda conn: [conn.execute(sql, values) for sql, values in writes])
+
+        await self._hot.run(work)
 
     async def held_sizes(self, repo_id: int, oids: Iterable[Oid]) -> dict[Oid, int]:
         return await self._sizes("held", {"repo_id": repo_id}, oids)
 
     async def readable_sizes(self, identity: Identity | None, oids: Iterable[Oid]) -> dict[Oid, int]:
-        if identity is None:
-            return await self._sizes("public", {}, oids)
-        if identity.repo_scope is not None:
-            # A credential for one repository reads that one only (effective_permission).
-            if not identity.is_admin and identity.scope_grant < Permission.READ:
-                return await self._sizes(
-                    "scope_granted", {"scope": str(identity.repo_scope), "user_id": identity.user_id}, oids
-                )
-            return await self._sizes("scope", {"scope": str(identity.repo_scope)}, oids)
-        if not identity.is_admin:
-            return await self._sizes("granted", {"user_id": identity.user_id}, oids)
-        return await self._sizes("admin", {}, oids)
+        return await self._sizes(*_readable_shape(identity), oids)
+
+    async def upload_sizes(
+        self, repo_id: int, identity: Identity | None, oids: Collection[Oid]
+    ) -> tuple[dict[Oid, int], dict[Oid, int]]:
+        """``held_sizes``, then ``readable_sizes`` of the rest; on SQLite both in one driver trip (issue 17)."""
+        if self._hot is None:
+            held = await self.held_sizes(repo_id, oids)
+            missing = [oid for oid in oids if oid not in held]
+            return held, await self.readable_sizes(identity, missing) if missing else {}
+        shape, parameters = _readable_shape(identity)
+        held_query, readable_query = self._query("held"), self._query(shape)
+        return await self._hot.sizes_then_rest(
+            ("held", held_query, {"repo_id": repo_id}), (shape, readable_query, parameters), oids
+        )
+
+    def _query(self, shape: str) -> Select[tuple[str, int]]:
+        query = self._queries.get(shape)
+        if query is None:
+            query = self._queries[shape] = _sizes_query(shape)
+        return query
 
     async def _sizes(self, shape: str, parameters: dict[str, object], oids: Iterable[Oid]) -> dict[Oid, int]:
         """The sizes query of ``shape`` restricted to ``oids``, in chunks that keep bind parameters bounded. Each
         shape is built once (its values are bind parameters), and on SQLite run in one driver trip."""
-        query = self._queries.get(shape)
-        if query is None:
-            query = self._queries[shape] = _sizes_query(shape)
+        query = self._query(shape)
         if self._hot is not None:
             return await self._hot.sizes(shape, query, parameters, oids)
         found: dict[Oid, int] = {}
@@ -220,6 +256,31 @@ class SqlObjectIndex:
             rows_again = [{"oid": oid, "size": sizes[oid], "created_at": now} for oid in again]
             await conn.execute(insert_ignore(objects, self._db.dialect), rows_again)
         return missing
+
+
+# The rows a garbage collector marked unreferenced, among the expanding ``oids``; and their touch (``touch``).
+_MARKED = select(objects.c.oid).where(
+    objects.c.oid.in_(bindparam("oids", expanding=True)), objects.c.unlinked_at.is_not(None)
+)
+_TOUCH = (
+    update(objects)
+    .where(objects.c.oid.in_(bindparam("oids", expanding=True)), objects.c.unlinked_at.is_not(None))
+    .values(touched_at=bindparam("now"))
+)
+
+
+def _readable_shape(identity: Identity | None) -> tuple[str, dict[str, object]]:
+    """The sizes query that finds what ``identity`` may read, and its parameters."""
+    if identity is None:
+        return "public", {}
+    if identity.repo_scope is not None:
+        # A credential for one repository reads that one only (effective_permission).
+        if not identity.is_admin and identity.scope_grant < Permission.READ:
+            return "scope_granted", {"scope": str(identity.repo_scope), "user_id": identity.user_id}
+        return "scope", {"scope": str(identity.repo_scope)}
+    if not identity.is_admin:
+        return "granted", {"user_id": identity.user_id}
+    return "admin", {}
 
 
 def _sizes_query(shape: str) -> Select[tuple[str, int]]:

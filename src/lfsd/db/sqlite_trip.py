@@ -21,14 +21,19 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import Select
+from sqlalchemy import Select, Update
 from sqlalchemy.engine import Dialect
+from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util import greenlet_spawn
 
 from lfsd.core.errors import ServiceUnavailable
 from lfsd.core.oid import Oid
 from lfsd.db.database import Database
 
 T = TypeVar("T")
+
+SizesQuery = tuple[str, Select[tuple[str, int]], dict[str, object]]
+"""A sizes query's shape (its cache key), the query (oids the expanding parameter ``oids``) and its parameters."""
 
 IN_CHUNK: Final = 500  # bound the number of bind parameters per statement, as the SQLAlchemy path does
 
@@ -61,6 +66,24 @@ class SqliteHotPath:
 
         return {Oid(oid): int(size) for oid, size in await self._run(read)}
 
+    async def sizes_then_rest(
+        self, first: SizesQuery, rest: SizesQuery, oids: Iterable[Oid]
+    ) -> tuple[dict[Oid, int], dict[Oid, int]]:
+        """``first`` (as ``sizes`` takes it: shape, query, parameters) for ``oids``, then ``rest`` for the oids
+        ``first`` did not find, both in the same trip: an upload batch's held, then readable, sizes (issue 17)."""
+        wanted = [str(oid) for oid in oids]
+        if not wanted:
+            return {}, {}
+        (first_shape, first_query, first_parameters), (rest_shape, rest_query, rest_parameters) = first, rest
+        one, other = self.prepared(first_shape, first_query), self.prepared(rest_shape, rest_query)
+
+        def read(conn: sqlite3.Connection) -> tuple[dict[Oid, int], dict[Oid, int]]:
+            found = _read_sizes(conn, one, first_parameters, wanted)
+            left = [oid for oid in wanted if oid not in found]
+            return found, _read_sizes(conn, other, rest_parameters, left) if left else {}
+
+        return await self._run(read)
+
     async def fetch(self, key: str, query: Select[Any], parameters: dict[str, object]) -> list[tuple[Any, ...]]:
         """The rows of ``query`` (one per ``key``, without an IN list) for ``parameters``, as the driver returns
         them (no result processing: for columns whose values the caller converts itself)."""
@@ -75,23 +98,39 @@ class SqliteHotPath:
 
         return await self._run(read)
 
+    def prepared(self, key: str, query: Select[Any] | Update, expanding: str | None = "oids") -> PreparedSelect:
+        """``query`` compiled once per ``key`` (its IN list the expanding parameter ``expanding``), for ``run``."""
+        prepared = self._selects.get(key)
+        if prepared is None:
+            prepared = self._selects[key] = PreparedSelect(query, self._db.engine.dialect, expanding)
+        return prepared
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """``work`` in one trip: reads, and writes only inside ``write_transaction`` (committed before it returns)."""
+        return await self._run(work)
+
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """``work`` (reads) in aiosqlite's thread; the pool's connection held meanwhile."""
         db = self._db
         try:
-            async with asyncio.timeout(db.timeout_seconds), db.engine.connect() as conn:
-                raw = await conn.get_raw_connection()
-                driver = raw.driver_connection  # aiosqlite.Connection
-                # aiosqlite's own queue to its thread (``_execute``, what each of its public calls uses); the
-                # version is pinned in constraints.txt and tests/db/test_sqlite_trip.py fails if it changes.
-                running = asyncio.ensure_future(driver._execute(_transaction, driver._conn, work))  # type: ignore[union-attr]
+            async with asyncio.timeout(db.timeout_seconds):
+                # The pool's connection itself, without SQLAlchemy's Connection around it (half the cost of a trip,
+                # issue 17): checked out and in through the same pool, so the queueing is unchanged.
+                raw = await db.engine.raw_connection()
                 try:
-                    # The thread cannot be stopped: the connection goes back to the pool only once it is done.
-                    result: T = await asyncio.shield(running)
-                except asyncio.CancelledError:
-                    await asyncio.wait([running])
-                    raise
-                return result
+                    driver = raw.driver_connection  # aiosqlite.Connection
+                    # aiosqlite's own queue to its thread (``_execute``, what each of its public calls uses); the
+                    # version is pinned in constraints.txt and tests/db/test_sqlite_trip.py fails if it changes.
+                    running = asyncio.ensure_future(driver._execute(_transaction, driver._conn, work))  # type: ignore[union-attr]
+                    try:
+                        # The thread cannot be stopped: the connection goes back to the pool only once it is done.
+                        result: T = await asyncio.shield(running)
+                    except asyncio.CancelledError:
+                        await asyncio.wait([running])
+                        raise
+                    return result
+                finally:
+                    await _check_in(raw)
         except TimeoutError as exc:
             db.log_failure(exc)
             raise ServiceUnavailable("the metadata database did not answer in time") from exc
@@ -105,7 +144,7 @@ class PreparedSelect:
     (SQLAlchemy renders that list at execution; here each length's SQL is kept, at most ``IN_CHUNK`` of them).
     The other parameters are bound by name; values go through their types' bind processors."""
 
-    def __init__(self, query: Select[Any], dialect: Dialect, expanding: str | None) -> None:
+    def __init__(self, query: Select[Any] | Update, dialect: Dialect, expanding: str | None) -> None:
         compiled = query.compile(dialect=dialect)
         sql = str(compiled)
         if expanding is None:
@@ -142,6 +181,27 @@ class PreparedSelect:
         return sql, tuple(bound)
 
 
+def _read_sizes(
+    conn: sqlite3.Connection, prepared: PreparedSelect, parameters: dict[str, object], wanted: list[str]
+) -> dict[Oid, int]:
+    """Runs in the driver's thread: a sizes query for ``wanted``, every IN chunk."""
+    found: dict[Oid, int] = {}
+    for i in range(0, len(wanted), IN_CHUNK):
+        sql, values = prepared.statement(parameters, wanted[i : i + IN_CHUNK])
+        for oid, size in conn.execute(sql, values).fetchall():
+            found[Oid(oid)] = int(size)
+    return found
+
+
+async def _check_in(raw: PoolProxiedConnection) -> None:
+    """Back to the pool. Its reset rolls back only an open transaction (db/engine.py), which ``_transaction`` never
+    leaves; should one be open, the rollback goes through the adapter, which must run inside SQLAlchemy's greenlet."""
+    if getattr(raw.driver_connection, "in_transaction", True) is False:
+        raw.close()
+    else:
+        await greenlet_spawn(raw.close)
+
+
 def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
     """Runs in the driver's thread: ``work``, and nothing left open after it (reads begin no transaction in
     sqlite3's default mode; should one be open, it is rolled back, as the pool's reset would)."""
@@ -150,3 +210,17 @@ def _transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], 
     finally:
         if conn.in_transaction:
             conn.rollback()
+
+
+def write_transaction(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Runs in the driver's thread: ``work`` (writes) between ``BEGIN IMMEDIATE`` and a commit, durable when it
+    returns (``synchronous=FULL``); rolled back on any error. IMMEDIATE takes the write lock at once, waiting through
+    ``busy_timeout`` for another process's writer, so the transaction never fails to upgrade a read lock."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(conn)
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+    return result

@@ -11,12 +11,13 @@ is refused by the same conditional ``UPDATE`` that would count it.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, Select, func, literal, or_, select, update
+from sqlalchemy import Row, Select, bindparam, func, literal, or_, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -27,6 +28,7 @@ from lfsd.core.repo import RepoPath
 from lfsd.core.usage import Usage, UsageDay, check_fits, over_quota
 from lfsd.db.database import Database
 from lfsd.db.dialect import insert_ignore
+from lfsd.db.sqlite_trip import SqliteHotPath
 from lfsd.db.tables import objects, owner_usage, repo_objects, repo_usage, repos, usage_days
 
 _CHUNK = 500
@@ -250,6 +252,7 @@ class SqlUsageStore:
     def __init__(self, db: Database, default_quota: int | None = None) -> None:
         self._db = db
         self._default = default_quota or None
+        self._hot = SqliteHotPath(db) if db.dialect == "sqlite" else None  # check_upload in one trip (issue 17)
 
     def _repo_usage(self, row: Row[Any]) -> Usage:
         own = row.quota_bytes
@@ -353,24 +356,54 @@ class SqlUsageStore:
         Advisory against races (two batches may both fit alone): the link re-checks in its own transaction."""
         if adding <= 0:
             return
-        query = (
-            select(repos.c.path, repo_usage.c.bytes, repo_usage.c.quota_bytes)
-            .select_from(repos)
-            .outerjoin(repo_usage, repo_usage.c.repo_id == repos.c.id)
-            .where(repos.c.id == repo_id)
-        )
-        async with self._db.transaction() as conn:
-            row = (await conn.execute(query)).first()
-            if row is None:
-                return  # deleted meanwhile: the link will say so
-            owner = str(row.path).split("/", 1)[0]
-            owned = select(owner_usage.c.bytes, owner_usage.c.quota_bytes).where(owner_usage.c.owner == owner)
-            owner_row = (await conn.execute(owned)).first()
-        quota = row.quota_bytes if row.quota_bytes is not None else self._default
-        check_fits(Usage(f"repository {row.path}", 0, int(row.bytes or 0), None, quota, False), adding)
+        if self._hot is not None:  # SQLite: both reads in one trip to the driver's thread (issue 17)
+            found = await self._hot.run(self._sqlite_quota_reads(repo_id))
+        else:
+            async with self._db.transaction() as conn:
+                found = await _quota_reads(conn, repo_id)
+        if found is None:
+            return  # deleted meanwhile: the link will say so
+        (path, repo_bytes, repo_quota), owner_row = found
+        owner = path.split("/", 1)[0]
+        quota = repo_quota if repo_quota is not None else self._default
+        check_fits(Usage(f"repository {path}", 0, int(repo_bytes or 0), None, quota, False), adding)
         if owner_row is not None:
-            usage = Usage(f"owner {owner}", 0, int(owner_row.bytes), None, owner_row.quota_bytes, True)
-            check_fits(usage, adding)
+            owner_bytes, owner_quota = owner_row
+            check_fits(Usage(f"owner {owner}", 0, int(owner_bytes), None, owner_quota, True), adding)
+
+    def _sqlite_quota_reads(self, repo_id: int) -> Callable[[sqlite3.Connection], _QuotaRows | None]:
+        assert self._hot is not None
+        repo_sql, repo_values = self._hot.prepared("quota_repo", _QUOTA_REPO, None).statement({"repo_id": repo_id}, [])
+        owner_read = self._hot.prepared("quota_owner", _QUOTA_OWNER, None)
+
+        def read(conn: sqlite3.Connection) -> _QuotaRows | None:
+            row = conn.execute(repo_sql, repo_values).fetchone()
+            if row is None:
+                return None
+            sql, values = owner_read.statement({"owner": str(row[0]).split("/", 1)[0]}, [])
+            return (str(row[0]), row[1], row[2]), conn.execute(sql, values).fetchone()
+
+        return read
+
+
+# The batch-time quota check's reads (``SqlUsageStore.check_upload``), built once: a repository's path, bytes and own
+# quota; then its owner's bytes and quota.
+_QUOTA_REPO = (
+    select(repos.c.path, repo_usage.c.bytes, repo_usage.c.quota_bytes)
+    .select_from(repos)
+    .outerjoin(repo_usage, repo_usage.c.repo_id == repos.c.id)
+    .where(repos.c.id == bindparam("repo_id"))
+)
+_QUOTA_OWNER = select(owner_usage.c.bytes, owner_usage.c.quota_bytes).where(owner_usage.c.owner == bindparam("owner"))
+_QuotaRows = tuple[tuple[str, int | None, int | None], tuple[int, int | None] | None]
+
+
+async def _quota_reads(conn: AsyncConnection, repo_id: int) -> _QuotaRows | None:
+    row = (await conn.execute(_QUOTA_REPO, {"repo_id": repo_id})).first()
+    if row is None:
+        return None
+    owner = (await conn.execute(_QUOTA_OWNER, {"owner": str(row.path).split("/", 1)[0]})).first()
+    return (str(row.path), row.bytes, row.quota_bytes), None if owner is None else (owner.bytes, owner.quota_bytes)
 
 
 def _upsert_day(dialect: str) -> Insert:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Row, func, or_, select, update
+from sqlalchemy import Row, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from lfsd.core.auth import Identity, Permission
@@ -17,10 +17,41 @@ from lfsd.core.names import MAX_USER_NAME_LENGTH
 from lfsd.core.ports import PasswordHasher
 from lfsd.core.tokens import Scope, new_token, token_digest
 from lfsd.db.database import Database, utcnow
-from lfsd.db.tables import grants, ssh_keys, tokens, users
+from lfsd.db.sqlite_trip import SqliteHotPath
+from lfsd.db.tables import UtcDateTime, grants, ssh_keys, tokens, users
 
 # Last use and last activity are kept to the minute: one write a minute per token, not one per request.
 LAST_USE_PRECISION = timedelta(minutes=1)
+
+
+# Built once, its values bind parameters: every request with a token asks it.
+_TOKEN_IDENTITY = (
+    select(
+        users.c.id,
+        users.c.name,
+        users.c.is_admin,
+        tokens.c.id.label("token_id"),
+        tokens.c.digest,
+        tokens.c.scope,
+        tokens.c.last_used_at,
+    )
+    .join(tokens, tokens.c.user_id == users.c.id)
+    .where(
+        tokens.c.digest == bindparam("digest"),
+        tokens.c.revoked_at.is_(None),
+        or_(tokens.c.expires_at.is_(None), tokens.c.expires_at > bindparam("now", type_=UtcDateTime())),
+        users.c.disabled.is_(False),
+    )
+)
+
+
+def _utc(value: datetime | str | None) -> datetime | None:
+    """A time as read: SQLite's raw rows (``SqliteHotPath.fetch``) hold naive UTC text."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,40 +66,37 @@ class SqlUserDirectory:
     def __init__(self, db: Database, passwords: PasswordHasher) -> None:
         self._db = db
         self.passwords = passwords
+        self._hot = SqliteHotPath(db) if db.dialect == "sqlite" else None
 
     async def identity_for_token(self, token: str) -> Identity | None:
         """The enabled user of an active (not revoked, not expired) token; its last use and the user's last
-        activity are written at most once a minute per token, so a busy token costs one read per request."""
+        activity are written at most once a minute per token, so a busy token costs one read per request (on
+        SQLite one trip to the driver's thread, db/sqlite_trip.py: every batch asks it, issue 17)."""
         digest = token_digest(token)
         now = utcnow()
-        query = (
-            select(
-                users.c.id,
-                users.c.name,
-                users.c.is_admin,
-                tokens.c.id.label("token_id"),
-                tokens.c.digest,
-                tokens.c.scope,
-                tokens.c.last_used_at,
-            )
-            .join(tokens, tokens.c.user_id == users.c.id)
-            .where(
-                tokens.c.digest == digest,
-                tokens.c.revoked_at.is_(None),
-                or_(tokens.c.expires_at.is_(None), tokens.c.expires_at > now),
-                users.c.disabled.is_(False),
-            )
-        )
-        async with self._db.transaction() as conn:
-            row = (await conn.execute(query)).first()
-        if row is None or not hmac.compare_digest(row.digest, digest):
+        parameters: dict[str, object] = {"digest": digest, "now": now}
+        if self._hot is not None:
+            found = await self._hot.fetch("token_identity", _TOKEN_IDENTITY, parameters)
+            row = found[0] if found else None
+        else:
+            async with self._db.transaction() as conn:
+                row = (await conn.execute(_TOKEN_IDENTITY, parameters)).first()
+        if row is None:
             return None
-        if row.last_used_at is None or row.last_used_at < now - LAST_USE_PRECISION:
-            await self._touch(row.id, row.token_id, now)
-        ceiling = Permission.READ if Scope(row.scope) is Scope.READ else Permission.ADMIN
-        scope = Scope(row.scope)
+        user_id, name, is_admin, token_id, stored_digest, scope, last_used = row
+        if not hmac.compare_digest(stored_digest, digest):
+            return None
+        last_used_at = _utc(last_used)
+        if last_used_at is None or last_used_at < now - LAST_USE_PRECISION:
+            await self._touch(user_id, token_id, now)
+        ceiling = Permission.READ if Scope(scope) is Scope.READ else Permission.ADMIN
         return Identity(
-            user_id=row.id, name=row.name, is_admin=row.is_admin, token_id=row.token_id, ceiling=ceiling, scope=scope
+            user_id=user_id,
+            name=name,
+            is_admin=bool(is_admin),
+            token_id=token_id,
+            ceiling=ceiling,
+            scope=Scope(scope),
         )
 
     async def _touch(self, user_id: int, token_id: int, now: datetime) -> None:
