@@ -19,12 +19,12 @@ from typing import Any, TypeVar
 from sqlalchemy import Row, Select, func, literal, or_, select, update
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
 
 from lfsd.core.errors import NotFound, ServiceUnavailable
 from lfsd.core.repo import RepoPath
 from lfsd.core.usage import Usage, UsageDay, check_fits, over_quota
+from lfsd.db.aio import AsyncConnection
 from lfsd.db.database import Database
 from lfsd.db.dialect import insert_ignore
 from lfsd.db.tables import objects, owner_usage, repo_objects, repo_usage, repos, usage_days
