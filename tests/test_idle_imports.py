@@ -47,6 +47,7 @@ HEAVY = (
     "lfsd.ssh_cli",
     "lfsd.usage_cli",
     "lfsd.fsck_output",
+    "pydantic_settings",  # Settings reads the environment itself
 )
 
 
