@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -20,7 +22,7 @@ async def test_checks_beyond_threads_and_queue_are_refused_at_once(passwords: Ar
     stored = passwords.hash("right")
     try:
         results = await asyncio.gather(
-            *(passwords.verify(stored, guess) for guess in ("right", "wrong", "right", "right")),
+            *(passwords.verify(stored, guess) for guess in ("right", "wrong", "other", "another")),
             return_exceptions=True,
         )
         # One runs, one waits, the rest are refused without being hashed.
@@ -52,3 +54,45 @@ async def test_unknown_users_cost_a_decoy_hash_and_fail(passwords: Argon2Passwor
         assert passwords._decoy is not None
     finally:
         passwords.close()
+
+
+async def test_identical_checks_at_once_share_one_hash() -> None:
+    # git-lfs opens several connections with the same credentials at once: one check, one 19 MiB work area.
+    passwords = Argon2Passwords(threads=1, queue=0)
+    stored = passwords.hash("right")
+    try:
+        results = await asyncio.gather(*(passwords.verify(stored, "right") for _ in range(5)), return_exceptions=True)
+        assert results == [True] * 5
+        assert await passwords.verify(stored, "wrong") is False  # the slot came back; nothing was remembered
+        assert passwords._running == {}
+    finally:
+        passwords.close()
+
+
+async def test_a_caller_leaving_does_not_cancel_a_shared_check() -> None:
+    passwords = Argon2Passwords(threads=1, queue=0)
+    stored = passwords.hash("right")
+    try:
+        first = asyncio.ensure_future(passwords.verify(stored, "right"))
+        second = asyncio.ensure_future(passwords.verify(stored, "right"))
+        await asyncio.sleep(0)
+        first.cancel()
+        assert await second is True
+        with pytest.raises(asyncio.CancelledError):
+            await first
+    finally:
+        passwords.close()
+
+
+def test_argon2_is_loaded_on_the_first_password_only() -> None:
+    script = (
+        "import sys\n"
+        "from lfsd.passwords import Argon2Passwords, check_available\n"
+        "p = Argon2Passwords()\n"
+        "check_available()\n"
+        "assert 'argon2' not in sys.modules\n"
+        "p.hash('x')\n"
+        "assert 'argon2' in sys.modules\n"
+        "p.close()\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)

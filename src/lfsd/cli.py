@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import getpass
+import importlib
 import json
 import logging
 import sys
@@ -43,7 +44,6 @@ from lfsd.db.engine import DatabaseUrlError
 from lfsd.db.inventory import SqlIndexInventory
 from lfsd.db.metadata import Metadata, SchemaMismatch
 from lfsd.db.schema import SCHEMA_HEAD, schema_revision
-from lfsd.fsck_output import FsckProgress, describe_report
 from lfsd.git.repositories import BareRepositories
 from lfsd.offload import in_thread
 from lfsd.resources import open_database, open_metadata, open_store
@@ -163,7 +163,28 @@ def _repo_path(value: str) -> RepoPath:
         raise click.BadParameter(f"{value!r} is not a repository path like OWNER/NAME") from None
 
 
-@click.group()
+class LazyGroup(click.Group):
+    """A group whose commands from other modules (``name: "module:attribute"``) are imported when run or listed, so
+    that ``lfsd serve`` does not keep the garbage collector's, fsck's or the SSH commands' modules resident."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.lazy.pop(cmd_name, None)
+        if target is not None:
+            module, _, attribute = target.partition(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=LazyGroup, lazy={"ssh": "lfsd.ssh_cli:ssh", "gc": "lfsd.gc_command:gc", "quota": "lfsd.usage_cli:quota"}
+)
 @click.version_option(package_name="lfsd")
 def main() -> None:
     """lfsd: a Git LFS server."""
@@ -296,7 +317,7 @@ def token_create(
     click.echo(secret)
 
 
-@main.group()
+@main.group(cls=LazyGroup, lazy={"usage": "lfsd.usage_cli:repo_usage"})
 def repo() -> None:
     """Manage repositories."""
 
@@ -521,6 +542,8 @@ def fsck(
             checker = Fsck(SqlIndexInventory(meta.db), opened.store)
             if json_out or not sys.stderr.isatty():
                 return await checker.run(options)
+            from lfsd.fsck_output import FsckProgress  # tqdm: only for fsck's progress bar
+
             with FsckProgress(await checker.count(options.repo)) as bar:
                 return await checker.run(options, bar.update)
 
@@ -528,6 +551,8 @@ def fsck(
     if json_out:
         click.echo(json.dumps(report.as_json(), indent=2))
     else:
+        from lfsd.fsck_output import describe_report
+
         for line in describe_report(report):
             click.echo(line)
     sys.exit(int(report.exit_status))
@@ -984,18 +1009,5 @@ def hook_pre_receive() -> None:
     sys.exit(pre_receive(sys.stdin, sys.stderr))
 
 
-# SSH (docs/ssh.md): users' keys and the commands OpenSSH runs, in a module of their own.
-from lfsd.ssh_cli import ssh  # noqa: E402 - it builds on this module's helpers
-
-main.add_command(ssh)
-
-# The garbage collector's command lives in a module of its own; it uses the helpers above.
-from lfsd.gc_command import gc  # noqa: E402
-
-main.add_command(gc)
-
-# Quotas and usage (issue 14): commands of their own module, registered here.
-from lfsd.usage_cli import quota, repo_usage  # noqa: E402  (it uses the helpers above)
-
-main.add_command(quota)
-repo.add_command(repo_usage)
+# SSH (docs/ssh.md), the garbage collector (docs/operations.md) and quotas (issue 14): commands in modules of their
+# own, which build on this module's helpers; registered by name in ``main`` and ``repo`` above (``LazyGroup``).

@@ -1,4 +1,12 @@
-"""One Settings object, from ``LFSD_*`` environment variables and command-line options; built once, passed down."""
+"""One Settings object, from ``LFSD_*`` environment variables and command-line options; built once, passed down.
+
+A pydantic model that reads the environment itself (``_from_environment``) rather than a ``pydantic_settings``
+``BaseSettings``: that package and what it imports (dotenv, argparse, its sources) cost 1.6 MiB of every server's
+resident size (issue 17) for what is here a dozen lines. The rules are the ones ``BaseSettings`` applied:
+``LFSD_`` + the field's name in any case; arguments given to ``Settings(...)`` win over the environment; values are
+strings that pydantic converts as it converts any input (``true``/``false``, numbers, paths); defaults are validated
+too. No field takes a list or a mapping from one variable (``trusted_proxies`` splits its own string).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +14,33 @@ import os
 import re
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Annotated, Final, Literal
+from typing import Final, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from lfsd.core.text import ascii_number
 
 _INITIAL_TOKEN: Final = re.compile(r"lfsd_[A-Za-z0-9_-]{32,94}")
+ENV_PREFIX: Final = "lfsd_"
 
 
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """Every field is documented in docs/configuration.md (a test checks it)."""
 
-    model_config = SettingsConfigDict(env_prefix="LFSD_", extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_environment(cls, given: object) -> object:
+        """``LFSD_<FIELD>`` (any case) for each field not given as an argument."""
+        if not isinstance(given, dict):
+            return given
+        found = {
+            name: value
+            for key, value in os.environ.items()
+            if key.lower().startswith(ENV_PREFIX) and (name := key.lower().removeprefix(ENV_PREFIX)) in cls.model_fields
+        }
+        return {**found, **given}
 
     listen: str = Field("127.0.0.1:8080", description="HOST:PORT to listen on")
     data_dir: Path = Field(Path("lfsd-data"), description="directory for the SQLite database, objects and key")
@@ -178,7 +199,7 @@ class Settings(BaseSettings):
         None, description="redis://HOST:PORT/DB for state shared by replicas (the login throttle); default: in process"
     )
     redis_key_prefix: str = Field("lfsd:", min_length=1, max_length=100, description="prefix of lfsd's Redis keys")
-    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = Field(
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = Field(
         (), description="CIDRs of reverse proxies whose X-Forwarded-For is believed; default: none"
     )
     password_threads: int = Field(2, ge=1, le=64, description="password (Argon2id) checks run at once")
@@ -237,9 +258,7 @@ class Settings(BaseSettings):
     transfer_queue_wait: float = Field(
         5.0, ge=0, description="seconds a transfer over max_transfers_per_user waits for a slot before 429 (0: none)"
     )
-    workers: Annotated[int, NoDecode] = Field(
-        1, ge=1, le=256, description="server processes sharing the port (`auto`: one per core)"
-    )
+    workers: int = Field(1, ge=1, le=256, description="server processes sharing the port (`auto`: one per core)")
 
     # SSH transfers (issue 15): git-lfs-transfer sessions.
     ssh_idle_timeout: float = Field(

@@ -19,7 +19,7 @@ from lfsd.database_settings import open_database as open_database  # re-exported
 from lfsd.db.database import Database
 from lfsd.db.metadata import Metadata, Migrator, SchemaMismatch, ensure_schema, may_migrate, upgrade_in_process
 from lfsd.offload import in_thread
-from lfsd.passwords import Argon2Passwords
+from lfsd.passwords import Argon2Passwords, check_available
 from lfsd.storage.buffers import BufferPool
 from lfsd.storage.local import LocalStore
 
@@ -42,6 +42,7 @@ async def open_metadata(
     except BaseException:
         await db.dispose()
         raise
+    check_available()  # argon2 itself loads on the first password; a missing one fails here, at start-up
     passwords = Argon2Passwords(threads=settings.password_threads, queue=settings.password_queue)
     return Metadata.over(db, passwords, default_quota=settings.quota_default_bytes)
 

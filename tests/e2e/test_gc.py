@@ -160,7 +160,7 @@ async def test_kill_9_at_random_points_on_disk(tmp_path: Path, database_url: str
 async def test_kill_9_at_random_points_on_s3(tmp_path: Path, s3_server: S3Server) -> None:
     bucket = s3_server.new_bucket()
     store = {"storage": f"s3://{bucket}/lfs", "s3_endpoint_url": s3_server.endpoint, "s3_path_style": True}
-    settings = Settings(data_dir=tmp_path / "data", gc_lease=5, **store)  # type: ignore[arg-type]
+    settings = Settings(data_dir=tmp_path / "data", gc_lease=5, **store)
     env = lfsd_env(
         tmp_path / "data",
         LFSD_GC_LEASE="5",

@@ -110,7 +110,7 @@ async def site(tmp: Path, *, metrics: Metrics | None = None, **overrides: object
     """SQLite and local storage; users ``alice`` (write), ``rita`` (read), ``olga`` (none) on ``acme/game``, and the
     server admin ``root``."""
     options: dict[str, object] = {"fsync": False, "buffer_size": 64 * 1024, **overrides}
-    settings = Settings(data_dir=tmp / "data", **options)  # type: ignore[arg-type]
+    settings = Settings(data_dir=tmp / "data", **options)
     meta = await open_metadata(settings, migrate=True)
     identities: dict[str, Identity] = {}
     try:

@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import QueuePool
 
 from lfsd.core.errors import ServiceUnavailable
+from lfsd.db.aio import AsyncConnection, AsyncEngine
 
 log = logging.getLogger("lfsd.db")
 

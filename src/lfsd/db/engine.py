@@ -9,7 +9,8 @@ from typing import Any, Final
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from lfsd.db.aio import AsyncEngine, create_async_engine
 
 _DRIVERS: Final = {
     "sqlite": "sqlite+aiosqlite",

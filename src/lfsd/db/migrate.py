@@ -13,9 +13,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lfsd.core.errors import ServiceUnavailable
+from lfsd.db.aio import AsyncConnection
 from lfsd.db.database import Database
 from lfsd.offload import in_thread
 

@@ -12,11 +12,11 @@ from typing import Any
 
 from sqlalchemy import Select, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lfsd.core.auth import Identity, Permission
 from lfsd.core.errors import InsufficientStorage, NotFound, ServiceUnavailable
 from lfsd.core.oid import Oid
+from lfsd.db.aio import AsyncConnection
 from lfsd.db.database import Database, utcnow
 from lfsd.db.dialect import insert_ignore
 from lfsd.db.sqlite_trip import SqliteHotPath, write_transaction

@@ -18,14 +18,13 @@ from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Row, Select, bindparam, func, literal, or_, select, update
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
 
 from lfsd.core.errors import NotFound, ServiceUnavailable
 from lfsd.core.repo import RepoPath
 from lfsd.core.usage import Usage, UsageDay, check_fits, over_quota
+from lfsd.db.aio import AsyncConnection
 from lfsd.db.database import Database
 from lfsd.db.dialect import insert_ignore
 from lfsd.db.sqlite_trip import SqliteHotPath
@@ -408,10 +407,20 @@ async def _quota_reads(conn: AsyncConnection, repo_id: int) -> _QuotaRows | None
 
 def _upsert_day(dialect: str) -> Insert:
     """Today's history row of a repository, inserted or overwritten."""
+    # Each dialect's module only for its database (lfsd.db.dialect: the others cost 3 MiB resident, issue 17).
     if dialect in ("mysql", "mariadb"):
+        from sqlalchemy.dialects import mysql
+
         statement = mysql.insert(usage_days)
         return statement.on_duplicate_key_update(objects=statement.inserted.objects, bytes=statement.inserted.bytes)
-    upsert = sqlite.insert(usage_days) if dialect == "sqlite" else postgresql.insert(usage_days)
+    if dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        upsert: sqlite.Insert | postgresql.Insert = sqlite.insert(usage_days)
+    else:
+        from sqlalchemy.dialects import postgresql
+
+        upsert = postgresql.insert(usage_days)
     return upsert.on_conflict_do_update(
         index_elements=[usage_days.c.repo_id, usage_days.c.day],
         set_={"objects": upsert.excluded.objects, "bytes": upsert.excluded.bytes},

@@ -15,13 +15,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from ipaddress import ip_address
 from typing import Final
 
-import aiohttp_jinja2
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from lfsd.core.errors import Forbidden, LfsError
 from lfsd.core.sessions import same_secret
 from lfsd.ui.keys import SESSION, SESSION_ID, UI
+from lfsd.ui.pages import PAGES
 
 PREFIX: Final = "/ui"
 
@@ -140,7 +140,7 @@ def _page_context(request: web.Request) -> dict[str, object]:
 
 def render(request: web.Request, template: str, context: Mapping[str, object], *, status: int = 200) -> web.Response:
     """A page: ``context`` with what every page shows (who is signed in, their CSRF token, where we are)."""
-    return aiohttp_jinja2.render_template(template, request, {**_page_context(request), **context}, status=status)
+    return request.config_dict[PAGES].render(template, {**_page_context(request), **context}, status=status)
 
 
 PageHandler = Callable[[web.Request], Awaitable[Mapping[str, object]]]

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import aiohttp_jinja2
-import jinja2
 from aiohttp import web
 
 from lfsd.ui import account, admin, repository, ssh_keys
 from lfsd.ui.chart import human_bytes
+from lfsd.ui.pages import PAGES, Pages
 from lfsd.ui.security import PREFIX, ui_middleware
 from lfsd.ui.static import StaticFiles
 
@@ -23,15 +22,8 @@ def _when(value: object) -> str:
 def build_ui() -> web.Application:
     ui = web.Application(middlewares=[ui_middleware])
     static = StaticFiles(PREFIX)
-    env = aiohttp_jinja2.setup(
-        ui,
-        loader=jinja2.PackageLoader("lfsd.ui", "templates"),
-        autoescape=True,  # every page: user names, labels, lock paths are text, never markup
-        undefined=jinja2.StrictUndefined,
-    )
-    env.globals["static"] = static.url
-    env.filters["bytes"] = human_bytes
-    env.filters["when"] = _when
+    Pages.check()
+    ui[PAGES] = Pages({"static": static.url}, {"bytes": human_bytes, "when": _when})
     router = ui.router
     router.add_get("/", account.home)
     router.add_get("/login", account.login_form)
