@@ -23,7 +23,7 @@ import sqlite3
 import threading
 from collections import namedtuple
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from sqlalchemy import Connection, Engine, Executable, Select, create_engine
 from sqlalchemy.engine import Dialect
@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.util import greenlet_spawn
 
 from lfsd.core.oid import Oid
 
@@ -104,24 +105,33 @@ async def one_trip(
     other transactions queue in the pool as before). ``abandoned`` is set when the caller is cancelled or times out
     while it runs: the thread cannot be stopped, but a write transaction then rolls back instead of committing.
     Raises ``TimeoutError`` and the driver's errors, for ``Database.driver_errors`` to map."""
-    async with asyncio.timeout(time_limit), engine.connect() as conn:
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection  # aiosqlite.Connection
-        if not getattr(driver, "_running", False) or getattr(driver, "_connection", None) is None:
-            raise sqlite3.OperationalError("the driver's connection is closed")
-        # aiosqlite's own queue to its thread (``_execute``, what each of its public calls uses); the version is
-        # pinned in constraints.txt and tests/db/test_sqlite_trip.py fails if it changes.
-        running = asyncio.ensure_future(driver._execute(function, driver._conn, argument))  # type: ignore[union-attr]
+    pool = engine.sync_engine.pool
+    async with asyncio.timeout(time_limit):
+        # The pool's own checkout and return (its reset event included), without the Connection objects around
+        # them; in a greenlet because a checkout may have to wait for the connection in use.
+        pooled = await greenlet_spawn(pool.connect)
         try:
-            # The thread cannot be stopped: the connection goes back to the pool only once it is done.
-            result: T = await asyncio.shield(running)
-        except asyncio.CancelledError:
-            abandoned.set()
-            await asyncio.wait([running])
-            if not running.cancelled():
-                running.exception()  # retrieved: the caller's cancellation is what it learns
-            raise
-        return result
+            driver = pooled.driver_connection  # aiosqlite.Connection
+            if not getattr(driver, "_running", False) or getattr(driver, "_connection", None) is None:
+                raise sqlite3.OperationalError("the driver's connection is closed")
+            # aiosqlite's own queue to its thread (``_execute``, what each of its public calls uses), awaited in
+            # this task (no task or shield of its own: each is one more turn of the loop); the version is pinned in
+            # constraints.txt and tests/db/test_sqlite_trip.py fails if it changes.
+            try:
+                result: T = await driver._execute(function, driver._conn, argument)  # type: ignore[union-attr]
+            except asyncio.CancelledError:
+                # The thread cannot be stopped: the connection goes back to the pool only once it is done, which a
+                # no-op queued behind it tells (the cancelled call's own outcome is dropped by aiosqlite).
+                abandoned.set()
+                await asyncio.shield(driver._execute(_nothing))  # type: ignore[union-attr]
+                raise
+            return result
+        finally:
+            await greenlet_spawn(pooled.close)
+
+
+def _nothing() -> None:
+    """Queued behind a call whose caller went away: when it has run, so has that call."""
 
 
 class SqliteTransactions:
@@ -149,7 +159,8 @@ class SqliteTransactions:
         def wait(awaitable: Awaitable[R]) -> R:
             if abandoned.is_set():
                 raise _Abandoned  # the caller has gone: roll back at once
-            answer = asyncio.run_coroutine_threadsafe(_coroutine(awaitable), loop)
+            answer: _Answer[R] = _Answer()
+            loop.call_soon_threadsafe(answer.start, awaitable)
             return answer.result(time_limit)
 
         def _write_transaction(raw: sqlite3.Connection, work: SyncWork[T]) -> T:
@@ -257,19 +268,19 @@ class _Statement:
 
     def __init__(self, compiled: SQLCompiler, dialect: Dialect) -> None:
         self._pieces, self._expanding = _split_expanding(str(compiled), compiled)
-        self._order = tuple(compiled.positiontup or ())
         self._fixed = compiled.construct_params(_check=False) or {}  # values built into the statement
-        self._processors = {
-            name: processor
-            for name in self._order
-            if (processor := compiled.binds[name].type._cached_bind_processor(dialect)) is not None
-        }
+        # Per placeholder, in order: its parameter, its type's bind processor, whether it is an expanding IN list.
+        self._binders = tuple(
+            (name, compiled.binds[name].type._cached_bind_processor(dialect), name in self._expanding)
+            for name in compiled.positiontup or ()
+        )
         columns = getattr(compiled, "_result_columns", None) or []
         keys = [column.keyname for column in columns]
         row_type: Any = namedtuple("_Row", keys, rename=True) if keys else None  # attributes, as SQLAlchemy's rows
         self._row: Callable[[Iterable[Any]], Any] | None = row_type._make if keys else None
         self._results = [column.type._cached_result_processor(dialect, None) for column in columns]
-        self._sql: dict[tuple[int, ...], str] = {}
+        self._any_results = any(process is not None for process in self._results)
+        self._sql: dict[tuple[int, ...], str] = {} if self._expanding else {(): self._pieces[0]}
 
     @classmethod
     def compile(cls, statement: Executable, dialect: Dialect, keys: tuple[str, ...], many: bool) -> _Statement | None:
@@ -291,36 +302,53 @@ class _Statement:
             sql = statements[0][0]
             if any(other != sql for other, _ in statements):  # expanding lists of different lengths
                 raise _NotPrepared
-            cursor = _driver(lambda: raw.executemany(sql, [bound for _, bound in statements]), sql)
+            try:
+                cursor = raw.executemany(sql, [bound for _, bound in statements])
+            except sqlite3.Error as exc:
+                raise _mapped(exc, sql) from exc
             return _Rows([], cursor.rowcount)
         sql, bound = self._bind(many[0])
-        cursor = _driver(lambda: raw.execute(sql, bound), sql)
-        if self._row is None:
-            return _Rows([], cursor.rowcount)
-        processors = self._results
+        try:
+            cursor = raw.execute(sql, bound)
+            fetched = cursor.fetchall() if self._row is not None else []
+        except sqlite3.Error as exc:
+            raise _mapped(exc, sql) from exc
         make = self._row
-        rows = [
-            make([value if process is None else process(value) for process, value in zip(processors, row, strict=True)])
-            for row in _driver(cursor.fetchall, sql)
-        ]
+        if make is None:
+            return _Rows([], cursor.rowcount)
+        if self._any_results:
+            processors = self._results
+            rows = [
+                make(
+                    [
+                        value if process is None else process(value)
+                        for process, value in zip(processors, row, strict=True)
+                    ]
+                )
+                for row in fetched
+            ]
+        else:
+            rows = [make(row) for row in fetched]
         return _Rows(rows, cursor.rowcount)
 
     def _bind(self, values: dict[str, Any]) -> tuple[str, tuple[object, ...]]:
         fixed = self._fixed
-        lengths = tuple(len(values[name] if name in values else fixed[name]) for name in self._expanding)
+        if self._expanding:
+            lengths = tuple(len(values[name] if name in values else fixed[name]) for name in self._expanding)
+        else:
+            lengths = ()
         sql = self._sql.get(lengths)
         if sql is None:
-            lists = ["(" + ", ".join("?" * length) + ")" for length in lengths]
             if 0 in lengths:
                 raise _NotPrepared  # an empty IN list: SQLAlchemy spells it its own way
+            lists = ["(" + ", ".join("?" * length) + ")" for length in lengths]
             sql = self._sql[lengths] = "".join(
                 piece + (lists[i] if i < len(lists) else "") for i, piece in enumerate(self._pieces)
             )
         bound: list[object] = []
-        for name in self._order:
+        for name, processor, expanding in self._binders:
             value = values[name] if name in values else fixed[name]
-            processor = self._processors.get(name)
-            if name in self._expanding:
+            if expanding:
                 bound += value if processor is None else [processor(one) for one in value]
             else:
                 bound.append(value if processor is None else processor(value))
@@ -376,7 +404,11 @@ def _driver(call: Callable[[], T], sql: str) -> T:
     try:
         return call()
     except sqlite3.Error as exc:
-        raise DBAPIError.instance(sql, None, exc, sqlite3.Error) from exc
+        raise _mapped(exc, sql) from exc
+
+
+def _mapped(exc: sqlite3.Error, sql: str) -> BaseException:
+    return DBAPIError.instance(sql, None, exc, sqlite3.Error)
 
 
 class _Abandoned(Exception):
@@ -396,8 +428,38 @@ class _Borrowed:
         """The async pool owns the connection and closes it."""
 
 
-async def _coroutine(awaitable: Awaitable[R]) -> R:
-    return await awaitable
+class _Answer(Generic[R]):
+    """An awaitable's outcome, awaited on the loop for the driver's thread. Like ``run_coroutine_threadsafe``, one
+    turn of the loop fewer: the thread is woken at the end of the task's last step, not by a callback after it."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._value: R | None = None
+        self._error: BaseException | None = None
+        self._task: asyncio.Task[None] | None = None  # referenced: the loop keeps only weak references to tasks
+
+    def start(self, awaitable: Awaitable[R]) -> None:
+        """On the loop."""
+        self._task = asyncio.get_running_loop().create_task(self._fetch(awaitable))
+
+    async def _fetch(self, awaitable: Awaitable[R]) -> None:
+        try:
+            self._value = await awaitable
+        except Exception as exc:
+            self._error = exc
+        except BaseException as exc:  # cancelled (the loop is closing): the thread learns it, the task ends so
+            self._error = exc
+            raise
+        finally:
+            self._done.set()
+
+    def result(self, time_limit: float | None) -> R:
+        """In the driver's thread: the outcome, once there (``TimeoutError`` past ``time_limit``)."""
+        if not self._done.wait(time_limit):
+            raise TimeoutError("the event loop did not answer in time")
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]  # set when there is no error
 
 
 class PreparedSelect:
