@@ -253,3 +253,40 @@ async def test_an_empty_in_list_is_left_to_sqlalchemy(sqlite_meta: Metadata) -> 
         return list(conn.execute(query, {"oids": []}))
 
     assert await sqlite_meta.db.run_sync(empty) == []
+
+
+async def test_prepared_statements_raise_sqlalchemy_errors(sqlite_meta: Metadata) -> None:
+    """The second use of a kept statement runs prepared: a broken foreign key is still SQLAlchemy's IntegrityError."""
+    link = insert_ignore(repo_objects, "sqlite")
+    now = datetime.now(UTC)
+
+    def orphan(conn: SqlConnection, _wait: Waiter) -> None:
+        conn.execute(insert_ignore(owner_usage, "sqlite"), {"owner": "acme"})
+        conn.execute(link, {"repo_id": 999, "oid": str(_oid(1)), "created_at": now, "size": 1, "uploader_id": None})
+
+    for _ in range(3):
+        with pytest.raises(IntegrityError):
+            await sqlite_meta.db.run_sync(orphan)
+    assert await _count(sqlite_meta, owner_usage) == 0
+
+
+async def test_a_new_driver_connection_keeps_the_transaction_whole(sqlite_meta: Metadata) -> None:
+    """After the pool opens a new connection, a statement not prepared yet (SQLAlchemy's own execution, on an
+    engine made for that connection) after prepared ones must not lose their writes."""
+    first = insert_ignore(owner_usage, "sqlite")
+
+    def warm(conn: SqlConnection, _wait: Waiter) -> None:
+        conn.execute(first, {"owner": "warm"})
+
+    await sqlite_meta.db.run_sync(warm)
+    await sqlite_meta.db.run_sync(warm)  # now prepared
+    async with sqlite_meta.db.engine.connect() as conn:
+        await conn.invalidate()  # the pool opens a new sqlite3 connection (and driver thread) next time
+    now = datetime.now(UTC)
+
+    def mixed(conn: SqlConnection, _wait: Waiter) -> None:
+        conn.execute(first, {"owner": "acme"})  # prepared
+        conn.execute(repos.insert(), {"path": "acme/game", "created_at": now})  # new: through SQLAlchemy
+
+    await sqlite_meta.db.run_sync(mixed)
+    assert (await _count(sqlite_meta, owner_usage), await _count(sqlite_meta, repos)) == (2, 1)

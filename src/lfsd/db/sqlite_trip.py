@@ -19,6 +19,7 @@ round trip per statement anyway.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from collections import namedtuple
@@ -123,7 +124,8 @@ async def one_trip(
                 # The thread cannot be stopped: the connection goes back to the pool only once it is done, which a
                 # no-op queued behind it tells (the cancelled call's own outcome is dropped by aiosqlite).
                 abandoned.set()
-                await asyncio.shield(driver._execute(_nothing))  # type: ignore[union-attr]
+                with contextlib.suppress(ValueError):  # closed meanwhile: nothing runs any more
+                    await asyncio.shield(driver._execute(_nothing))  # type: ignore[union-attr]
                 raise
             return result
         finally:
@@ -164,7 +166,8 @@ class SqliteTransactions:
             return answer.result(time_limit)
 
         def _write_transaction(raw: sqlite3.Connection, work: SyncWork[T]) -> T:
-            conn = PreparedConnection(raw, self._prepared, lambda: self._connection(raw))
+            engine = self._engine_over(raw)
+            conn = PreparedConnection(raw, self._prepared, engine.connect)
             try:
                 result = work(conn, wait)
                 if abandoned.is_set():
@@ -176,19 +179,22 @@ class SqliteTransactions:
 
         return await one_trip(self._engine, time_limit, abandoned, _write_transaction, work)
 
-    def _connection(self, raw: sqlite3.Connection) -> Connection:
-        """A synchronous SQLAlchemy ``Connection`` over ``raw`` (in the driver's thread), for the statements that
-        are not prepared; its engine is made again only when the async pool has opened a new connection."""
+    def _engine_over(self, raw: sqlite3.Connection) -> Engine:
+        """The synchronous engine over ``raw`` (in the driver's thread, before the transaction's first statement),
+        for the statements that are not prepared. It is made again only when the async pool has opened a new
+        connection, and connected at once: its first connection runs the dialect's set-up, which ends with a
+        rollback, harmless only while no transaction is open."""
         if self._sync is None or raw is not self._raw:
             borrowed = _Borrowed(raw)
-            self._sync = create_engine(
+            engine = create_engine(
                 self._engine.url.set(drivername="sqlite+pysqlite"),
                 creator=lambda: borrowed,
                 poolclass=StaticPool,
                 pool_reset_on_return=None,
             )
-            self._raw = raw
-        return self._sync.connect()
+            engine.connect().close()
+            self._sync, self._raw = engine, raw
+        return self._sync
 
 
 class PreparedConnection:
