@@ -103,6 +103,13 @@ class UsageCounters:
         )
         self._insert_usage = insert_ignore(repo_usage, dialect)
         self._paths = select(repos.c.id, repos.c.path).where(repos.c.id.in_(ids))
+        self._counted_with_paths = (
+            select(
+                repo_usage.c.repo_id, repo_usage.c.objects, repo_usage.c.bytes, repo_usage.c.quota_bytes, repos.c.path
+            )
+            .join(repos, repos.c.id == repo_usage.c.repo_id)
+            .where(repo_usage.c.repo_id.in_(ids))
+        )
         self._held = select(repo_objects.c.repo_id, repo_objects.c.oid).where(
             repo_objects.c.repo_id.in_(ids), repo_objects.c.oid.in_(bindparam("oids", expanding=True))
         )
@@ -141,19 +148,26 @@ class UsageCounters:
         ids = sorted(set(repo_ids))
         if not ids:
             return {}
-        rows = (
-            {} if self._dialect == "sqlite" else {row.repo_id: row for row in conn.execute(self._locked, {"ids": ids})}
-        )
-        if set(rows) != set(ids):
-            try:
-                conn.execute(self._insert_usage, [{"repo_id": i} for i in ids])
-            except IntegrityError:
-                raise NotFound("repository not found") from None
+        if self._dialect == "sqlite":
+            # No row locks: the insert takes the database's write lock, and one read has counters and paths.
+            self._insert_rows(conn, ids)
+            rows = {row.repo_id: row for row in conn.execute(self._counted_with_paths, {"ids": ids})}
+            paths = {repo_id: row.path for repo_id, row in rows.items()}
+        else:
             rows = {row.repo_id: row for row in conn.execute(self._locked, {"ids": ids})}
-        paths = {row.id: row.path for row in conn.execute(self._paths, {"ids": ids})}
+            if set(rows) != set(ids):
+                self._insert_rows(conn, ids)
+                rows = {row.repo_id: row for row in conn.execute(self._locked, {"ids": ids})}
+            paths = {row.id: row.path for row in conn.execute(self._paths, {"ids": ids})}
         if set(paths) != set(ids) or set(rows) != set(ids):
             raise NotFound("repository not found")
         return {i: Counted(i, paths[i], int(rows[i].objects), int(rows[i].bytes), rows[i].quota_bytes) for i in ids}
+
+    def _insert_rows(self, conn: SqlConnection, ids: list[int]) -> None:
+        try:
+            conn.execute(self._insert_usage, [{"repo_id": i} for i in ids])
+        except IntegrityError:
+            raise NotFound("repository not found") from None
 
     def held(self, conn: SqlConnection, repo_ids: Collection[int], oids: Collection[str]) -> set[tuple[int, str]]:
         """Which (repository, oid) pairs exist; exact while the repositories' usage rows are locked."""
