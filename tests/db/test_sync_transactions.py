@@ -23,7 +23,7 @@ from lfsd.config import Settings
 from lfsd.core.errors import InsufficientStorage, NotFound, ServiceUnavailable
 from lfsd.core.oid import Oid
 from lfsd.core.repo import RepoPath
-from lfsd.db.database import SqlConnection, Waiter
+from lfsd.db.database import SqlConnection, Waiter, hot_statement
 from lfsd.db.dialect import insert_ignore
 from lfsd.db.metadata import Metadata
 from lfsd.db.sqlite_trip import PreparedConnection
@@ -197,14 +197,15 @@ async def test_a_sqlite_transaction_past_its_time_is_unavailable_and_rolled_back
 
 
 async def test_statements_not_prepared_share_the_sqlite_transaction(sqlite_meta: Metadata) -> None:
-    """``repos.is_public`` has a Python-side default: that insert goes through SQLAlchemy's own execution, on the
-    same connection and in the same transaction as the prepared ones."""
+    """``repos.is_public`` has a Python-side default: that insert goes through SQLAlchemy's own execution even when
+    marked hot, on the same connection and in the same transaction as the prepared ones."""
     now = datetime.now(UTC)
+    owner, repo = hot_statement(insert_ignore(owner_usage, "sqlite")), hot_statement(repos.insert())
 
     def both(conn: SqlConnection, _wait: Waiter, fail: bool) -> None:
-        conn.execute(insert_ignore(owner_usage, "sqlite"), {"owner": "acme"})
-        conn.execute(repos.insert(), {"path": "acme/game", "created_at": now})
-        conn.execute(insert_ignore(owner_usage, "sqlite"), {"owner": "other"})
+        conn.execute(owner, {"owner": "acme"})
+        conn.execute(repo, {"path": "acme/game", "created_at": now})
+        conn.execute(owner, {"owner": "other"})
         if fail:
             raise LookupError("after both")
 
@@ -221,19 +222,17 @@ async def test_prepared_statements_answer_as_sqlalchemy_does(sqlite_meta: Metada
     """Values and rows go through the column types' own processors: the same rows, types and counts."""
     repo = await sqlite_meta.repos.create(RepoPath.parse("acme/game"), is_public=False)
     await sqlite_meta.objects.link(repo.id, {_oid(n): n for n in range(1, 4)})
-    query = (
+    query = hot_statement(
         select(objects.c.oid, objects.c.size, objects.c.created_at, objects.c.unlinked_at)
         .where(objects.c.oid.in_([str(_oid(n)) for n in range(1, 5)]))
         .order_by(objects.c.oid)
     )
 
-    touch = objects.update().where(objects.c.size > bindparam("over")).values(touched_at=bindparam("at"))
+    touch = hot_statement(objects.update().where(objects.c.size > bindparam("over")).values(touched_at=bindparam("at")))
 
     def both(conn: SqlConnection, _wait: Waiter) -> tuple[list[Any], list[Any], int]:
         assert isinstance(conn, PreparedConnection)
-        conn.execute(query)  # a statement is prepared from its second use
         prepared = [tuple(row) for row in conn.execute(query)]
-        conn.execute(touch, {"over": 100, "at": datetime.now(UTC)})
         changed = conn.execute(touch, {"over": 1, "at": datetime.now(UTC)})
         plain = [tuple(row) for row in conn.sqlalchemy().execute(query)]
         return prepared, plain, changed.rowcount
@@ -247,7 +246,7 @@ async def test_prepared_statements_answer_as_sqlalchemy_does(sqlite_meta: Metada
 
 
 async def test_an_empty_in_list_is_left_to_sqlalchemy(sqlite_meta: Metadata) -> None:
-    query = select(objects.c.oid).where(objects.c.oid.in_(bindparam("oids", expanding=True)))
+    query = hot_statement(select(objects.c.oid).where(objects.c.oid.in_(bindparam("oids", expanding=True))))
 
     def empty(conn: SqlConnection, _wait: Waiter) -> list[Any]:
         return list(conn.execute(query, {"oids": []}))
@@ -256,8 +255,8 @@ async def test_an_empty_in_list_is_left_to_sqlalchemy(sqlite_meta: Metadata) -> 
 
 
 async def test_prepared_statements_raise_sqlalchemy_errors(sqlite_meta: Metadata) -> None:
-    """The second use of a kept statement runs prepared: a broken foreign key is still SQLAlchemy's IntegrityError."""
-    link = insert_ignore(repo_objects, "sqlite")
+    """A prepared statement's broken foreign key is still SQLAlchemy's IntegrityError."""
+    link = hot_statement(insert_ignore(repo_objects, "sqlite"))
     now = datetime.now(UTC)
 
     def orphan(conn: SqlConnection, _wait: Waiter) -> None:
@@ -271,22 +270,21 @@ async def test_prepared_statements_raise_sqlalchemy_errors(sqlite_meta: Metadata
 
 
 async def test_a_new_driver_connection_keeps_the_transaction_whole(sqlite_meta: Metadata) -> None:
-    """After the pool opens a new connection, a statement not prepared yet (SQLAlchemy's own execution, on an
-    engine made for that connection) after prepared ones must not lose their writes."""
-    first = insert_ignore(owner_usage, "sqlite")
+    """After the pool opens a new connection, the first statement run by SQLAlchemy (on an engine made for that
+    connection) after prepared ones must not lose their writes."""
+    first = hot_statement(insert_ignore(owner_usage, "sqlite"))
 
     def warm(conn: SqlConnection, _wait: Waiter) -> None:
         conn.execute(first, {"owner": "warm"})
 
     await sqlite_meta.db.run_sync(warm)
-    await sqlite_meta.db.run_sync(warm)  # now prepared
     async with sqlite_meta.db.engine.connect() as conn:
         await conn.invalidate()  # the pool opens a new sqlite3 connection (and driver thread) next time
     now = datetime.now(UTC)
 
     def mixed(conn: SqlConnection, _wait: Waiter) -> None:
         conn.execute(first, {"owner": "acme"})  # prepared
-        conn.execute(repos.insert(), {"path": "acme/game", "created_at": now})  # new: through SQLAlchemy
+        conn.execute(repos.insert(), {"path": "acme/game", "created_at": now})  # first through SQLAlchemy
 
     await sqlite_meta.db.run_sync(mixed)
     assert (await _count(sqlite_meta, owner_usage), await _count(sqlite_meta, repos)) == (2, 1)

@@ -20,10 +20,11 @@ from sqlalchemy.pool import QueuePool
 from sqlalchemy.util import await_
 
 from lfsd.core.errors import ServiceUnavailable
-from lfsd.db.sqlite_trip import SqliteTransactions
+from lfsd.db.sqlite_trip import HOT_OPTION, SqliteTransactions
 
 T = TypeVar("T")
 R = TypeVar("R")
+E = TypeVar("E", bound=Executable)
 
 log = logging.getLogger("lfsd.db")
 
@@ -68,6 +69,12 @@ class SqlConnection(Protocol):
 
 SyncWork = Callable[[SqlConnection, Waiter], T]
 """One transaction's statements, written once as synchronous SQLAlchemy Core (``execute`` only)."""
+
+
+def hot_statement(statement: E) -> E:
+    """``statement``, marked as built once and kept for a ``run_sync`` transaction's hot path: on SQLite it is then
+    compiled once and run as one plain ``sqlite3`` call (db/sqlite_trip.py); elsewhere the mark changes nothing."""
+    return statement.execution_options(**{HOT_OPTION: True})
 
 
 @dataclass(frozen=True, slots=True)

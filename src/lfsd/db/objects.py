@@ -16,7 +16,7 @@ from sqlalchemy.sql.dml import Delete, Insert, Update
 from lfsd.core.auth import Identity, Permission
 from lfsd.core.errors import InsufficientStorage, NotFound, ServiceUnavailable
 from lfsd.core.oid import Oid
-from lfsd.db.database import Database, SqlConnection, Waiter, utcnow
+from lfsd.db.database import Database, SqlConnection, Waiter, hot_statement, utcnow
 from lfsd.db.dialect import insert_ignore
 from lfsd.db.sqlite_trip import SqliteHotPath
 from lfsd.db.tables import grants, objects, repo_objects, repos
@@ -241,12 +241,15 @@ class _LinkStatements:
     @classmethod
     def build(cls, dialect: str) -> _LinkStatements:
         oids = objects.c.oid.in_(bindparam("oids", expanding=True))
+        lock_objects = select(objects.c.oid, objects.c.unlinked_at, objects.c.gc_claim).where(oids).with_for_update()
         return cls(
-            insert_objects=insert_ignore(objects, dialect),
-            insert_links=insert_ignore(repo_objects, dialect),
-            lock_objects=select(objects.c.oid, objects.c.unlinked_at, objects.c.gc_claim).where(oids).with_for_update(),
-            clear_claims=update(objects).where(oids).values(gc_claim=None, unlinked_at=None, touched_at=None),
-            drop_claimed=objects.delete().where(oids, objects.c.gc_claim == bindparam("claim")),
+            insert_objects=hot_statement(insert_ignore(objects, dialect)),
+            insert_links=hot_statement(insert_ignore(repo_objects, dialect)),
+            lock_objects=hot_statement(lock_objects),
+            clear_claims=hot_statement(
+                update(objects).where(oids).values(gc_claim=None, unlinked_at=None, touched_at=None)
+            ),
+            drop_claimed=hot_statement(objects.delete().where(oids, objects.c.gc_claim == bindparam("claim"))),
         )
 
 

@@ -44,6 +44,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 A = TypeVar("A")
 
+HOT_OPTION: Final = "lfsd_hot"  # the execution option ``database.hot_statement`` sets
 IN_CHUNK: Final = 500  # bound the number of bind parameters per statement, as the SQLAlchemy path does
 
 
@@ -242,26 +243,21 @@ class PreparedConnection:
 
 class Prepared:
     """Statements compiled once for SQLite, by statement object and the keys of its values (as SQLAlchemy's own
-    compiled cache keys them), from their second use: a statement built once and kept (the hot ones) is prepared,
-    one built per call is left to SQLAlchemy's cache. ``None`` for a statement this path does not run (Python-side
-    defaults, RETURNING, empty IN lists)."""
+    compiled cache keys them): only those marked with ``database.hot_statement`` (built once and kept); others,
+    and those this path does not run (Python-side defaults, RETURNING, empty IN lists), are ``None``."""
 
     _LIMIT: Final = 256  # statements kept; past it the cache starts again (the hot ones are few)
 
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
         self._compiled: dict[tuple[int, tuple[str, ...], bool], tuple[Executable, _Statement | None]] = {}
-        self._seen: dict[tuple[int, tuple[str, ...], bool], Executable] = {}
 
     def get(self, statement: Executable, keys: tuple[str, ...], many: bool) -> _Statement | None:
         key = (id(statement), keys, many)
         found = self._compiled.get(key)
         if found is not None and found[0] is statement:  # the statement is kept: its id is not reused meanwhile
             return found[1]
-        if self._seen.get(key) is not statement:
-            if len(self._seen) >= self._LIMIT:
-                self._seen.clear()
-            self._seen[key] = statement
+        if not statement.get_execution_options().get(HOT_OPTION):
             return None
         if len(self._compiled) >= self._LIMIT:
             self._compiled.clear()

@@ -25,7 +25,7 @@ from sqlalchemy.sql.elements import BindParameter
 from lfsd.core.errors import NotFound, ServiceUnavailable
 from lfsd.core.repo import RepoPath
 from lfsd.core.usage import Usage, UsageDay, check_fits, over_quota
-from lfsd.db.database import Database, SqlConnection
+from lfsd.db.database import Database, SqlConnection, hot_statement
 from lfsd.db.dialect import insert_ignore
 from lfsd.db.tables import objects, owner_usage, repo_objects, repo_usage, repos, usage_days
 
@@ -95,32 +95,34 @@ class UsageCounters:
         self._dialect = dialect
         self.default_quota = default_quota or None
         ids: BindParameter[Any] = bindparam("ids", expanding=True)
-        self._locked = (
+        self._locked = hot_statement(
             select(repo_usage.c.repo_id, repo_usage.c.objects, repo_usage.c.bytes, repo_usage.c.quota_bytes)
             .where(repo_usage.c.repo_id.in_(ids))
             .order_by(repo_usage.c.repo_id)
             .with_for_update()
         )
-        self._insert_usage = insert_ignore(repo_usage, dialect)
-        self._paths = select(repos.c.id, repos.c.path).where(repos.c.id.in_(ids))
-        self._counted_with_paths = (
+        self._insert_usage = hot_statement(insert_ignore(repo_usage, dialect))
+        self._paths = hot_statement(select(repos.c.id, repos.c.path).where(repos.c.id.in_(ids)))
+        self._counted_with_paths = hot_statement(
             select(
                 repo_usage.c.repo_id, repo_usage.c.objects, repo_usage.c.bytes, repo_usage.c.quota_bytes, repos.c.path
             )
             .join(repos, repos.c.id == repo_usage.c.repo_id)
             .where(repo_usage.c.repo_id.in_(ids))
         )
-        self._held = select(repo_objects.c.repo_id, repo_objects.c.oid).where(
-            repo_objects.c.repo_id.in_(ids), repo_objects.c.oid.in_(bindparam("oids", expanding=True))
+        self._held = hot_statement(
+            select(repo_objects.c.repo_id, repo_objects.c.oid).where(
+                repo_objects.c.repo_id.in_(ids), repo_objects.c.oid.in_(bindparam("oids", expanding=True))
+            )
         )
-        self._upsert_day = _upsert_day(dialect)
-        self._insert_owner = insert_ignore(owner_usage, dialect)
-        self._owner_row = select(owner_usage.c.bytes, owner_usage.c.quota_bytes).where(
-            owner_usage.c.owner == bindparam("owner_name")
+        self._upsert_day = hot_statement(_upsert_day(dialect))
+        self._insert_owner = hot_statement(insert_ignore(owner_usage, dialect))
+        self._owner_row = hot_statement(
+            select(owner_usage.c.bytes, owner_usage.c.quota_bytes).where(owner_usage.c.owner == bindparam("owner_name"))
         )
         self._repo_updates: dict[tuple[bool, bool], Update] = {}
         self._owner_updates: dict[bool, Update] = {}
-        self._sized = (
+        self._sized = hot_statement(
             select(objects.c.size)
             .join(repo_objects, repo_objects.c.oid == objects.c.oid)
             .where(
@@ -130,8 +132,10 @@ class UsageCounters:
             # snapshot was taken (MySQL's REPEATABLE READ would otherwise count from an older one).
             .with_for_update(of=repo_objects if dialect == "postgresql" else None)
         )
-        self._unlinked = repo_objects.delete().where(
-            repo_objects.c.repo_id == bindparam("rid"), repo_objects.c.oid.in_(bindparam("oids", expanding=True))
+        self._unlinked = hot_statement(
+            repo_objects.delete().where(
+                repo_objects.c.repo_id == bindparam("rid"), repo_objects.c.oid.in_(bindparam("oids", expanding=True))
+            )
         )
 
     def lock(self, conn: SqlConnection, repo_ids: Iterable[int]) -> dict[int, Counted]:
@@ -211,7 +215,7 @@ class UsageCounters:
             if growing:
                 quota = func.coalesce(repo_usage.c.quota_bytes, bindparam("default_quota"))
                 statement = statement.where(or_(quota <= 0, repo_usage.c.bytes + bindparam("add_bytes") <= quota))
-            self._repo_updates[pushed, growing] = statement
+            self._repo_updates[pushed, growing] = statement = hot_statement(statement)
         return statement
 
     def _owner_update(self, growing: bool) -> Update:
@@ -232,7 +236,7 @@ class UsageCounters:
                         owner_usage.c.bytes + bindparam("add_bytes") <= owner_usage.c.quota_bytes,
                     )
                 )
-            self._owner_updates[growing] = statement
+            self._owner_updates[growing] = statement = hot_statement(statement)
         return statement
 
     def _add_repo(self, conn: SqlConnection, repo: Counted, delta: Delta, now: datetime) -> None:
