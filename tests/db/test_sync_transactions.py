@@ -298,3 +298,26 @@ async def test_links_ending_together_share_one_sqlite_trip(sqlite_meta: Metadata
     assert 1 <= trips.count("_write_transaction") <= 2  # the first may start alone; the other 19 go together
     held = await sqlite_meta.objects.held_sizes(repo.id, [_oid(n) for n in range(20)])
     assert held == {_oid(n): 100 + n for n in range(20)}
+
+
+async def test_a_cancelled_caller_ends_the_threads_wait_for_the_loop(sqlite_meta: Metadata) -> None:
+    """The thread waits for the store's answer; a caller that goes (cancelled, or timed out) ends that wait at once
+    and the transaction rolls back (unbounded here: without that, this would wait for ever)."""
+    asked, never = asyncio.Event(), asyncio.Event()
+
+    async def no_answer() -> None:
+        asked.set()
+        await never.wait()
+
+    def waits(conn: SqlConnection, wait: Waiter) -> None:
+        conn.execute(insert_ignore(owner_usage, "sqlite"), {"owner": "acme"})
+        wait(no_answer())
+
+    running = asyncio.ensure_future(sqlite_meta.db.run_sync(waits, bounded=False))
+    await asked.wait()
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert await _count(sqlite_meta, owner_usage) == 0
+    never.set()  # the store's late answer is dropped
+    await asyncio.sleep(0)

@@ -157,12 +157,12 @@ class SqliteTransactions:
 
     async def run(self, work: SyncWork[T], time_limit: float | None) -> T:
         loop = asyncio.get_running_loop()
-        abandoned = threading.Event()
+        abandoned = _Abandonment()
 
         def wait(awaitable: Awaitable[R]) -> R:
-            if abandoned.is_set():
-                raise _Abandoned  # the caller has gone: roll back at once
             answer: _Answer[R] = _Answer()
+            if not abandoned.waiting_for(answer):
+                raise _Abandoned  # the caller has gone: roll back at once
             loop.call_soon_threadsafe(answer.start, awaitable)
             return answer.result(time_limit)
 
@@ -430,6 +430,31 @@ class _Borrowed:
         """The async pool owns the connection and closes it."""
 
 
+class _Abandonment(threading.Event):
+    """Set (on the loop) when the caller of a trip has gone; it also ends the thread's wait for an answer at once,
+    so that a timeout is reported after the time limit, not after the store's answer as well."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._answer: _Answer[Any] | None = None
+
+    def waiting_for(self, answer: _Answer[Any]) -> bool:
+        """In the driver's thread: ``answer`` is the one awaited now; False if the caller has already gone."""
+        with self._lock:
+            if self.is_set():
+                return False
+            self._answer = answer
+            return True
+
+    def set(self) -> None:
+        with self._lock:
+            super().set()
+            answer, self._answer = self._answer, None
+        if answer is not None:
+            answer.abandon()
+
+
 class _Answer(Generic[R]):
     """An awaitable's outcome, awaited on the loop for the driver's thread. Like ``run_coroutine_threadsafe``, one
     turn of the loop fewer: the thread is woken at the end of the task's last step, not by a callback after it."""
@@ -446,13 +471,25 @@ class _Answer(Generic[R]):
 
     async def _fetch(self, awaitable: Awaitable[R]) -> None:
         try:
-            self._value = await awaitable
+            value = await awaitable
         except Exception as exc:
-            self._error = exc
+            self._settle(None, exc)
         except BaseException as exc:  # cancelled (the loop is closing): the thread learns it, the task ends so
-            self._error = exc
+            self._settle(None, exc)
             raise
-        finally:
+        else:
+            self._settle(value, None)
+
+    def _settle(self, value: R | None, error: BaseException | None) -> None:
+        """On the loop, as ``abandon``: the first outcome stays."""
+        if not self._done.is_set():
+            self._value, self._error = value, error
+            self._done.set()
+
+    def abandon(self) -> None:
+        """On the loop: the thread stops waiting (and rolls back); the store's answer, when it comes, is dropped."""
+        if not self._done.is_set():
+            self._error = _Abandoned()
             self._done.set()
 
     def result(self, time_limit: float | None) -> R:
