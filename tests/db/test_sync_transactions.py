@@ -26,7 +26,7 @@ from lfsd.core.repo import RepoPath
 from lfsd.db.database import SqlConnection, Waiter, hot_statement
 from lfsd.db.dialect import insert_ignore
 from lfsd.db.metadata import Metadata
-from lfsd.db.sqlite_trip import PreparedConnection
+from lfsd.db.sqlite_prepared import PreparedConnection
 from lfsd.db.tables import objects, owner_usage, repo_objects, repos
 from lfsd.resources import open_metadata
 

@@ -20,7 +20,8 @@ from sqlalchemy.pool import QueuePool
 from sqlalchemy.util import await_
 
 from lfsd.core.errors import ServiceUnavailable
-from lfsd.db.sqlite_trip import HOT_OPTION, SqliteTransactions
+from lfsd.db.sqlite_prepared import HOT_OPTION
+from lfsd.db.sqlite_trip import SqliteTransactions
 
 T = TypeVar("T")
 R = TypeVar("R")
