@@ -321,3 +321,25 @@ async def test_a_cancelled_caller_ends_the_threads_wait_for_the_loop(sqlite_meta
     assert await _count(sqlite_meta, owner_usage) == 0
     never.set()  # the store's late answer is dropped
     await asyncio.sleep(0)
+
+
+async def test_a_sqlite_trip_that_waits_for_the_pool_is_counted(sqlite_meta: Metadata) -> None:
+    db = sqlite_meta.db
+    before = db.pool_stats()
+    release, holding = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with db.transaction():
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.ensure_future(hold())
+    await holding.wait()
+    waiting = asyncio.ensure_future(db.run_sync(lambda conn, wait: None))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()  # the one connection is taken
+    release.set()
+    await asyncio.gather(holder, waiting)
+    after = db.pool_stats()
+    assert after.waits == before.waits + 1 and after.wait_seconds > before.wait_seconds
+    assert after.in_use == 0

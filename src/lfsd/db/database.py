@@ -122,13 +122,23 @@ class Database:
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection]:
-        waiting = self._exhausted()
-        started = time.monotonic()
+        checked_out = self.checkout_timer()
         async with self.engine.connect() as conn:
-            if waiting:
-                self._waits += 1
-                self._wait_seconds += time.monotonic() - started
+            checked_out()
             yield conn
+
+    def checkout_timer(self) -> Callable[[], None]:
+        """Called before a checkout from the pool; the function it returns, once the connection is there, counts
+        the wait in ``pool_stats`` if every connection was in use (also for SQLite's trips, db/sqlite_trip.py)."""
+        if not self._exhausted():
+            return _nothing
+        started = time.monotonic()
+
+        def checked_out() -> None:
+            self._waits += 1
+            self._wait_seconds += time.monotonic() - started
+
+        return checked_out
 
     @asynccontextmanager
     async def transaction(self, *, bounded: bool = True) -> AsyncIterator[AsyncConnection]:
@@ -145,7 +155,7 @@ class Database:
         statement as ``transaction``. SQLite: the whole of it in the driver's thread, one trip (issue 17)."""
         if self._sqlite is not None:
             with self.driver_errors():
-                return await self._sqlite.run(work, self._timeout if bounded else None)
+                return await self._sqlite.run(work, self._timeout if bounded else None, self.checkout_timer())
         async with self.transaction(bounded=bounded) as conn:
             return await conn.run_sync(work, await_)
 
@@ -184,3 +194,7 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _nothing() -> None:
+    """A checkout that did not wait."""

@@ -89,12 +89,15 @@ class SqliteHotPath:
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """``work`` (reads) in aiosqlite's thread; the pool's connection held meanwhile."""
         with self._db.driver_errors():
-            return await one_trip(self._db.engine, self._db.timeout_seconds, threading.Event(), _transaction, work)
+            db = self._db
+            checked_out = db.checkout_timer()
+            return await one_trip(db.engine, db.timeout_seconds, checked_out, threading.Event(), _transaction, work)
 
 
 async def one_trip(
     engine: AsyncEngine,
     time_limit: float | None,
+    checked_out: Callable[[], None],
     abandoned: threading.Event,
     function: Callable[[sqlite3.Connection, A], T],
     argument: A,
@@ -102,12 +105,14 @@ async def one_trip(
     """``function(connection, argument)`` in aiosqlite's thread, one trip, on the pool's connection (held meanwhile:
     other transactions queue in the pool as before). ``abandoned`` is set when the caller is cancelled or times out
     while it runs: the thread cannot be stopped, but a write transaction then rolls back instead of committing.
-    Raises ``TimeoutError`` and the driver's errors, for ``Database.driver_errors`` to map."""
+    ``checked_out`` is called once the pool has handed the connection (``Database.checkout_timer``). Raises
+    ``TimeoutError`` and the driver's errors, for ``Database.driver_errors`` to map."""
     pool = engine.sync_engine.pool
     async with asyncio.timeout(time_limit):
         # The pool's own checkout and return (its reset event included), without the Connection objects around
         # them; in a greenlet because a checkout may have to wait for the connection in use.
         pooled = await greenlet_spawn(pool.connect)
+        checked_out()
         try:
             driver = pooled.driver_connection  # aiosqlite.Connection
             if not getattr(driver, "_running", False) or getattr(driver, "_connection", None) is None:
@@ -151,7 +156,7 @@ class SqliteTransactions:
         self._sync: Engine | None = None  # over ``_raw``; used only in the driver's thread
         self._raw: sqlite3.Connection | None = None
 
-    async def run(self, work: SyncWork[T], time_limit: float | None) -> T:
+    async def run(self, work: SyncWork[T], time_limit: float | None, checked_out: Callable[[], None]) -> T:
         loop = asyncio.get_running_loop()
         abandoned = _Abandonment()
 
@@ -174,7 +179,7 @@ class SqliteTransactions:
             finally:
                 conn.close()
 
-        return await one_trip(self._engine, time_limit, abandoned, _write_transaction, work)
+        return await one_trip(self._engine, time_limit, checked_out, abandoned, _write_transaction, work)
 
     def _engine_over(self, raw: sqlite3.Connection) -> Engine:
         """The synchronous engine over ``raw`` (in the driver's thread, before the transaction's first statement),
