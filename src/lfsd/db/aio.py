@@ -175,6 +175,10 @@ class AsyncConnection:
     async def rollback(self) -> None:
         await greenlet_spawn(self.sync_connection.rollback)
 
+    async def invalidate(self) -> None:
+        """Discard the driver connection: the pool opens a new one for the next checkout."""
+        await greenlet_spawn(self.sync_connection.invalidate)
+
     async def close(self) -> None:
         """Back to the pool (rolling back a transaction left open)."""
         if self._sync is not None:

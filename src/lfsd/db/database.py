@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import text
+from sqlalchemy import Executable, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.pool import QueuePool
+from sqlalchemy.util import await_
 
 from lfsd.core.errors import ServiceUnavailable
 from lfsd.db.aio import AsyncConnection, AsyncEngine
+from lfsd.db.sqlite_prepared import HOT_OPTION
+from lfsd.db.sqlite_trip import SqliteTransactions
+
+T = TypeVar("T")
+R = TypeVar("R")
+E = TypeVar("E", bound=Executable)
 
 log = logging.getLogger("lfsd.db")
 
@@ -30,6 +39,43 @@ def describe(exc: BaseException) -> str:
     cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
     text = str(cause).strip().splitlines()[0][:300] if str(cause).strip() else ""
     return f"{type(cause).__name__}: {text}" if text else type(cause).__name__
+
+
+class Waiter(Protocol):
+    """Awaits, from the synchronous work ``Database.run_sync`` runs, something that lives on the event loop (the
+    store's answer in the middle of a link): the loop stays free meanwhile."""
+
+    def __call__(self, awaitable: Awaitable[R], /) -> R: ...
+
+
+class Rows(Protocol):
+    """What the synchronous transactions use of a statement's result (a ``CursorResult`` has it all)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    def all(self) -> Sequence[Any]: ...
+
+    def one(self) -> Any: ...
+
+
+class SqlConnection(Protocol):
+    """The connection a synchronous transaction runs its statements on: SQLAlchemy's ``Connection``, or on SQLite the
+    driver's connection with the hot statements compiled once (``sqlite_trip.PreparedConnection``)."""
+
+    def execute(self, statement: Executable, parameters: Any = None, /) -> Rows: ...
+
+
+SyncWork = Callable[[SqlConnection, Waiter], T]
+"""One transaction's statements, written once as synchronous SQLAlchemy Core (``execute`` only)."""
+
+
+def hot_statement(statement: E) -> E:
+    """``statement``, marked as built once and kept for a ``run_sync`` transaction's hot path: on SQLite it is then
+    compiled once and run as one plain ``sqlite3`` call (db/sqlite_trip.py); elsewhere the mark changes nothing."""
+    return statement.execution_options(**{HOT_OPTION: True})
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +98,8 @@ class Database:
         self._timeout = timeout_seconds
         self._waits = 0
         self._wait_seconds = 0.0
+        # SQLite: a synchronous transaction runs whole in the driver's thread, one trip (db/sqlite_trip.py).
+        self._sqlite = SqliteTransactions(engine) if engine.dialect.name == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -74,26 +122,55 @@ class Database:
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection]:
-        waiting = self._exhausted()
-        started = time.monotonic()
+        checked_out = self.checkout_timer()
         async with self.engine.connect() as conn:
-            if waiting:
-                self._waits += 1
-                self._wait_seconds += time.monotonic() - started
+            checked_out()
             yield conn
+
+    def checkout_timer(self) -> Callable[[], None]:
+        """Called before a checkout from the pool; the function it returns, once the connection is there, counts
+        the wait in ``pool_stats`` if every connection was in use (also for SQLite's trips, db/sqlite_trip.py)."""
+        if not self._exhausted():
+            return _nothing
+        started = time.monotonic()
+
+        def checked_out() -> None:
+            self._waits += 1
+            self._wait_seconds += time.monotonic() - started
+
+        return checked_out
 
     @asynccontextmanager
     async def transaction(self, *, bounded: bool = True) -> AsyncIterator[AsyncConnection]:
         """A connection in a transaction, committed on success. ``bounded``: give up after the timeout."""
-        try:
+        with self.driver_errors():
             async with asyncio.timeout(self._timeout if bounded else None), self._connection() as conn, conn.begin():
                 yield conn
+
+    async def run_sync(self, work: SyncWork[T], *, bounded: bool = True) -> T:
+        """``work`` as one transaction on a synchronous ``Connection``, committed when it returns, rolled back when it
+        raises; errors mapped as ``transaction`` maps them. ``work`` may wait for the loop through its ``Waiter``.
+
+        MySQL and PostgreSQL: SQLAlchemy's greenlet adaption on a pooled connection (``run_sync``), as costly per
+        statement as ``transaction``. SQLite: the whole of it in the driver's thread, one trip (issue 17)."""
+        if self._sqlite is not None:
+            with self.driver_errors():
+                return await self._sqlite.run(work, self._timeout if bounded else None, self.checkout_timer())
+        async with self.transaction(bounded=bounded) as conn:
+            return await conn.run_sync(work, await_)
+
+    @contextmanager
+    def driver_errors(self) -> Iterator[None]:
+        """Driver failures become ``ServiceUnavailable`` (and are logged); ``IntegrityError`` goes through, for the
+        caller to say which rule it broke."""
+        try:
+            yield
         except IntegrityError:
             raise
         except TimeoutError as exc:
             self._log_failure(exc)
             raise ServiceUnavailable("the metadata database did not answer in time") from exc
-        except (DBAPIError, PoolTimeoutError, OSError) as exc:
+        except (DBAPIError, PoolTimeoutError, OSError, sqlite3.Error) as exc:
             self._log_failure(exc)
             raise ServiceUnavailable("the metadata database is unavailable") from exc
         except SQLAlchemyError as exc:
@@ -117,3 +194,7 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _nothing() -> None:
+    """A checkout that did not wait."""

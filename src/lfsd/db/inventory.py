@@ -71,9 +71,9 @@ class SqlIndexInventory:
                     holders.update(row.repo_id for row in await conn.execute(query))
                 if not holders:
                     return removed
-                counted = await self._usage.lock(conn, holders)
+                counted = await conn.run_sync(self._usage.lock, holders)
                 for repo in counted.values():
-                    removed += await self._usage.unlink(conn, repo, wanted, utcnow())
+                    removed += await conn.run_sync(self._usage.unlink, repo, wanted, utcnow())
 
     async def unlink_from(self, repo: RepoPath, oids: Collection[Oid]) -> int:
         return await retry_deadlocks(lambda: self._unlink_from(repo, oids))
@@ -83,8 +83,8 @@ class SqlIndexInventory:
             repo_id = (await conn.execute(select(repos.c.id).where(repos.c.path == str(repo)))).scalar_one_or_none()
             if repo_id is None:
                 raise NotFound(f"no repository {repo}")
-            counted = await self._usage.lock(conn, [repo_id])
-            removed = await self._usage.unlink(conn, counted[repo_id], [str(oid) for oid in oids], utcnow())
+            counted = await conn.run_sync(self._usage.lock, [repo_id])
+            removed = await conn.run_sync(self._usage.unlink, counted[repo_id], [str(oid) for oid in oids], utcnow())
             if removed:
                 # Links issued before now re-check their object against the index (see AccessControl.admit_link).
                 await conn.execute(update(repos).where(repos.c.id == repo_id).values(objects_removed_at=utcnow()))
@@ -115,9 +115,9 @@ class SqlIndexInventory:
             repo_id = (await conn.execute(find)).scalar_one_or_none()
             if repo_id is None:
                 raise NotFound(f"no repository {repo}")
-            counted = await self._usage.lock(conn, [repo_id])
+            counted = await conn.run_sync(self._usage.lock, [repo_id])
             wanted = {str(oid) for oid in oids}
-            already = {oid for _, oid in await self._usage.held(conn, [repo_id], wanted)}
+            already = {oid for _, oid in await conn.run_sync(self._usage.held, [repo_id], wanted)}
             sizes: dict[str, int] = {}
             for chunk in _chunks(Oid(oid) for oid in sorted(wanted - already)):
                 # Locked as a link locks them (db/objects.py): a collector deleting one holds its row until it commits,
@@ -141,5 +141,5 @@ class SqlIndexInventory:
             delta = Delta()
             for size in sizes.values():
                 delta.add(size)
-            await self._usage.apply(conn, counted, {repo_id: delta}, now)
+            await conn.run_sync(self._usage.apply, counted, {repo_id: delta}, now)
         return len(sizes)

@@ -12,12 +12,12 @@ from typing import Any
 
 from sqlalchemy import Select, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.dml import Delete, Insert, Update
 
 from lfsd.core.auth import Identity, Permission
 from lfsd.core.errors import InsufficientStorage, NotFound, ServiceUnavailable
 from lfsd.core.oid import Oid
-from lfsd.db.aio import AsyncConnection
-from lfsd.db.database import Database, utcnow
+from lfsd.db.database import Database, SqlConnection, Waiter, hot_statement, utcnow
 from lfsd.db.dialect import insert_ignore
 from lfsd.db.sqlite_trip import SqliteHotPath, write_transaction
 from lfsd.db.tables import grants, objects, repo_objects, repos
@@ -52,6 +52,7 @@ class SqlObjectIndex:
         self._hot = SqliteHotPath(db) if db.dialect == "sqlite" else None
         self._queries: dict[str, Select[tuple[str, int]]] = {}
         self._present: Presence | None = None
+        self._statements = _LinkStatements.build(db.dialect)
 
     def check_bodies_with(self, present: Presence) -> None:
         """Check the store, inside each link transaction, for the objects whose bytes a garbage collector may have
@@ -185,6 +186,18 @@ class SqlObjectIndex:
         return await retry_deadlocks(lambda: self._link_rows_once(group))
 
     async def _link_rows_once(self, group: list[_Link]) -> set[str]:
+        now = utcnow()
+        claim = f"link-{secrets.token_hex(8)}"
+        try:
+            # One transaction; on SQLite one trip to the driver's thread, whatever the number of statements.
+            return await self._db.run_sync(lambda conn, wait: self._write_links(conn, wait, group, claim, now))
+        except IntegrityError:
+            # The only foreign key that can fail here: the repository was deleted while a link was in use.
+            raise NotFound("repository not found") from None
+
+    def _write_links(
+        self, conn: SqlConnection, wait: Waiter, group: list[_Link], claim: str, now: datetime
+    ) -> set[str]:
         """Write the group's rows in one transaction; the oids not linked because their bytes are gone.
 
         The usage rows of the repositories are locked first (quotas and counters, db/usage.py); the rows of the
@@ -192,69 +205,62 @@ class SqlObjectIndex:
         collector's claim of the same row waits, or has already deleted it); rows that are new, marked unreferenced
         or gone are checked against the store while the lock holds; only then the links and counters are written.
         """
-        now = utcnow()
-        claim = f"link-{secrets.token_hex(8)}"
         sizes = {str(oid): size for one in group for oid, size in one.sizes.items()}
         object_rows = [
             {"oid": oid, "size": size, "created_at": now, "gc_claim": claim} for oid, size in sorted(sizes.items())
         ]
         holders = sorted({(one.repo_id, str(oid)) for one in group for oid in one.sizes})
         uploaders = {(one.repo_id, str(oid)): one.uploader_id for one in reversed(group) for oid in one.sizes}
-        try:
-            async with self._db.transaction() as conn:
-                counted = await self.usage.lock(conn, {repo_id for repo_id, _ in holders})
-                already = await self.usage.held(conn, counted.keys(), {oid for _, oid in holders})
-                await conn.execute(insert_ignore(objects, self._db.dialect), object_rows)
-                missing = await self._settle_rows(conn, sizes, claim, now)
-                link_rows = [
-                    {
-                        "repo_id": repo_id,
-                        "oid": oid,
-                        "created_at": now,
-                        "size": sizes[oid],
-                        "uploader_id": uploaders[repo_id, oid],
-                    }
-                    for repo_id, oid in holders
-                    if oid not in missing
-                ]
-                if link_rows:
-                    await conn.execute(insert_ignore(repo_objects, self._db.dialect), link_rows)
-                deltas: dict[int, Delta] = {}
-                for repo_id, oid in set(holders) - already:
-                    if oid not in missing:
-                        deltas.setdefault(repo_id, Delta()).add(sizes[oid])
-                await self.usage.apply(conn, counted, deltas, now)
-        except IntegrityError:
-            # The only foreign key that can fail here: the repository was deleted while a link was in use.
-            raise NotFound("repository not found") from None
+        statements = self._statements
+        counted = self.usage.lock(conn, {repo_id for repo_id, _ in holders})
+        already = self.usage.held(conn, counted.keys(), {oid for _, oid in holders})
+        conn.execute(statements.insert_objects, object_rows)
+        missing = self._settle_rows(conn, wait, sizes, claim, now)
+        link_rows = [
+            {
+                "repo_id": repo_id,
+                "oid": oid,
+                "created_at": now,
+                "size": sizes[oid],
+                "uploader_id": uploaders[repo_id, oid],
+            }
+            for repo_id, oid in holders
+            if oid not in missing
+        ]
+        if link_rows:
+            conn.execute(statements.insert_links, link_rows)
+        deltas: dict[int, Delta] = {}
+        for repo_id, oid in set(holders) - already:
+            if oid not in missing:
+                deltas.setdefault(repo_id, Delta()).add(sizes[oid])
+        self.usage.apply(conn, counted, deltas, now)
         return missing
 
-    async def _settle_rows(self, conn: AsyncConnection, sizes: dict[str, int], claim: str, now: datetime) -> set[str]:
+    def _settle_rows(
+        self, conn: SqlConnection, wait: Waiter, sizes: dict[str, int], claim: str, now: datetime
+    ) -> set[str]:
+        statements = self._statements
         rows: list[Any] = []  # (oid, unlinked_at, gc_claim)
-        for chunk in _chunks(Oid(oid) for oid in sizes):
-            query = (
-                select(objects.c.oid, objects.c.unlinked_at, objects.c.gc_claim)
-                .where(objects.c.oid.in_(chunk))
-                .with_for_update()
-            )
-            rows.extend((await conn.execute(query)).all())
+        listed = sorted(sizes)
+        for start in range(0, len(listed), _IN_CHUNK):
+            rows.extend(conn.execute(statements.lock_objects, {"oids": listed[start : start + _IN_CHUNK]}).all())
         new = {row.oid for row in rows if row.gc_claim == claim}
         marked = {row.oid for row in rows if row.unlinked_at is not None and row.gc_claim != claim}
         gone = sizes.keys() - {row.oid for row in rows}  # a collector deleted it between our insert and our lock
         unverified = new | marked | gone
         missing: set[str] = set()
         if unverified and self._present is not None:
-            present = await self._present([Oid(oid) for oid in unverified])
+            present = wait(self._present([Oid(oid) for oid in unverified]))
             missing = unverified - {str(oid) for oid in present}
-        for chunk in _chunks(Oid(oid) for oid in sorted((new | marked) - missing)):
-            await conn.execute(
-                update(objects).where(objects.c.oid.in_(chunk)).values(gc_claim=None, unlinked_at=None, touched_at=None)
-            )
-        for chunk in _chunks(Oid(oid) for oid in sorted(new & missing)):
-            await conn.execute(objects.delete().where(objects.c.oid.in_(chunk), objects.c.gc_claim == claim))
+        kept = sorted((new | marked) - missing)
+        for start in range(0, len(kept), _IN_CHUNK):
+            conn.execute(statements.clear_claims, {"oids": kept[start : start + _IN_CHUNK]})
+        dropped = sorted(new & missing)
+        for start in range(0, len(dropped), _IN_CHUNK):
+            conn.execute(statements.drop_claimed, {"oids": dropped[start : start + _IN_CHUNK], "claim": claim})
         if again := sorted(gone - missing):
-            rows_again = [{"oid": oid, "size": sizes[oid], "created_at": now} for oid in again]
-            await conn.execute(insert_ignore(objects, self._db.dialect), rows_again)
+            rows_again = [{"oid": oid, "size": sizes[oid], "created_at": now, "gc_claim": None} for oid in again]
+            conn.execute(statements.insert_objects, rows_again)
         return missing
 
 
@@ -281,6 +287,31 @@ def _readable_shape(identity: Identity | None) -> tuple[str, dict[str, object]]:
     if not identity.is_admin:
         return "granted", {"user_id": identity.user_id}
     return "admin", {}
+
+
+@dataclass(frozen=True, slots=True)
+class _LinkStatements:
+    """The link transaction's statements, built once (their values are bind parameters)."""
+
+    insert_objects: Insert
+    insert_links: Insert
+    lock_objects: Select[tuple[str, datetime | None, str | None]]
+    clear_claims: Update
+    drop_claimed: Delete
+
+    @classmethod
+    def build(cls, dialect: str) -> _LinkStatements:
+        oids = objects.c.oid.in_(bindparam("oids", expanding=True))
+        lock_objects = select(objects.c.oid, objects.c.unlinked_at, objects.c.gc_claim).where(oids).with_for_update()
+        return cls(
+            insert_objects=hot_statement(insert_ignore(objects, dialect)),
+            insert_links=hot_statement(insert_ignore(repo_objects, dialect)),
+            lock_objects=hot_statement(lock_objects),
+            clear_claims=hot_statement(
+                update(objects).where(oids).values(gc_claim=None, unlinked_at=None, touched_at=None)
+            ),
+            drop_claimed=hot_statement(objects.delete().where(oids, objects.c.gc_claim == bindparam("claim"))),
+        )
 
 
 def _sizes_query(shape: str) -> Select[tuple[str, int]]:

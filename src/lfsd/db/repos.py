@@ -39,6 +39,7 @@ class SqlRepoDirectory:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._hot = SqliteHotPath(db) if db.dialect == "sqlite" else None
+        self._usage = UsageCounters(db.dialect)  # the counters of created, renamed and deleted repositories
 
     async def find(self, path: RepoPath) -> Repo | None:
         repo, _ = await self.find_with_grant(path, 0)
@@ -73,7 +74,7 @@ class SqlRepoDirectory:
                 )
                 (new_id,) = result.inserted_primary_key or (None,)
                 assert isinstance(new_id, int)
-                await UsageCounters(self._db.dialect).created(conn, new_id, path.owner)  # its counters start at 0
+                await conn.run_sync(self._usage.created, new_id, path.owner)  # its counters start at 0
         except IntegrityError:
             # Created concurrently (two first pushes at once): the existing repository is the one.
             existing = await self.find(path)
@@ -185,7 +186,7 @@ class SqlRepoDirectory:
         """Objects, grants and locks refer to the repository by id: they follow; the old path names nothing."""
         try:
             async with self._db.transaction() as conn:
-                await UsageCounters(self._db.dialect).move_owner(conn, repo.id, str(new_path))
+                await conn.run_sync(self._usage.move_owner, repo.id, str(new_path))
                 await conn.execute(repos.update().where(repos.c.id == repo.id).values(path=str(new_path)))
         except IntegrityError:
             raise Conflict(f"repository {new_path} already exists") from None
@@ -194,7 +195,7 @@ class SqlRepoDirectory:
         """Grants, locks and links to objects go with it (foreign keys cascade, said here too for databases that
         were created without them); the objects' rows and bodies stay for the garbage collector."""
         async with self._db.transaction() as conn:
-            await UsageCounters(self._db.dialect).forget_repo(conn, repo.id)  # its counters leave its owner's
+            await conn.run_sync(self._usage.forget_repo, repo.id)  # its counters leave its owner's
             for table in (grants, locks, repo_objects):
                 await conn.execute(table.delete().where(table.c.repo_id == repo.id))
             await conn.execute(repos.delete().where(repos.c.id == repo.id))

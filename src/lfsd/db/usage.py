@@ -17,15 +17,16 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, Select, bindparam, func, literal, or_, select, update
+from sqlalchemy import Row, Select, bindparam, func, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql.elements import BindParameter
 
 from lfsd.core.errors import NotFound, ServiceUnavailable
 from lfsd.core.repo import RepoPath
 from lfsd.core.usage import Usage, UsageDay, check_fits, over_quota
 from lfsd.db.aio import AsyncConnection
-from lfsd.db.database import Database
+from lfsd.db.database import Database, SqlConnection, hot_statement
 from lfsd.db.dialect import insert_ignore
 from lfsd.db.sqlite_trip import SqliteHotPath
 from lfsd.db.tables import objects, owner_usage, repo_objects, repo_usage, repos, usage_days
@@ -86,13 +87,60 @@ class Delta:
 
 
 class UsageCounters:
-    """The counter side of links and unlinks, run on the caller's connection, inside its transaction."""
+    """The counter side of links and unlinks, run on the caller's connection, inside its transaction.
+
+    Written once, synchronously, over a SQLAlchemy ``Connection``: the link runs it through ``Database.run_sync``
+    (on SQLite in one trip to the driver's thread), other callers from an ``AsyncConnection`` with
+    ``await conn.run_sync(usage.lock, ids)``. The hot statements are built once, their values bind parameters."""
 
     def __init__(self, dialect: str, default_quota: int | None = None) -> None:
         self._dialect = dialect
         self.default_quota = default_quota or None
+        ids: BindParameter[Any] = bindparam("ids", expanding=True)
+        self._locked = hot_statement(
+            select(repo_usage.c.repo_id, repo_usage.c.objects, repo_usage.c.bytes, repo_usage.c.quota_bytes)
+            .where(repo_usage.c.repo_id.in_(ids))
+            .order_by(repo_usage.c.repo_id)
+            .with_for_update()
+        )
+        self._insert_usage = hot_statement(insert_ignore(repo_usage, dialect))
+        self._paths = hot_statement(select(repos.c.id, repos.c.path).where(repos.c.id.in_(ids)))
+        self._counted_with_paths = hot_statement(
+            select(
+                repo_usage.c.repo_id, repo_usage.c.objects, repo_usage.c.bytes, repo_usage.c.quota_bytes, repos.c.path
+            )
+            .join(repos, repos.c.id == repo_usage.c.repo_id)
+            .where(repo_usage.c.repo_id.in_(ids))
+        )
+        self._held = hot_statement(
+            select(repo_objects.c.repo_id, repo_objects.c.oid).where(
+                repo_objects.c.repo_id.in_(ids), repo_objects.c.oid.in_(bindparam("oids", expanding=True))
+            )
+        )
+        self._upsert_day = hot_statement(_upsert_day(dialect))
+        self._insert_owner = hot_statement(insert_ignore(owner_usage, dialect))
+        self._owner_row = hot_statement(
+            select(owner_usage.c.bytes, owner_usage.c.quota_bytes).where(owner_usage.c.owner == bindparam("owner_name"))
+        )
+        self._repo_updates: dict[tuple[bool, bool], Update] = {}
+        self._owner_updates: dict[bool, Update] = {}
+        self._sized = hot_statement(
+            select(objects.c.size)
+            .join(repo_objects, repo_objects.c.oid == objects.c.oid)
+            .where(
+                repo_objects.c.repo_id == bindparam("rid"), repo_objects.c.oid.in_(bindparam("oids", expanding=True))
+            )
+            # A locking read: it sees the latest committed links, as the DELETE does, whenever the transaction's
+            # snapshot was taken (MySQL's REPEATABLE READ would otherwise count from an older one).
+            .with_for_update(of=repo_objects if dialect == "postgresql" else None)
+        )
+        self._unlinked = hot_statement(
+            repo_objects.delete().where(
+                repo_objects.c.repo_id == bindparam("rid"), repo_objects.c.oid.in_(bindparam("oids", expanding=True))
+            )
+        )
 
-    async def lock(self, conn: AsyncConnection, repo_ids: Iterable[int]) -> dict[int, Counted]:
+    def lock(self, conn: SqlConnection, repo_ids: Iterable[int]) -> dict[int, Counted]:
         """Lock the usage rows of ``repo_ids`` (creating missing ones); raise ``NotFound`` if a repository is gone.
 
         A link calls it first in its transaction, so that the plain reads after it (``held``) see every link
@@ -106,41 +154,39 @@ class UsageCounters:
         ids = sorted(set(repo_ids))
         if not ids:
             return {}
-        locked = (
-            select(repo_usage.c.repo_id, repo_usage.c.objects, repo_usage.c.bytes, repo_usage.c.quota_bytes)
-            .where(repo_usage.c.repo_id.in_(ids))
-            .order_by(repo_usage.c.repo_id)
-            .with_for_update()
-        )
-        rows = {} if self._dialect == "sqlite" else {row.repo_id: row for row in await conn.execute(locked)}
-        if set(rows) != set(ids):
-            try:
-                await conn.execute(insert_ignore(repo_usage, self._dialect), [{"repo_id": i} for i in ids])
-            except IntegrityError:
-                raise NotFound("repository not found") from None
-            rows = {row.repo_id: row for row in await conn.execute(locked)}
-        paths = {
-            row.id: row.path for row in await conn.execute(select(repos.c.id, repos.c.path).where(repos.c.id.in_(ids)))
-        }
+        if self._dialect == "sqlite":
+            # No row locks: the insert takes the database's write lock, and one read has counters and paths.
+            self._insert_rows(conn, ids)
+            rows = {row.repo_id: row for row in conn.execute(self._counted_with_paths, {"ids": ids})}
+            paths = {repo_id: row.path for repo_id, row in rows.items()}
+        else:
+            rows = {row.repo_id: row for row in conn.execute(self._locked, {"ids": ids})}
+            if set(rows) != set(ids):
+                self._insert_rows(conn, ids)
+                rows = {row.repo_id: row for row in conn.execute(self._locked, {"ids": ids})}
+            paths = {row.id: row.path for row in conn.execute(self._paths, {"ids": ids})}
         if set(paths) != set(ids) or set(rows) != set(ids):
             raise NotFound("repository not found")
         return {i: Counted(i, paths[i], int(rows[i].objects), int(rows[i].bytes), rows[i].quota_bytes) for i in ids}
 
-    async def held(
-        self, conn: AsyncConnection, repo_ids: Collection[int], oids: Collection[str]
-    ) -> set[tuple[int, str]]:
+    def _insert_rows(self, conn: SqlConnection, ids: list[int]) -> None:
+        try:
+            conn.execute(self._insert_usage, [{"repo_id": i} for i in ids])
+        except IntegrityError:
+            raise NotFound("repository not found") from None
+
+    def held(self, conn: SqlConnection, repo_ids: Collection[int], oids: Collection[str]) -> set[tuple[int, str]]:
         """Which (repository, oid) pairs exist; exact while the repositories' usage rows are locked."""
         found: set[tuple[int, str]] = set()
         listed = sorted(oids)
+        ids = sorted(repo_ids)
         for start in range(0, len(listed), _CHUNK):
-            query = select(repo_objects.c.repo_id, repo_objects.c.oid).where(
-                repo_objects.c.repo_id.in_(sorted(repo_ids)), repo_objects.c.oid.in_(listed[start : start + _CHUNK])
-            )
-            found.update((row.repo_id, row.oid) for row in await conn.execute(query))
+            rows = conn.execute(self._held, {"ids": ids, "oids": listed[start : start + _CHUNK]})
+            found.update((row.repo_id, row.oid) for row in rows)
         return found
 
-    async def apply(
-        self, conn: AsyncConnection, counted: Mapping[int, Counted], deltas: Mapping[int, Delta], now: datetime
+    def apply(
+        self, conn: SqlConnection, counted: Mapping[int, Counted], deltas: Mapping[int, Delta], now: datetime
     ) -> None:
         """Add ``deltas`` to the repositories' and their owners' counters and today's history; raise the 507
         refusal (rolling the transaction back) when growth would pass a quota."""
@@ -150,99 +196,110 @@ class UsageCounters:
             if delta.objects == 0 and delta.bytes == 0:
                 continue
             repo = counted[repo_id]
-            await self._add_repo(conn, repo, delta, now)
+            self._add_repo(conn, repo, delta, now)
             total = owners.setdefault(repo.owner, Delta())
             total.objects += delta.objects
             total.bytes += delta.bytes
         for owner, delta in sorted(owners.items()):
-            await self._add_owner(conn, owner, delta)
+            self._add_owner(conn, owner, delta)
 
-    async def _add_repo(self, conn: AsyncConnection, repo: Counted, delta: Delta, now: datetime) -> None:
-        values: dict[str, object] = {
-            "objects": repo_usage.c.objects + delta.objects,
-            "bytes": repo_usage.c.bytes + delta.bytes,
-        }
+    def _repo_update(self, pushed: bool, growing: bool) -> Update:
+        """``repo_usage`` += the delta (``pushed``: stamping the push; ``growing``: only within the quota)."""
+        statement = self._repo_updates.get((pushed, growing))
+        if statement is None:
+            values: dict[str, object] = {
+                "objects": repo_usage.c.objects + bindparam("add_objects"),
+                "bytes": repo_usage.c.bytes + bindparam("add_bytes"),
+            }
+            if pushed:
+                values["last_push_at"] = bindparam("pushed_at", type_=repo_usage.c.last_push_at.type)
+            statement = update(repo_usage).where(repo_usage.c.repo_id == bindparam("rid")).values(values)
+            if growing:
+                quota = func.coalesce(repo_usage.c.quota_bytes, bindparam("default_quota"))
+                statement = statement.where(or_(quota <= 0, repo_usage.c.bytes + bindparam("add_bytes") <= quota))
+            self._repo_updates[pushed, growing] = statement = hot_statement(statement)
+        return statement
+
+    def _owner_update(self, growing: bool) -> Update:
+        statement = self._owner_updates.get(growing)
+        if statement is None:
+            statement = (
+                update(owner_usage)
+                .where(owner_usage.c.owner == bindparam("owner_name"))
+                .values(
+                    objects=owner_usage.c.objects + bindparam("add_objects"),
+                    bytes=owner_usage.c.bytes + bindparam("add_bytes"),
+                )
+            )
+            if growing:
+                statement = statement.where(
+                    or_(
+                        owner_usage.c.quota_bytes.is_(None),
+                        owner_usage.c.bytes + bindparam("add_bytes") <= owner_usage.c.quota_bytes,
+                    )
+                )
+            self._owner_updates[growing] = statement = hot_statement(statement)
+        return statement
+
+    def _add_repo(self, conn: SqlConnection, repo: Counted, delta: Delta, now: datetime) -> None:
+        statement = self._repo_update(delta.objects > 0, delta.bytes > 0)
+        values: dict[str, object] = {"rid": repo.repo_id, "add_objects": delta.objects, "add_bytes": delta.bytes}
         if delta.objects > 0:
-            values["last_push_at"] = now
-        statement = update(repo_usage).where(repo_usage.c.repo_id == repo.repo_id).values(values)
+            values["pushed_at"] = now
         if delta.bytes > 0:
-            quota = func.coalesce(repo_usage.c.quota_bytes, literal(self.default_quota or 0))
-            statement = statement.where(or_(quota <= 0, repo_usage.c.bytes + delta.bytes <= quota))
-        if (await conn.execute(statement)).rowcount == 0:
+            values["default_quota"] = self.default_quota or 0
+        if conn.execute(statement, values).rowcount == 0:
             limit = repo.quota_bytes or self.default_quota or 0
             raise over_quota(f"repository {repo.path}", repo.bytes, limit, delta.bytes)
         # The day's figures: the counters as they now are (exact, the row is locked), in one upsert.
         day = {"repo_id": repo.repo_id, "day": now.date(), "objects": repo.objects + delta.objects}
-        await conn.execute(_upsert_day(self._dialect), {**day, "bytes": repo.bytes + delta.bytes})
+        conn.execute(self._upsert_day, {**day, "bytes": repo.bytes + delta.bytes})
 
-    async def _add_owner(self, conn: AsyncConnection, owner: str, delta: Delta) -> None:
+    def _add_owner(self, conn: SqlConnection, owner: str, delta: Delta) -> None:
         if delta.objects == 0 and delta.bytes == 0:
             return
-        statement = (
-            update(owner_usage)
-            .where(owner_usage.c.owner == owner)
-            .values(objects=owner_usage.c.objects + delta.objects, bytes=owner_usage.c.bytes + delta.bytes)
-        )
-        if delta.bytes > 0:
-            statement = statement.where(
-                or_(owner_usage.c.quota_bytes.is_(None), owner_usage.c.bytes + delta.bytes <= owner_usage.c.quota_bytes)
-            )
-        if (await conn.execute(statement)).rowcount == 0:  # no row yet (then counted on it), or over the quota
-            await conn.execute(insert_ignore(owner_usage, self._dialect), {"owner": owner})
-            if (await conn.execute(statement)).rowcount == 1:
+        statement = self._owner_update(delta.bytes > 0)
+        values = {"owner_name": owner, "add_objects": delta.objects, "add_bytes": delta.bytes}
+        if conn.execute(statement, values).rowcount == 0:  # no row yet (then counted on it), or over the quota
+            conn.execute(self._insert_owner, {"owner": owner})
+            if conn.execute(statement, values).rowcount == 1:
                 return
-            query = select(owner_usage.c.bytes, owner_usage.c.quota_bytes).where(owner_usage.c.owner == owner)
-            row = (await conn.execute(query)).one()
+            row = conn.execute(self._owner_row, {"owner_name": owner}).one()
             raise over_quota(f"owner {owner}", int(row.bytes), int(row.quota_bytes), delta.bytes)
 
-    async def unlink(self, conn: AsyncConnection, repo: Counted, oids: Collection[str], now: datetime) -> int:
+    def unlink(self, conn: SqlConnection, repo: Counted, oids: Collection[str], now: datetime) -> int:
         """Remove ``oids`` from the locked repository, counters with them; the number of links removed."""
         delta = Delta()
         listed = sorted(oids)
         for start in range(0, len(listed), _CHUNK):
-            chunk = listed[start : start + _CHUNK]
-            # A locking read: it sees the latest committed links, as the DELETE does, whenever the transaction's
-            # snapshot was taken (MySQL's REPEATABLE READ would otherwise count from an older one).
-            sized = (
-                select(objects.c.size)
-                .join(repo_objects, repo_objects.c.oid == objects.c.oid)
-                .where(repo_objects.c.repo_id == repo.repo_id, repo_objects.c.oid.in_(chunk))
-                .with_for_update(of=repo_objects if self._dialect == "postgresql" else None)
-            )
-            for row in await conn.execute(sized):
+            chunk = {"rid": repo.repo_id, "oids": listed[start : start + _CHUNK]}
+            for row in conn.execute(self._sized, chunk):
                 delta.add(int(row.size), -1)
-            await conn.execute(
-                repo_objects.delete().where(repo_objects.c.repo_id == repo.repo_id, repo_objects.c.oid.in_(chunk))
-            )
-        await self.apply(conn, {repo.repo_id: repo}, {repo.repo_id: delta}, now)
+            conn.execute(self._unlinked, chunk)
+        self.apply(conn, {repo.repo_id: repo}, {repo.repo_id: delta}, now)
         return -delta.objects
 
-    async def created(self, conn: AsyncConnection, repo_id: int, owner: str) -> None:
+    def created(self, conn: SqlConnection, repo_id: int, owner: str) -> None:
         """With a new repository: its usage row and its owner's, so that its first link only updates them."""
-        await conn.execute(repo_usage.insert().values(repo_id=repo_id))
-        await conn.execute(insert_ignore(owner_usage, self._dialect), {"owner": owner})
+        conn.execute(repo_usage.insert().values(repo_id=repo_id))
+        conn.execute(self._insert_owner, {"owner": owner})
 
-    async def forget_repo(self, conn: AsyncConnection, repo_id: int) -> None:
+    def forget_repo(self, conn: SqlConnection, repo_id: int) -> None:
         """Before a repository is deleted: its counters leave its owner's (its own rows go by cascade)."""
-        counted = await self.lock(conn, [repo_id])
+        counted = self.lock(conn, [repo_id])
         repo = counted[repo_id]
-        await self._add_owner(conn, repo.owner, Delta(-repo.objects, -repo.bytes))
+        self._add_owner(conn, repo.owner, Delta(-repo.objects, -repo.bytes))
 
-    async def move_owner(self, conn: AsyncConnection, repo_id: int, new_path: str) -> None:
+    def move_owner(self, conn: SqlConnection, repo_id: int, new_path: str) -> None:
         """Before a rename: the counters move to the new owner when it differs (not refused by its quota)."""
-        repo = (await self.lock(conn, [repo_id]))[repo_id]
+        repo = self.lock(conn, [repo_id])[repo_id]
         new_owner = new_path.split("/", 1)[0]
         if new_owner == repo.owner:
             return
         for owner, sign in sorted([(repo.owner, -1), (new_owner, 1)]):
-            await conn.execute(insert_ignore(owner_usage, self._dialect), {"owner": owner})
-            await conn.execute(
-                update(owner_usage)
-                .where(owner_usage.c.owner == owner)
-                .values(
-                    objects=owner_usage.c.objects + sign * repo.objects, bytes=owner_usage.c.bytes + sign * repo.bytes
-                )
-            )
+            conn.execute(self._insert_owner, {"owner": owner})
+            values = {"owner_name": owner, "add_objects": sign * repo.objects, "add_bytes": sign * repo.bytes}
+            conn.execute(self._owner_update(growing=False), values)
 
 
 class SqlUsageStore:
