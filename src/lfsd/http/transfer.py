@@ -255,7 +255,7 @@ class _SentFile(web.StreamResponse):
             with self._slot:
                 if not isinstance(request, web.Request):
                     return await self._send(request)
-                async with request.app[INFLIGHT].download():
+                with request.app[INFLIGHT].download():
                     return await self._send(request)
         finally:
             # Closed here, on the loop: closing a file opened read-only does not wait for the disk, and a thread
