@@ -82,8 +82,8 @@ class InFlight(TransferSlots):
 
 
 class Downloading:
-    """``InFlight.download``: a plain context manager (also usable with ``async with``). A generator-based one cost
-    6.5 µs per download, this one under 1 (issue 17)."""
+    """``InFlight.download``: a plain context manager (also usable with ``async with``). With the gauge, a
+    generator-based one cost 6.5 to 9.7 µs per download here, this one 2.2 to 2.5 (issue 17)."""
 
     __slots__ = ("_inflight",)
 

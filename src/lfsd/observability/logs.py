@@ -87,7 +87,9 @@ def write_json_line(logger: logging.Logger, level: int, message: str, fields: di
     try:
         handler.stream.write(text + handler.terminator)
         handler.flush()
-    except Exception:  # the usual way meets the error again, and reports it as logging does
+    except Exception:
+        # The usual way meets the error again and reports it as logging does (a flush that failed after the write
+        # went may repeat the line: better twice than lost).
         return False
     finally:
         handler.release()
