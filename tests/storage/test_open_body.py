@@ -95,6 +95,27 @@ async def test_fast_opens_stay_on_the_loop_and_slow_ones_send_the_next_to_a_thre
     stored.file.close()
 
 
+async def test_slow_opens_not_in_a_row_stay_on_the_loop(tmp_path: Path) -> None:
+    store, oid, _ = await _stored(tmp_path, slow_open_seconds=-1.0)  # every open counts as slow
+    for _ in range(SLOW_OPENS - 1):
+        stored = await store.open_body(oid)
+        assert stored is not None and stored.file is not None
+        stored.file.close()
+    store.slow_open_seconds = math.inf  # one fast open in between
+    stored = await store.open_body(oid)
+    assert stored is not None and stored.file is not None
+    stored.file.close()
+    store.slow_open_seconds = -1.0
+    loop = asyncio.get_running_loop()
+    for _ in range(SLOW_OPENS - 1):
+        opening = loop.create_task(store.open_body(oid))
+        await asyncio.sleep(0)
+        assert opening.done()  # still on the loop
+        stored = opening.result()
+        assert stored is not None and stored.file is not None
+        stored.file.close()
+
+
 async def test_a_cancelled_open_closes_the_file(tmp_path: Path) -> None:
     store, oid, _ = await _slow(tmp_path)
     original = store.open_body

@@ -66,7 +66,7 @@ class LocalStore:
         self._fsync = fsync
         self._direct = direct_io
         self._host = socket.gethostname().replace(".", "_")
-        self._slow_open_seconds = slow_open_seconds
+        self.slow_open_seconds = slow_open_seconds
         self._slow_opens = 0  # slow opens on the loop in a row
         self._open_in_thread_until = 0.0  # time.monotonic(): downloads open their bodies in a thread until then
 
@@ -128,7 +128,7 @@ class LocalStore:
         if started >= self._open_in_thread_until:
             opened = _mapped(_open_sized, path)
             finished = time.monotonic()
-            if finished - started <= self._slow_open_seconds:
+            if finished - started <= self.slow_open_seconds:
                 self._slow_opens = 0
             else:
                 self._slow_opens += 1
