@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from datetime import UTC, datetime
 
 from prometheus_client import generate_latest
 
-from lfsd.observability.logs import JsonFormatter
+from lfsd.observability.logs import JsonFormatter, TextFormatter, write_json_line
 from lfsd.observability.metrics import _BOUND_REQUEST_CHILDREN, Metrics
 
 
@@ -63,3 +64,77 @@ def test_the_json_timestamp_is_datetimes_own_millisecond_isoformat() -> None:
         entry = json.loads(formatter.format(record))
         assert entry["ts"] == datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
         assert entry["message"] == "GET /x"
+
+
+FIELDS: dict[str, object] = {
+    "request_id": "0123456789abcdef0123456789abcdef",
+    "method": "GET",
+    "route": "/{repo}/info/lfs/objects/{oid}",
+    "repo": 'acme/x\r\n"quoted" é \u2028',
+    "status": 200,
+    "bytes_in": 0,
+    "bytes_out": 102400,
+    "duration_s": 0.000123,
+    "user": "",
+    "user_agent": "git-lfs/3.4.1",
+    "remote": "127.0.0.1",
+}
+
+
+class _Tree:
+    """A logger of its own under a root of its own, set up as ``configure`` sets up the real ones for json."""
+
+    def __init__(self) -> None:
+        self.stream = io.StringIO()
+        self.root = logging.RootLogger(logging.INFO)
+        manager = logging.Manager(self.root)
+        self.root.manager = manager
+        self.logger = manager.getLogger("lfsd.access")
+        self.handler = logging.StreamHandler(self.stream)
+        self.handler.setFormatter(JsonFormatter())
+        self.root.addHandler(self.handler)
+
+    def lines(self) -> list[dict[str, object]]:
+        return [json.loads(line) for line in self.stream.getvalue().splitlines()]
+
+
+def _without_ts(entry: dict[str, object]) -> dict[str, object]:
+    return {key: value for key, value in entry.items() if key != "ts"}
+
+
+def test_the_direct_json_line_is_the_formatters_line() -> None:
+    tree = _Tree()
+    assert write_json_line(tree.logger, logging.INFO, "GET /{repo}/info/lfs/objects/{oid} 200", FIELDS)
+    tree.logger.info("%s %s %s", "GET", "/{repo}/info/lfs/objects/{oid}", 200, extra=FIELDS)
+    direct, logged = tree.lines()
+    assert list(direct) == list(logged)  # the same fields in the same order
+    assert _without_ts(direct) == _without_ts(logged)
+    assert direct["level"] == "info" and direct["logger"] == "lfsd.access" and direct["repo"] == FIELDS["repo"]
+    formatter = JsonFormatter()
+    record = logging.LogRecord("lfsd.access", logging.INFO, __file__, 1, "m", (), None)
+    record.__dict__.update(FIELDS)
+    assert formatter.line(record.created, "INFO", "lfsd.access", "m", FIELDS) == formatter.format(record)
+
+
+def test_anything_else_on_the_way_is_left_to_logging() -> None:
+    tree = _Tree()
+    tree.logger.setLevel(logging.WARNING)
+    assert not write_json_line(tree.logger, logging.INFO, "m", FIELDS)  # below the level: nothing to write
+    tree.logger.setLevel(logging.NOTSET)
+    tree.logger.addFilter(lambda record: True)
+    assert not write_json_line(tree.logger, logging.INFO, "m", FIELDS)
+    tree = _Tree()
+    tree.handler.addFilter(lambda record: True)
+    assert not write_json_line(tree.logger, logging.INFO, "m", FIELDS)
+    tree = _Tree()
+    tree.root.addHandler(logging.NullHandler())  # a second handler (pytest's caplog is one)
+    assert not write_json_line(tree.logger, logging.INFO, "m", FIELDS)
+    tree = _Tree()
+    tree.handler.setFormatter(TextFormatter())
+    assert not write_json_line(tree.logger, logging.INFO, "m", FIELDS)
+    tree = _Tree()
+    tree.logger.propagate = False  # no handler reached at all: logging's last resort decides
+    assert not write_json_line(tree.logger, logging.INFO, "m", FIELDS)
+    tree = _Tree()
+    tree.stream.close()  # a failing stream: logging meets the error again and reports it its own way
+    assert not write_json_line(tree.logger, logging.INFO, "m", FIELDS)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
-import uuid
 from typing import Final
 
 from aiohttp import web
@@ -56,7 +56,9 @@ def _from_aiohttp(exc: web.HTTPException) -> LfsError:
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-Id", "")
-    rid = incoming if _INCOMING_ID_RE.fullmatch(incoming) else uuid.uuid4().hex
+    # 128 random bits as 32 hex digits, as uuid4().hex gave, without building a UUID: 0.75 against 3.6 µs (issue 17).
+    # Random rather than a per-process prefix and a counter, which would tell clients how busy the server is.
+    rid = incoming if _INCOMING_ID_RE.fullmatch(incoming) else os.urandom(16).hex()
     request[REQUEST_ID] = rid
     try:
         response = await handler(request)

@@ -16,7 +16,7 @@ from lfsd.offload import in_thread
 # Wait this long after the last upload before trimming, so back-to-back small uploads do not trim each time.
 TRIM_DELAY_SECONDS = 1.0
 
-__all__ = ["InFlight", "Slot"]
+__all__ = ["Downloading", "InFlight", "Slot"]
 
 
 class InFlight(TransferSlots):
@@ -25,8 +25,9 @@ class InFlight(TransferSlots):
     ) -> None:
         super().__init__()
         self._memory = memory
-        # Label children bound once: ``labels()`` per transfer was half of the admission's cost (issue 17).
-        self._gauges = {d: gauge.labels(d) for d in ("upload", "download")} if gauge is not None else None
+        # Label children bound once: ``labels()`` is a lock and a lookup, twice per transfer (issue 17).
+        self._uploading = gauge.labels("upload") if gauge is not None else None
+        self._downloading = gauge.labels("download") if gauge is not None else None
         self._trim_delay = trim_delay
         self.uploads = 0
         self.downloads = 0
@@ -36,28 +37,30 @@ class InFlight(TransferSlots):
     @asynccontextmanager
     async def upload(self) -> AsyncIterator[None]:
         self.uploads += 1
-        self._move("upload", 1)
+        if self._uploading is not None:
+            self._uploading.inc()
         try:
             yield
         finally:
             self.uploads -= 1
-            self._move("upload", -1)
+            if self._uploading is not None:
+                self._uploading.dec()
             if self.uploads == 0:
                 self._schedule_trim()
 
-    @asynccontextmanager
-    async def download(self) -> AsyncIterator[None]:
-        self.downloads += 1
-        self._move("download", 1)
-        try:
-            yield
-        finally:
-            self.downloads -= 1
-            self._move("download", -1)
+    def download(self) -> Downloading:
+        """One download in flight, for a ``with`` or ``async with`` block (nothing in it awaits)."""
+        return Downloading(self)
 
-    def _move(self, direction: str, delta: int) -> None:
-        if self._gauges is not None:
-            self._gauges[direction].inc(delta)
+    def _start_download(self) -> None:
+        self.downloads += 1
+        if self._downloading is not None:
+            self._downloading.inc()
+
+    def _end_download(self) -> None:
+        self.downloads -= 1
+        if self._downloading is not None:
+            self._downloading.dec()
 
     def _schedule_trim(self) -> None:
         if self._trim is not None:
@@ -76,3 +79,25 @@ class InFlight(TransferSlots):
             self._trim.cancel()
         if self._tasks:
             await asyncio.wait(self._tasks)
+
+
+class Downloading:
+    """``InFlight.download``: a plain context manager (also usable with ``async with``). With the gauge, a
+    generator-based one cost 6.5 to 9.7 µs per download here, this one 2.2 to 2.5 (issue 17)."""
+
+    __slots__ = ("_inflight",)
+
+    def __init__(self, inflight: InFlight) -> None:
+        self._inflight = inflight
+
+    def __enter__(self) -> None:
+        self._inflight._start_download()
+
+    def __exit__(self, *_exc: object) -> None:
+        self._inflight._end_download()
+
+    async def __aenter__(self) -> None:
+        self._inflight._start_download()
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._inflight._end_download()

@@ -11,6 +11,7 @@ from aiohttp.abc import AbstractAccessLogger
 from lfsd.http.errors import REQUEST_ID
 from lfsd.http.keys import METRICS
 from lfsd.http.state import USER
+from lfsd.observability.logs import write_json_line
 
 UNMATCHED: Final = "unmatched"
 
@@ -42,26 +43,24 @@ class RequestLog(AbstractAccessLogger):
             request.config_dict[METRICS].observe_request(
                 route, method, response.status, time, sent or 0, request.content_length or 0
             )
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
         match_info = getattr(request, "match_info", {})
-        self.logger.info(
-            "%s %s %s",
-            method,
-            route,
-            response.status,
-            extra={
-                "request_id": request.get(REQUEST_ID, ""),
-                "method": method,
-                "route": route,
-                "repo": str(match_info.get("repo", ""))[:300],
-                "status": response.status,
-                "bytes_in": request.content_length or 0,
-                "bytes_out": sent or 0,
-                "duration_s": round(time, 6),
-                "user": request.get(USER, ""),
-                "user_agent": request.headers.get("User-Agent", "")[:200],
-                "remote": request.remote or "",
-            },
-        )
+        fields: dict[str, object] = {
+            "request_id": request.get(REQUEST_ID, ""),
+            "method": method,
+            "route": route,
+            "repo": str(match_info.get("repo", ""))[:300],
+            "status": response.status,
+            "bytes_in": request.content_length or 0,
+            "bytes_out": sent or 0,
+            "duration_s": round(time, 6),
+            "user": request.get(USER, ""),
+            "user_agent": request.headers.get("User-Agent", "")[:200],
+            "remote": request.remote or "",
+        }
+        if not write_json_line(self.logger, logging.INFO, f"{method} {route} {response.status}", fields):
+            self.logger.info("%s %s %s", method, route, response.status, extra=fields)
 
     @property
     def enabled(self) -> bool:

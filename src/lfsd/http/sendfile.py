@@ -9,6 +9,7 @@ Where ``TCP_INFO`` is not available the send is not watched.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import struct
 import time
@@ -22,6 +23,26 @@ _POLLS_PER_TIMEOUT: Final = 4
 
 class DownloadStalled(ConnectionResetError):
     """The client took no bytes for the stall timeout; its connection was closed."""
+
+
+def send_now(transport: asyncio.Transport, file: BinaryIO, offset: int, count: int) -> int:
+    """Bytes of the range the socket took at once, with one ``sendfile`` call on the event loop (0: none).
+
+    A body of a few hundred KiB usually goes whole. The loop's own ``sendfile``, left for the rest, pauses reading,
+    waits for the socket to be writable again even after everything went, and moves the file's position: about eight
+    system calls and a turn of the loop, a fifth of a 100 KiB download's CPU (issue 17). Only a plain socket with
+    nothing queued ahead of the range is written directly; any error is left for the loop's ``sendfile`` to meet
+    again, so that it surfaces as it always has.
+    """
+    if transport.is_closing() or transport.get_write_buffer_size() or transport.get_extra_info("sslcontext"):
+        return 0
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return 0
+    try:
+        return os.sendfile(sock.fileno(), file.fileno(), offset, count)
+    except OSError:  # the socket is full (BlockingIOError), the client went away, not a regular file...
+        return 0
 
 
 async def send_range(

@@ -34,7 +34,7 @@ from lfsd.http.keys import ACCESS, INFLIGHT, SERVICE, SETTINGS, SIGNER
 from lfsd.http.media import check_content_type
 from lfsd.http.paths import oid_of, repo_path
 from lfsd.http.ranges import ByteRange, Unsatisfiable, wanted_range
-from lfsd.http.sendfile import DownloadStalled, send_range
+from lfsd.http.sendfile import DownloadStalled, send_now, send_range
 from lfsd.http.wire import VerifyObjectRequest, parse_json
 from lfsd.offload import in_thread
 
@@ -255,7 +255,7 @@ class _SentFile(web.StreamResponse):
             with self._slot:
                 if not isinstance(request, web.Request):
                     return await self._send(request)
-                async with request.app[INFLIGHT].download():
+                with request.app[INFLIGHT].download():
                     return await self._send(request)
         finally:
             # Closed here, on the loop: closing a file opened read-only does not wait for the disk, and a thread
@@ -268,12 +268,15 @@ class _SentFile(web.StreamResponse):
             transport = request.transport
             if transport is None:
                 raise ConnectionResetError("the client went away")
-            # asyncio falls back to reading and writing where sendfile cannot work (TLS, other loops).
-            stall = request.app[SETTINGS].body_timeout if isinstance(request, web.Request) else None
-            if stall is None:
-                await asyncio.get_running_loop().sendfile(transport, self._file, self._part.start, self._part.length)
-            else:
-                await send_range(transport, self._file, self._part.start, self._part.length, stall_seconds=stall)
+            sent = send_now(transport, self._file, self._part.start, self._part.length)
+            start, left = self._part.start + sent, self._part.length - sent
+            if left:
+                # asyncio falls back to reading and writing where sendfile cannot work (TLS, other loops).
+                stall = request.app[SETTINGS].body_timeout if isinstance(request, web.Request) else None
+                if stall is None:
+                    await asyncio.get_running_loop().sendfile(transport, self._file, start, left)
+                else:
+                    await send_range(transport, self._file, start, left, stall_seconds=stall)
         await super().write_eof()
         return writer
 

@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Final
 
@@ -36,18 +37,63 @@ class JsonFormatter(logging.Formatter):
         return f"{self._second_text}.{micro // 1000:03d}+00:00"
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, object] = {
-            "ts": self._timestamp(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
+        entry = self._head(record.created, record.levelname, record.name, record.getMessage())
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return self._encode(entry)
+
+    def line(self, created: float, levelname: str, name: str, message: str, fields: dict[str, object]) -> str:
+        """What ``format`` makes of a record with these attributes and ``fields`` as its ``extra`` (no exception)."""
+        entry = self._head(created, levelname, name, message)
+        for key, value in fields.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = value
+        return self._encode(entry)
+
+    def _head(self, created: float, levelname: str, name: str, message: str) -> dict[str, object]:
+        return {"ts": self._timestamp(created), "level": levelname.lower(), "logger": name, "message": message}
+
+
+def write_json_line(logger: logging.Logger, level: int, message: str, fields: dict[str, object]) -> bool:
+    """Write the line ``logger.log(level, message, extra=fields)`` would write, without making a ``LogRecord``:
+    only where that record would reach nothing but one plain ``StreamHandler`` with a ``JsonFormatter`` (what
+    ``configure`` sets up for json), unfiltered. False when it did not write: the caller logs the usual way.
+
+    Every request logs one line (issue 17): the record, the handler chain and ``format``'s walk over the record's
+    attributes were half of a line's 20 to 25 µs. The line is ``JsonFormatter.format``'s, field for field.
+    """
+    if not logger.isEnabledFor(level) or logger.filters:
+        return False
+    handler: logging.Handler | None = None
+    current: logging.Logger | None = logger
+    while current is not None:  # Logger.callHandlers' walk: each logger's handlers, up to one that stops propagation
+        for candidate in current.handlers:
+            if handler is not None:
+                return False
+            handler = candidate
+        current = current.parent if current.propagate else None
+    if (
+        type(handler) is not logging.StreamHandler
+        or handler.filters
+        or level < handler.level
+        or type(handler.formatter) is not JsonFormatter
+    ):
+        return False
+    text = handler.formatter.line(time.time(), logging.getLevelName(level), logger.name, message, fields)
+    handler.acquire()
+    try:
+        handler.stream.write(text + handler.terminator)
+        handler.flush()
+    except Exception:
+        # The usual way meets the error again and reports it as logging does (a flush that failed after the write
+        # went may repeat the line: better twice than lost).
+        return False
+    finally:
+        handler.release()
+    return True
 
 
 _NAMED_ESCAPES: Final = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}

@@ -167,6 +167,7 @@ class Metrics:
             self.transfers_in_flight.labels(direction)
         self._request_children: dict[tuple[str, str, int], _RequestChildren] = {}
         self._received_children: dict[str, Counter] = {}  # routes are templates: bounded
+        self._storage_children: dict[tuple[str, str], Histogram] = {}  # backends and operations are ours: bounded
         # The embedded SSH server's sessions (OpenSSH's forced command runs in processes of its own, which export
         # nothing); git-lfs-transfer's own commands and bytes are counted by the transfer protocol.
         self.ssh_sessions = Counter("lfsd_ssh_sessions", "SSH sessions opened on the embedded server", registry=r)
@@ -223,7 +224,11 @@ class Metrics:
 
     def observe(self, backend: str, operation: str, seconds: float, *, failed: bool) -> None:
         """A storage operation (see ``lfsd.storage.instrumented``)."""
-        self.storage_duration.labels(backend, operation).observe(seconds)
+        key = (backend, operation)
+        duration = self._storage_children.get(key)
+        if duration is None:
+            duration = self._storage_children[key] = self.storage_duration.labels(backend, operation)
+        duration.observe(seconds)
         if failed:
             self.storage_errors.labels(backend, operation).inc()
 
