@@ -53,8 +53,17 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
+# Two pytest processes at once (2 cores): the end-to-end and browser tests, which mostly wait on real peers (git,
+# git-lfs, sshd, Chromium, lfsd processes), beside the in-process ones, which mostly compute. Each process has its
+# own databases, Redis key prefix, ports and temporary directories (tests/databases.py, tests/redisserver.py), so
+# they cannot collide; the in-process half's report is printed after the other's, and either failing fails the run.
 pytest: setup
-	$(BIN)/pytest
+	@rest=$$(mktemp); \
+	$(BIN)/pytest -p no:cacheprovider --ignore=tests/e2e --ignore=tests/ui >"$$rest" 2>&1 & pid=$$!; \
+	$(BIN)/pytest tests/e2e tests/ui; e2e=$$?; \
+	wait $$pid; code=$$?; \
+	echo "==== the in-process tests (run at the same time) ===="; cat "$$rest"; rm -f "$$rest"; \
+	test $$e2e = 0 && test $$code = 0
 
 test: lint typecheck pytest
 
