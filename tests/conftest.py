@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -160,3 +161,18 @@ async def world(meta: Metadata, settings: Settings, aiohttp_client: AiohttpClien
     token = await meta.users.create_token("root")
     client = await aiohttp_client(build_app(settings))
     return World(meta=meta, client=client, tokens={"root": token})
+
+
+@pytest.fixture
+def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The functions handed to aiosqlite's thread, by name: one per trip from the event loop (aiosqlite is pinned;
+    its queue to the thread is ``_execute``)."""
+    seen: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(getattr(fn, "__name__", repr(fn)))
+        return await original(self, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return seen

@@ -10,9 +10,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import aiosqlite
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.pool import QueuePool
@@ -39,20 +37,6 @@ async def sqlite_meta(tmp_path: Path) -> AsyncIterator[Metadata]:
     assert opened.db.dialect == "sqlite"
     yield opened
     await opened.close()
-
-
-@pytest.fixture
-def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The functions handed to aiosqlite's thread, by name (aiosqlite is pinned; its queue is ``_execute``)."""
-    seen: list[str] = []
-    original = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        seen.append(getattr(fn, "__name__", repr(fn)))
-        return await original(self, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
-    return seen
 
 
 async def test_held_sizes_is_one_trip_whatever_the_number_of_chunks(sqlite_meta: Metadata, trips: list[str]) -> None:

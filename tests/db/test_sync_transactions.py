@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 import pytest
 from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -41,20 +40,6 @@ async def sqlite_meta(tmp_path: Path) -> AsyncIterator[Metadata]:
     assert opened.db.dialect == "sqlite"
     yield opened
     await opened.close()
-
-
-@pytest.fixture
-def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The functions handed to aiosqlite's thread, by name."""
-    seen: list[str] = []
-    original = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        seen.append(getattr(fn, "__name__", repr(fn)))
-        return await original(self, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
-    return seen
 
 
 async def _count(meta: Metadata, table: Any) -> int:

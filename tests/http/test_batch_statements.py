@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-import aiosqlite
-import pytest
 
 from lfsd.config import Settings
 from tests.conftest import AiohttpClient, open_world
@@ -61,20 +57,13 @@ async def test_a_linked_download_runs_no_sql_once_its_standing_is_known(world: W
 
 
 async def test_an_upload_batch_on_sqlite_is_five_trips_to_the_driver_thread(
-    tmp_path: Path, aiohttp_client: AiohttpClient, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, aiohttp_client: AiohttpClient, trips: list[str]
 ) -> None:
     """Token, repository with grant, held and readable sizes (one trip), quota check, collector's touch: one trip to
     aiosqlite's thread each, whatever the number of objects (issue 17; was 21 for 100 new objects)."""
     world = await open_world(Settings(data_dir=tmp_path / "data", fsync=False), aiohttp_client)
     try:
-        seen: list[str] = []
-        original = aiosqlite.Connection._execute
-
-        async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-            seen.append(getattr(fn, "__name__", repr(fn)))
-            return await original(self, fn, *args, **kwargs)  # type: ignore[no-untyped-call]
-
-        monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+        seen = trips
         # The first request with the token also writes its last use (once a minute): not a batch's own work.
         assert (await world.batch("acme/game", "upload", [blob(10).spec()], world.auth("root"))).status == 200
         for count in (1, 100, 600):

@@ -34,6 +34,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(value: datetime | str | None) -> datetime | None:
+    """A time as a driver returns it, aware and in UTC: naive values are UTC, and SQLite's raw rows
+    (``SqliteHotPath.fetch``) hold ISO text."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def describe(exc: BaseException) -> str:
     """A driver failure in one line, for operators: its class and first line (drivers do not print passwords)."""
     cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -12,19 +10,10 @@ from lfsd.core.directory import GrantInfo, RepoInfo
 from lfsd.core.errors import Conflict
 from lfsd.core.repo import RepoPath
 from lfsd.core.tokens import Scope
-from lfsd.db.database import Database, utcnow
+from lfsd.db.database import Database, as_utc, utcnow
 from lfsd.db.sqlite_trip import SqliteHotPath
 from lfsd.db.tables import grants, locks, repo_objects, repo_usage, repos, tokens, users
 from lfsd.db.usage import UsageCounters
-
-
-def _utc(value: datetime | str | None) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
 
 # Built once, its values bind parameters: every batch and every transfer without a link asks it.
 _REPO_WITH_GRANT = (
@@ -177,7 +166,7 @@ class SqlRepoDirectory:
                 objects=int(row.held or 0),
                 bytes=int(row.bytes or 0),
                 # SQLite and MySQL hand back naive UTC (or text in SQLite) for some expressions.
-                last_push=_utc(row.last_push),
+                last_push=as_utc(row.last_push),
             )
             for row in rows
         ]

@@ -14,7 +14,7 @@ import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Row, Select, bindparam, func, or_, select, update
@@ -26,7 +26,7 @@ from lfsd.core.errors import NotFound, ServiceUnavailable
 from lfsd.core.repo import RepoPath
 from lfsd.core.usage import Usage, UsageDay, check_fits, over_quota
 from lfsd.db.aio import AsyncConnection
-from lfsd.db.database import Database, SqlConnection, hot_statement
+from lfsd.db.database import Database, SqlConnection, as_utc, hot_statement
 from lfsd.db.dialect import insert_ignore
 from lfsd.db.sqlite_trip import SqliteHotPath
 from lfsd.db.tables import objects, owner_usage, repo_objects, repo_usage, repos, usage_days
@@ -316,7 +316,7 @@ class SqlUsageStore:
             target=str(row.path),
             objects=int(row.objects or 0),
             bytes=int(row.bytes or 0),
-            last_push=_utc(row.last_push_at),
+            last_push=as_utc(row.last_push_at),
             quota_bytes=own if own is not None else self._default,
             own_quota=own is not None,
         )
@@ -359,9 +359,9 @@ class SqlUsageStore:
             row = (await conn.execute(query)).first()
             last_push = (await conn.execute(last)).scalar_one_or_none()
         if row is None:
-            return Usage(owner, 0, 0, _utc(last_push), None, False)
+            return Usage(owner, 0, 0, as_utc(last_push), None, False)
         return Usage(
-            owner, int(row.objects), int(row.bytes), _utc(last_push), row.quota_bytes, row.quota_bytes is not None
+            owner, int(row.objects), int(row.bytes), as_utc(last_push), row.quota_bytes, row.quota_bytes is not None
         )
 
     async def history(self, path: RepoPath, since: date) -> list[UsageDay] | None:
@@ -487,14 +487,6 @@ def _upsert_day(dialect: str) -> Insert:
 def _like_prefix(owner: str) -> str:
     escaped = owner.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped + "/%"
-
-
-def _utc(value: datetime | str | None) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _day(value: date | str) -> date:

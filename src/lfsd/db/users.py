@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Row, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -16,7 +16,7 @@ from lfsd.core.login import PasswordRecord
 from lfsd.core.names import MAX_USER_NAME_LENGTH
 from lfsd.core.ports import PasswordHasher
 from lfsd.core.tokens import Scope, new_token, token_digest
-from lfsd.db.database import Database, utcnow
+from lfsd.db.database import Database, as_utc, utcnow
 from lfsd.db.sqlite_trip import SqliteHotPath
 from lfsd.db.tables import UtcDateTime, grants, ssh_keys, tokens, users
 
@@ -43,15 +43,6 @@ _TOKEN_IDENTITY = (
         users.c.disabled.is_(False),
     )
 )
-
-
-def _utc(value: datetime | str | None) -> datetime | None:
-    """A time as read: SQLite's raw rows (``SqliteHotPath.fetch``) hold naive UTC text."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +77,7 @@ class SqlUserDirectory:
         user_id, name, is_admin, token_id, stored_digest, scope, last_used = row
         if not hmac.compare_digest(stored_digest, digest):
             return None
-        last_used_at = _utc(last_used)
+        last_used_at = as_utc(last_used)
         if last_used_at is None or last_used_at < now - LAST_USE_PRECISION:
             await self._touch(user_id, token_id, now)
         ceiling = Permission.READ if Scope(scope) is Scope.READ else Permission.ADMIN
