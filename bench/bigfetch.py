@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -32,6 +32,7 @@ from run import wait_port  # noqa: E402
 from small import OUT  # noqa: E402
 
 GiB = 1024 * 1024 * 1024
+T = TypeVar("T")
 
 
 def client_cpu(action: dict[str, Any]) -> tuple[float, float]:
@@ -43,6 +44,13 @@ def client_cpu(action: dict[str, Any]) -> tuple[float, float]:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert result.stdout == f"200 {GiB}", result.stdout + result.stderr
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def alternated(cases: dict[str, T], repetition: int) -> list[tuple[str, T]]:
+    """The cases in order on even repetitions and reversed on odd ones (ABBA), so that whatever the run before
+    leaves behind (a deleted 1 GiB file, a warm cache) does not always fall on the same server."""
+    ordered = list(cases.items())
+    return ordered if repetition % 2 == 0 else ordered[::-1]
 
 
 def git_fetch_cpu(user: GitUser, repo: Path, lfs_url: str) -> tuple[float, float]:
@@ -123,8 +131,8 @@ def main() -> None:
         for action in cases.values():
             client_cpu(action)  # both files in the page cache before measuring
         runs: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
-        for _ in range(args.repeat):
-            for name, action in cases.items():
+        for repetition in range(args.repeat):
+            for name, action in alternated(cases, repetition):
                 runs[name].append(client_cpu(action))
         headers = {name: headers_of(action) for name, action in cases.items()}
         figures: dict[str, Any] = {
@@ -138,8 +146,8 @@ def main() -> None:
                 "sendfile server": f"http://127.0.0.1:{port}/x/info/lfs",
             }
             git_runs: dict[str, list[tuple[float, float]]] = {name: [] for name in urls}
-            for _ in range(args.git_repeat):
-                for name, url in urls.items():
+            for repetition in range(args.git_repeat):
+                for name, url in alternated(urls, repetition):
                     git_runs[name].append(git_fetch_cpu(user, repo, url))
             title = (
                 f"1 GiB git lfs fetch (git-lfs {git_lfs_version()}), {args.git_repeat} interleaved repetitions, medians"
