@@ -62,18 +62,8 @@ class SqliteHotPath:
         wanted = [str(oid) for oid in oids]
         if not wanted:
             return {}
-        prepared = self._selects.get(shape)
-        if prepared is None:
-            prepared = self._selects[shape] = PreparedSelect(query, self._db.engine.dialect, "oids")
-        statements = [prepared.statement(parameters, wanted[i : i + IN_CHUNK]) for i in range(0, len(wanted), IN_CHUNK)]
-
-        def read(conn: sqlite3.Connection) -> list[tuple[str, int]]:
-            rows: list[tuple[str, int]] = []
-            for sql, values in statements:
-                rows += conn.execute(sql, values).fetchall()
-            return rows
-
-        return {Oid(oid): int(size) for oid, size in await self._run(read)}
+        prepared = self.prepared(shape, query)
+        return await self._run(lambda conn: _read_sizes(conn, prepared, parameters, wanted))
 
     async def sizes_then_rest(
         self, first: SizesQuery, rest: SizesQuery, oids: Iterable[Oid]
@@ -96,10 +86,7 @@ class SqliteHotPath:
     async def fetch(self, key: str, query: Select[Any], parameters: dict[str, object]) -> list[tuple[Any, ...]]:
         """The rows of ``query`` (one per ``key``, without an IN list) for ``parameters``, as the driver returns
         them (no result processing: for columns whose values the caller converts itself)."""
-        prepared = self._selects.get(key)
-        if prepared is None:
-            prepared = self._selects[key] = PreparedSelect(query, self._db.engine.dialect, None)
-        sql, values = prepared.statement(parameters, [])
+        sql, values = self.prepared(key, query, None).statement(parameters, [])
 
         def read(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
             rows: list[tuple[Any, ...]] = conn.execute(sql, values).fetchall()
