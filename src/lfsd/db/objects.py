@@ -87,14 +87,14 @@ class SqlObjectIndex:
         assert self._hot is not None
         marked, touch = self._hot.prepared("marked", _MARKED), self._hot.prepared("touch", _TOUCH)
         wanted = [str(oid) for oid in oids]
-        reads = [marked.statement({}, wanted[i : i + _IN_CHUNK]) for i in range(0, len(wanted), _IN_CHUNK)]
+        reads = [marked.bind({"oids": wanted[i : i + _IN_CHUNK]}) for i in range(0, len(wanted), _IN_CHUNK)]
         now = utcnow()
 
         def work(conn: sqlite3.Connection) -> None:
             found = [oid for sql, values in reads for (oid,) in conn.execute(sql, values).fetchall()]
             if found:
                 writes = [
-                    touch.statement({"now": now}, found[i : i + _IN_CHUNK]) for i in range(0, len(found), _IN_CHUNK)
+                    touch.bind({"now": now, "oids": found[i : i + _IN_CHUNK]}) for i in range(0, len(found), _IN_CHUNK)
                 ]
                 write_transaction(conn, lambda conn: [conn.execute(sql, values) for sql, values in writes])
 

@@ -5,7 +5,8 @@ result objects and events) against 3 µs for the ``sqlite3`` call itself. A tran
 and kept (``database.hot_statement``), are compiled once by SQLAlchemy's SQLite dialect here and then cost one
 ``sqlite3`` call: the SQL is the statement's own (each expanding IN list spelled per length), values and rows go
 through the column types' own processors, and driver errors are raised as SQLAlchemy raises them. Everything else
-runs through a SQLAlchemy ``Connection`` on the same ``sqlite3`` connection, inside the same transaction.
+runs through a SQLAlchemy ``Connection`` on the same ``sqlite3`` connection, inside the same transaction. The hot
+reads of ``SqliteHotPath`` (db/sqlite_trip.py) bind the same ``PreparedStatement``: one compiler for both.
 """
 
 from __future__ import annotations
@@ -81,9 +82,9 @@ class Prepared:
 
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
-        self._compiled: dict[tuple[int, tuple[str, ...], bool], tuple[Executable, _Statement | None]] = {}
+        self._compiled: dict[tuple[int, tuple[str, ...], bool], tuple[Executable, PreparedStatement | None]] = {}
 
-    def get(self, statement: Executable, keys: tuple[str, ...], many: bool) -> _Statement | None:
+    def get(self, statement: Executable, keys: tuple[str, ...], many: bool) -> PreparedStatement | None:
         key = (id(statement), keys, many)
         found = self._compiled.get(key)
         if found is not None and found[0] is statement:  # the statement is kept: its id is not reused meanwhile
@@ -92,11 +93,11 @@ class Prepared:
             return None
         if len(self._compiled) >= self._LIMIT:
             self._compiled.clear()
-        compiled = self._compiled[key] = (statement, _Statement.compile(statement, self._dialect, keys, many))
+        compiled = self._compiled[key] = (statement, PreparedStatement.compile(statement, self._dialect, keys, many))
         return compiled[1]
 
 
-class _Statement:
+class PreparedStatement:
     """One compiled statement: SQL per length of each expanding IN list, positional values, result processing."""
 
     def __init__(self, compiled: SQLCompiler, dialect: Dialect) -> None:
@@ -116,7 +117,18 @@ class _Statement:
         self._sql: dict[tuple[int, ...], str] = {} if self._expanding else {(): self._pieces[0]}
 
     @classmethod
-    def compile(cls, statement: Executable, dialect: Dialect, keys: tuple[str, ...], many: bool) -> _Statement | None:
+    def of(cls, statement: Executable, dialect: Dialect) -> PreparedStatement:
+        """``statement`` prepared for ``bind`` (a hot read or a plain UPDATE: its values are all bind parameters);
+        ``ValueError`` if this path cannot run it."""
+        prepared = cls.compile(statement, dialect, (), False)
+        if prepared is None:
+            raise ValueError(f"this statement cannot be prepared for SQLite: {statement}")
+        return prepared
+
+    @classmethod
+    def compile(
+        cls, statement: Executable, dialect: Dialect, keys: tuple[str, ...], many: bool
+    ) -> PreparedStatement | None:
         if not isinstance(statement, ClauseElement):
             return None
         compiled = statement.compile(dialect=dialect, column_keys=list(keys), for_executemany=many)
@@ -131,7 +143,7 @@ class _Statement:
 
     def run(self, raw: sqlite3.Connection, many: list[dict[str, Any]]) -> _Rows:
         if len(many) > 1:
-            statements = [self._bind(values) for values in many]
+            statements = [self.bind(values) for values in many]
             sql = statements[0][0]
             if any(other != sql for other, _ in statements):  # expanding lists of different lengths
                 raise _NotPrepared
@@ -140,7 +152,7 @@ class _Statement:
             except sqlite3.Error as exc:
                 raise _mapped(exc, sql) from exc
             return _Rows([], cursor.rowcount)
-        sql, bound = self._bind(many[0])
+        sql, bound = self.bind(many[0])
         try:
             cursor = raw.execute(sql, bound)
             fetched = cursor.fetchall() if self._row is not None else []
@@ -164,7 +176,9 @@ class _Statement:
             rows = [make(row) for row in fetched]
         return _Rows(rows, cursor.rowcount)
 
-    def _bind(self, values: dict[str, Any]) -> tuple[str, tuple[object, ...]]:
+    def bind(self, values: dict[str, Any]) -> tuple[str, tuple[object, ...]]:
+        """The SQL (each expanding IN list spelled for its length) and its positional values, through the types'
+        bind processors; values the statement has built in need not be given."""
         fixed = self._fixed
         if self._expanding:
             lengths = tuple(len(values[name] if name in values else fixed[name]) for name in self._expanding)

@@ -26,13 +26,12 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from sqlalchemy import Engine, Select, Update, create_engine
-from sqlalchemy.engine import Dialect
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.util import greenlet_spawn
 
 from lfsd.core.oid import Oid
 from lfsd.db.aio import AsyncEngine
-from lfsd.db.sqlite_prepared import Prepared, PreparedConnection
+from lfsd.db.sqlite_prepared import Prepared, PreparedConnection, PreparedStatement
 
 if TYPE_CHECKING:
     from lfsd.db.database import Database, SyncWork
@@ -52,7 +51,7 @@ class SqliteHotPath:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._selects: dict[str, PreparedSelect] = {}
+        self._statements: dict[str, PreparedStatement] = {}
 
     async def sizes(
         self, shape: str, query: Select[tuple[str, int]], parameters: dict[str, object], oids: Iterable[Oid]
@@ -86,7 +85,7 @@ class SqliteHotPath:
     async def fetch(self, key: str, query: Select[Any], parameters: dict[str, object]) -> list[tuple[Any, ...]]:
         """The rows of ``query`` (one per ``key``, without an IN list) for ``parameters``, as the driver returns
         them (no result processing: for columns whose values the caller converts itself)."""
-        sql, values = self.prepared(key, query, None).statement(parameters, [])
+        sql, values = self.prepared(key, query).bind(parameters)
 
         def read(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
             rows: list[tuple[Any, ...]] = conn.execute(sql, values).fetchall()
@@ -94,11 +93,11 @@ class SqliteHotPath:
 
         return await self._run(read)
 
-    def prepared(self, key: str, query: Select[Any] | Update, expanding: str | None = "oids") -> PreparedSelect:
-        """``query`` compiled once per ``key`` (its IN list the expanding parameter ``expanding``), for ``run``."""
-        prepared = self._selects.get(key)
+    def prepared(self, key: str, query: Select[Any] | Update) -> PreparedStatement:
+        """``query`` compiled once per ``key``, for ``run``: ``bind`` gives its SQL and values."""
+        prepared = self._statements.get(key)
         if prepared is None:
-            prepared = self._selects[key] = PreparedSelect(query, self._db.engine.dialect, expanding)
+            prepared = self._statements[key] = PreparedStatement.of(query, self._db.engine.dialect)
         return prepared
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -306,55 +305,14 @@ class _Answer(Generic[R]):
         return self._value  # type: ignore[return-value]  # set when there is no error
 
 
-class PreparedSelect:
-    """A SELECT compiled once for SQLite with one expanding IN parameter, whose placeholders are spelled per length
-    (SQLAlchemy renders that list at execution; here each length's SQL is kept, at most ``IN_CHUNK`` of them).
-    The other parameters are bound by name; values go through their types' bind processors."""
-
-    def __init__(self, query: Select[Any] | Update, dialect: Dialect, expanding: str | None) -> None:
-        compiled = query.compile(dialect=dialect)
-        sql = str(compiled)
-        if expanding is None:
-            self._head, self._tail = sql, ""
-        else:
-            token = f"(__[POSTCOMPILE_{expanding}])"
-            if sql.count(token) != 1:
-                raise ValueError(f"the query has no single expanding parameter {expanding!r}")
-            self._head, self._tail = sql.split(token)
-        self._order = tuple(compiled.positiontup or ())
-        self._expanding = expanding
-        self._fixed = compiled.construct_params(_check=False)  # values built into the query (a permission level)
-        self._processors = {
-            name: processor
-            for name in self._order
-            if (processor := compiled.binds[name].type.bind_processor(dialect)) is not None
-        }
-        self._sql: dict[int, str] = {}
-
-    def statement(self, parameters: dict[str, object], values: list[str]) -> tuple[str, tuple[object, ...]]:
-        """The SQL and its positional values for ``values`` in the IN list and ``parameters`` for the others."""
-        sql = self._sql.get(len(values))
-        if sql is None:
-            in_list = "(" + ", ".join("?" * len(values)) + ")" if self._expanding is not None else ""
-            sql = self._sql[len(values)] = self._head + in_list + self._tail
-        bound: list[object] = []
-        for name in self._order:
-            processor = self._processors.get(name)
-            if name == self._expanding:
-                bound += values if processor is None else [processor(value) for value in values]
-                continue
-            value = parameters[name] if name in parameters else self._fixed[name]
-            bound.append(value if processor is None else processor(value))
-        return sql, tuple(bound)
-
-
 def _read_sizes(
-    conn: sqlite3.Connection, prepared: PreparedSelect, parameters: dict[str, object], wanted: list[str]
+    conn: sqlite3.Connection, prepared: PreparedStatement, parameters: dict[str, object], wanted: list[str]
 ) -> dict[Oid, int]:
-    """Runs in the driver's thread: a sizes query for ``wanted``, every IN chunk."""
+    """Runs in the driver's thread: a sizes query (its oids the expanding parameter ``oids``) for ``wanted``, every
+    IN chunk."""
     found: dict[Oid, int] = {}
     for i in range(0, len(wanted), IN_CHUNK):
-        sql, values = prepared.statement(parameters, wanted[i : i + IN_CHUNK])
+        sql, values = prepared.bind({**parameters, "oids": wanted[i : i + IN_CHUNK]})
         for oid, size in conn.execute(sql, values).fetchall():
             found[Oid(oid)] = int(size)
     return found

@@ -429,14 +429,14 @@ class SqlUsageStore:
 
     def _sqlite_quota_reads(self, repo_id: int) -> Callable[[sqlite3.Connection], _QuotaRows | None]:
         assert self._hot is not None
-        repo_sql, repo_values = self._hot.prepared("quota_repo", _QUOTA_REPO, None).statement({"repo_id": repo_id}, [])
-        owner_read = self._hot.prepared("quota_owner", _QUOTA_OWNER, None)
+        repo_sql, repo_values = self._hot.prepared("quota_repo", _QUOTA_REPO).bind({"repo_id": repo_id})
+        owner_read = self._hot.prepared("quota_owner", _QUOTA_OWNER)
 
         def read(conn: sqlite3.Connection) -> _QuotaRows | None:
             row = conn.execute(repo_sql, repo_values).fetchone()
             if row is None:
                 return None
-            sql, values = owner_read.statement({"owner": str(row[0]).split("/", 1)[0]}, [])
+            sql, values = owner_read.bind({"owner": str(row[0]).split("/", 1)[0]})
             return (str(row[0]), row[1], row[2]), conn.execute(sql, values).fetchone()
 
         return read
