@@ -105,6 +105,18 @@ def main() -> None:
     parser.add_argument("--spy", type=Path, default=None, help="sample the small PUTs with py-spy (raw format)")
     parser.add_argument("--src", type=Path, default=ROOT / "src", help="the lfsd tree the server imports")
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument(
+        "--shards-exist",
+        action="store_true",
+        help="create the objects' shard directories before the timed PUTs (a store past a few hundred thousand "
+        "objects has all 65,536; a fresh one makes one or two directories for most uploads)",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the store in place (its path is printed): deleting thousands of files makes the next run's "
+        "inode allocations slower for minutes on ext4 without a journal, so a series deletes at its end",
+    )
     args = parser.parse_args()
     if args.serve:
         serve(int(args.serve[0]), Path(args.serve[1]), not args.no_fsync, not args.no_direct)
@@ -122,6 +134,10 @@ def main() -> None:
         for oid, body in zip(oids[:20], bodies[:20], strict=True):  # warm up
             conn.request("PUT", f"/objects/{oid}", body=body)
             assert conn.getresponse().read() == b""
+        if args.shards_exist:
+            for oid in oids:
+                (work / "data" / "objects" / oid[:2] / oid[2:4]).mkdir(parents=True, exist_ok=True)
+            os.sync()
         tracer = None
         if args.strace:
             out = work / "strace.txt"
@@ -195,7 +211,10 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

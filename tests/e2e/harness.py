@@ -46,6 +46,27 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def open_unnamed(data_dir: Path) -> list[str]:
+    """The unnamed (``O_TMPFILE``) files that any process holds open in the object store at ``data_dir``: uploads
+    being written (``/proc/PID/fd/N`` reads ``DATA/objects/ab/cd/#INODE (deleted)``)."""
+    prefix = f"{data_dir}/objects/"
+    found = []
+    for fds in Path("/proc").glob("[0-9]*/fd"):
+        try:
+            links = [str(fd.readlink()) for fd in fds.iterdir()]
+        except OSError:  # the process ended, or a link went while it was read
+            continue
+        found += [link for link in links if link.startswith(prefix) and link.endswith(" (deleted)") and "/#" in link]
+    return found
+
+
+def writing(data_dir: Path, oid: str) -> bool:
+    """Whether the object ``oid`` is being written into the store at ``data_dir``: an unnamed file open in its shard
+    directory, or a named temp file (file systems without ``O_TMPFILE``)."""
+    shard = f"{data_dir}/objects/{oid[:2]}/{oid[2:4]}/#"
+    return any((data_dir / "tmp").glob(f"{oid}*")) or any(link.startswith(shard) for link in open_unnamed(data_dir))
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

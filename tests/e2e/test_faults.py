@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.client import batch, curl, start_curl
 from tests.e2e.conftest import Deployment
-from tests.e2e.harness import Server, require_git_lfs, sha256_file, write_random
+from tests.e2e.harness import Server, open_unnamed, require_git_lfs, sha256_file, write_random, writing
 
 pytestmark = pytest.mark.e2e
 
@@ -56,18 +56,20 @@ def test_kill_9_mid_upload_leaves_nothing_and_a_retry_succeeds(tmp_path: Path) -
     action = batch(server.url, "acme/big", "alice", token, "upload", oid, 200 * MiB)["actions"]["upload"]
     upload = start_curl(action, "--limit-rate", "20M", "-T", str(source))
     deadline = time.monotonic() + 20
-    while not list((data / "tmp").glob(f"{oid}*")):
+    while not writing(data, oid):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     time.sleep(1.0)
     server.process.send_signal(signal.SIGKILL)
     server.process.wait(timeout=10)
     upload.communicate(timeout=30)
-    assert list((data / "tmp").glob(f"{oid}*")), "the partial temp file should be there after the crash"
+    # The partial object was an unnamed file: it went with the process, and nothing has its name.
+    assert not writing(data, oid)
+    assert not (data / "objects" / oid[:2] / oid[2:4] / oid).exists()
 
     restarted = Server.start(data, extra_env=key)
     try:
-        assert list((data / "tmp").iterdir()) == [], "the start-up sweep should remove the dead process's temp file"
+        assert list((data / "tmp").iterdir()) == []
         assert not (data / "objects" / oid[:2] / oid[2:4] / oid).exists()
         entry = batch(restarted.url, "acme/big", "alice", token, "download", oid, 200 * MiB)
         assert entry["error"]["code"] == 404, "a partial object must never be visible"
@@ -217,8 +219,8 @@ def test_clients_that_vanish_mid_transfer(big_object: tuple[Server, str, str, Pa
     ).encode()
     _raw(server, head, source.with_name("other.bin").read_bytes()[: 5 * MiB])
     deadline = time.monotonic() + 10
-    while list((server.data_dir / "tmp").iterdir()):
-        assert time.monotonic() < deadline, "the vanished upload's temp file stayed"
+    while list((server.data_dir / "tmp").iterdir()) or open_unnamed(server.data_dir):
+        assert time.monotonic() < deadline, "the vanished upload's file stayed"
         time.sleep(0.05)
     # The server keeps serving everyone else.
     assert curl(download).stdout == f"200 {64 * MiB}"

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.client import batch, start_curl
 from tests.e2e.conftest import Deployment
-from tests.e2e.harness import ROOT, Server, free_port, require_git_lfs, write_random
+from tests.e2e.harness import ROOT, Server, free_port, require_git_lfs, write_random, writing
 
 pytestmark = pytest.mark.e2e
 
@@ -186,7 +186,7 @@ def test_sigterm_lets_an_upload_in_flight_finish(tmp_path: Path) -> None:
     server, metrics_port, token = _drain_server(tmp_path)
     action = batch(server.url, "acme/big", "alice", token, "upload", oid, 200 * MiB)["actions"]["upload"]
     upload = start_curl(action, "--limit-rate", "40M", "-T", str(source))  # about 5 s
-    _wait_for(lambda: any((server.data_dir / "tmp").glob(f"{oid}*")), 10)
+    _wait_for(lambda: writing(server.data_dir, oid), 10)
     server.process.send_signal(signal.SIGTERM)
     _wait_for(lambda: _get(f"http://127.0.0.1:{metrics_port}/readyz")[0] == 503, 5)
     assert "draining" in _get(f"http://127.0.0.1:{metrics_port}/readyz")[1]
@@ -227,7 +227,7 @@ def test_grace_expiry_cancels_and_cleans_up_and_a_second_signal_exits_at_once(tm
     server, _, token = _drain_server(tmp_path, grace="1")
     action = batch(server.url, "acme/big", "alice", token, "upload", oid, 50 * MiB)["actions"]["upload"]
     upload = start_curl(action, "--limit-rate", "1M", "-T", str(source))  # far longer than the grace period
-    _wait_for(lambda: any((server.data_dir / "tmp").glob(f"{oid}*")), 10)
+    _wait_for(lambda: writing(server.data_dir, oid), 10)
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(timeout=30) == 0
     upload.communicate(timeout=30)
@@ -237,7 +237,7 @@ def test_grace_expiry_cancels_and_cleans_up_and_a_second_signal_exits_at_once(tm
     second, _, token = _drain_server(tmp_path / "second")
     action = batch(second.url, "acme/big", "alice", token, "upload", oid, 50 * MiB)["actions"]["upload"]
     upload = start_curl(action, "--limit-rate", "1M", "-T", str(source))
-    _wait_for(lambda: any((second.data_dir / "tmp").glob(f"{oid}*")), 10)
+    _wait_for(lambda: writing(second.data_dir, oid), 10)
     second.process.send_signal(signal.SIGTERM)
     time.sleep(0.5)
     assert second.process.poll() is None, "still draining after the first signal"
@@ -273,7 +273,7 @@ def test_sigterm_keeps_accepting_for_the_drain_delay_then_closes_idle_connection
     try:
         for sock in (idle, reused):
             assert b"connection: close" not in _exchange(sock, HEALTHZ).lower()  # kept alive before the signal
-        _wait_for(lambda: any((server.data_dir / "tmp").glob(f"{oid}*")), 10)
+        _wait_for(lambda: writing(server.data_dir, oid), 10)
         signalled = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         _wait_for(lambda: _get(f"http://127.0.0.1:{metrics_port}/readyz")[0] == 503, 1)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.client import batch, curl, start_curl
-from tests.e2e.harness import Server, free_port, lfsd_env, write_random
+from tests.e2e.harness import Server, free_port, lfsd_env, write_random, writing
 from tests.e2e.test_operability import MiB, _get, _refused, _scrape, _wait_for
 
 pytestmark = pytest.mark.e2e
@@ -85,7 +85,7 @@ def test_one_sigterm_drains_every_worker(tmp_path: Path) -> None:
     oid = write_random(source, 100 * MiB)
     action = batch(server.url, "acme/game", "alice", token, "upload", oid, 100 * MiB)["actions"]["upload"]
     upload = start_curl(action, "--limit-rate", "30M", "-T", str(source))  # about 3 s
-    _wait_for(lambda: any((server.data_dir / "tmp").glob(f"{oid}*")), 10)
+    _wait_for(lambda: writing(server.data_dir, oid), 10)
     server.process.send_signal(signal.SIGTERM)
     _wait_for(lambda: _refused(server.port), 10)
     out, err = upload.communicate(timeout=120)

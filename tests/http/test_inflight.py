@@ -32,6 +32,20 @@ async def test_memory_is_released_once_after_the_last_upload() -> None:
     await inflight.close()
 
 
+async def test_the_trim_waits_for_the_delay_after_the_last_of_a_run_of_uploads() -> None:
+    """One timer for the run: when it fires early (uploads ended since it was set) it waits out the rest."""
+    memory = CountingReleaser()
+    inflight = InFlight(memory, trim_delay=0.05)
+    for _ in range(8):  # 0.16 s of uploads, each ending 0.02 s after the one before: never 0.05 s idle
+        with inflight.upload():
+            assert inflight.uploads == 1
+        await asyncio.sleep(0.02)
+        assert memory.calls == 0
+    await asyncio.sleep(0.1)
+    assert memory.calls == 1
+    await inflight.close()
+
+
 async def test_a_freed_slot_goes_to_the_first_waiter_and_the_cap_always_holds() -> None:
     inflight = InFlight(MemoryReleaser())
     first = inflight.admit("u", 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,6 +31,17 @@ def _stored_files(settings: Settings) -> list[Path]:
 
 def _temp_files(settings: Settings) -> list[Path]:
     return list((settings.data_dir / "tmp").iterdir())
+
+
+def _being_written(settings: Settings) -> list[str]:
+    """Temp files, and the unnamed (``O_TMPFILE``) files this process (the server's) holds open in the store."""
+    found = [str(path) for path in _temp_files(settings)]
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = str(fd.readlink())
+            if target.startswith(str(settings.data_dir)) and target.endswith(" (deleted)"):
+                found.append(target)
+    return found
 
 
 async def test_hash_mismatch_is_422_and_stores_nothing(world: World, settings: Settings) -> None:
@@ -156,7 +168,7 @@ async def test_expect_continue_accepted_with_link(world: World) -> None:
     writer.close()
 
 
-async def test_client_disconnect_mid_upload_removes_temp_file(world: World, settings: Settings) -> None:
+async def test_client_disconnect_mid_upload_leaves_no_file(world: World, settings: Settings) -> None:
     await world.repo("acme/game")
     size = 3 * 1024 * 1024
     action = await _upload_action(world, "acme/game", size)
@@ -171,15 +183,16 @@ async def test_client_disconnect_mid_upload_removes_temp_file(world: World, sett
     )
     await writer.drain()
     for _ in range(100):
-        if _temp_files(settings):
+        if _being_written(settings):
             break
         await asyncio.sleep(0.02)
-    assert _temp_files(settings), "the upload should have started"
+    assert _being_written(settings), "the upload should have started"
     writer.transport.abort()
     for _ in range(200):
-        if not _temp_files(settings):
+        if not _being_written(settings):
             break
         await asyncio.sleep(0.02)
+    assert _being_written(settings) == []
     assert _temp_files(settings) == [] and _stored_files(settings) == []
     # The server keeps serving.
     item = blob(10)

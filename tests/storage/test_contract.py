@@ -41,7 +41,7 @@ class Source:
         return out
 
 
-@pytest.fixture(params=["local-direct", "local-buffered", "s3"])
+@pytest.fixture(params=["local-direct", "local-buffered", "local-named", "s3"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ObjectStore]:
     if request.param == "s3":
         server: S3Server = request.getfixturevalue("s3_server")
@@ -51,8 +51,10 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
             pending = await client.list_multipart_uploads(Bucket=bucket)
             assert pending.get("Uploads", []) == [], "a multipart upload was left behind"
         return
-    direct = request.param == "local-direct"
-    local = LocalStore(tmp_path / "store", BufferPool(BUFFER, 1 << 20), fsync=True, direct_io=direct)
+    direct = request.param != "local-buffered"
+    unnamed = request.param != "local-named"  # named temp files: file systems without O_TMPFILE
+    pool = BufferPool(BUFFER, 1 << 20)
+    local = LocalStore(tmp_path / "store", pool, fsync=True, direct_io=direct, unnamed_files=unnamed)
     local.prepare()
     yield local
     leftovers = list((tmp_path / "store" / "tmp").iterdir())

@@ -109,3 +109,40 @@ async def test_an_upload_filling_one_buffer_exactly_is_one_thread_hop_too(tmp_pa
         await store.put(Oid.parse(longer.oid), size, Source(longer.data, chunk=32 * 1024))
     assert executor.submitted == 1  # refused before any hop
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize("unnamed", [True, False])
+async def test_uploads_use_unnamed_files_where_the_file_system_has_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed: bool
+) -> None:
+    real = os.open
+    opened: list[int] = []
+
+    def recording(path: str, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        opened.append(flags)
+        return real(path, flags, mode, dir_fd=dir_fd)
+
+    store = LocalStore(tmp_path, BufferPool(65536, 1 << 20), fsync=False, unnamed_files=unnamed)
+    store.prepare()
+    monkeypatch.setattr(os, "open", recording)
+    for item in (blob(50_000), blob(65536 * 3 + 5)):  # stored whole, streamed
+        await store.put(Oid.parse(item.oid), item.size, Source(item.data))
+        assert store.path_of(Oid.parse(item.oid)).read_bytes() == item.data
+    unnamed_opens = [flags for flags in opened if flags & os.O_TMPFILE == os.O_TMPFILE]
+    named_creates = [flags for flags in opened if flags & os.O_CREAT and flags & os.O_TMPFILE != os.O_TMPFILE]
+    assert (bool(unnamed_opens), len(named_creates)) == ((True, 0) if unnamed else (False, 2))
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+async def test_an_upload_that_fails_midway_leaves_no_file(tmp_path: Path) -> None:
+    """Nothing named, nowhere: the unnamed file goes with its descriptor (also when the process dies)."""
+    store = LocalStore(tmp_path, BufferPool(65536, 1 << 20), fsync=True)
+    store.prepare()
+    item = blob(65536 * 4)
+    with pytest.raises(ConnectionResetError):
+        await store.put(Oid.parse(item.oid), item.size, Source(item.data, fail_after=65536 * 2 + 100))
+    assert _files(tmp_path) == []
+
+
+def _files(root: Path) -> list[Path]:
+    return [path for path in root.rglob("*") if not path.is_dir()]

@@ -4,8 +4,6 @@ SSH sessions share); after a burst of uploads, freed heap memory goes back to th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from prometheus_client import Gauge
 
@@ -16,7 +14,7 @@ from lfsd.offload import in_thread
 # Wait this long after the last upload before trimming, so back-to-back small uploads do not trim each time.
 TRIM_DELAY_SECONDS = 1.0
 
-__all__ = ["Downloading", "InFlight", "Slot"]
+__all__ = ["Downloading", "InFlight", "Slot", "Uploading"]
 
 
 class InFlight(TransferSlots):
@@ -32,21 +30,29 @@ class InFlight(TransferSlots):
         self.uploads = 0
         self.downloads = 0
         self._trim: asyncio.TimerHandle | None = None
+        self._idle_since = 0.0  # loop.time() when the last upload ended
         self._tasks: set[asyncio.Task[None]] = set()
 
-    @asynccontextmanager
-    async def upload(self) -> AsyncIterator[None]:
+    def upload(self) -> Uploading:
+        """One upload in flight, for a ``with`` or ``async with`` block."""
+        return Uploading(self)
+
+    def _start_upload(self) -> None:
         self.uploads += 1
         if self._uploading is not None:
             self._uploading.inc()
-        try:
-            yield
-        finally:
-            self.uploads -= 1
-            if self._uploading is not None:
-                self._uploading.dec()
-            if self.uploads == 0:
-                self._schedule_trim()
+
+    def _end_upload(self) -> None:
+        self.uploads -= 1
+        if self._uploading is not None:
+            self._uploading.dec()
+        if self.uploads == 0:
+            # One timer for a run of back-to-back uploads, not a cancel and a new timer after each (issue 17): it
+            # looks at when the last one ended when it fires.
+            loop = asyncio.get_running_loop()
+            self._idle_since = loop.time()
+            if self._trim is None:
+                self._trim = loop.call_at(self._idle_since + self._trim_delay, self._start_trim)
 
     def download(self) -> Downloading:
         """One download in flight, for a ``with`` or ``async with`` block (nothing in it awaits)."""
@@ -62,17 +68,18 @@ class InFlight(TransferSlots):
         if self._downloading is not None:
             self._downloading.dec()
 
-    def _schedule_trim(self) -> None:
-        if self._trim is not None:
-            self._trim.cancel()
-        self._trim = asyncio.get_running_loop().call_later(self._trim_delay, self._start_trim)
-
     def _start_trim(self) -> None:
         self._trim = None
-        if self.uploads == 0:
-            task = asyncio.create_task(in_thread(self._memory.release))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if self.uploads:
+            return  # the end of the running ones arms it again
+        loop = asyncio.get_running_loop()
+        due = self._idle_since + self._trim_delay
+        if loop.time() < due:  # an upload ended after the timer was set: the delay counts from that one's end
+            self._trim = loop.call_at(due, self._start_trim)
+            return
+        task = asyncio.create_task(in_thread(self._memory.release))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
         if self._trim is not None:
@@ -101,3 +108,25 @@ class Downloading:
 
     async def __aexit__(self, *_exc: object) -> None:
         self._inflight._end_download()
+
+
+class Uploading:
+    """``InFlight.upload``: a plain context manager (also usable with ``async with``), as ``Downloading`` (the
+    generator-based one it replaces cost a few µs per upload; issue 17)."""
+
+    __slots__ = ("_inflight",)
+
+    def __init__(self, inflight: InFlight) -> None:
+        self._inflight = inflight
+
+    def __enter__(self) -> None:
+        self._inflight._start_upload()
+
+    def __exit__(self, *_exc: object) -> None:
+        self._inflight._end_upload()
+
+    async def __aenter__(self) -> None:
+        self._inflight._start_upload()
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._inflight._end_upload()

@@ -117,11 +117,11 @@ async def upload(request: web.Request) -> web.Response:
     assert target.size is not None
     inflight = request.app[INFLIGHT]
     settings = request.app[SETTINGS]
-    with await inflight.admit_waiting(target.user, settings.max_transfers_per_user, settings.transfer_queue_wait):
-        async with inflight.upload():
-            await request.app[SERVICE].upload(
-                target.repo_id, target.oid, target.size, _RequestBody(request), target.user_id
-            )
+    slot = await inflight.admit_waiting(target.user, settings.max_transfers_per_user, settings.transfer_queue_wait)
+    with slot, inflight.upload():
+        await request.app[SERVICE].upload(
+            target.repo_id, target.oid, target.size, _RequestBody(request), target.user_id
+        )
     return web.Response(status=200)
 
 

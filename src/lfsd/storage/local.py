@@ -1,4 +1,5 @@
-"""Object bodies on local disk: ``objects/ab/cd/<oid>``, written through a temp file, fsync and rename."""
+"""Object bodies on local disk: ``objects/ab/cd/<oid>``, written to an unnamed file (``O_TMPFILE``) or a temp file,
+synced, then linked or renamed into place (``ObjectFile``)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from lfsd.core.text import ascii_number
 from lfsd.offload import in_thread
 from lfsd.storage.buffers import BufferPool
 from lfsd.storage.ingest import InOrder, ingest
-from lfsd.storage.objectfile import ObjectFile
+from lfsd.storage.objectfile import ObjectFile, links_unnamed_files
 
 log = logging.getLogger("lfsd.storage")
 T = TypeVar("T")
@@ -57,6 +58,7 @@ class LocalStore:
         *,
         fsync: bool = True,
         direct_io: bool = True,
+        unnamed_files: bool = True,
         slow_open_seconds: float = SLOW_OPEN_SECONDS,
     ) -> None:
         self.root = root
@@ -66,6 +68,8 @@ class LocalStore:
         self._pool = pool
         self._fsync = fsync
         self._direct = direct_io
+        self._unnamed_files = unnamed_files  # O_TMPFILE where the file system has it (``ObjectFile``)
+        self._unnamed = False  # and it has: found out by ``prepare``
         self._host = socket.gethostname().replace(".", "_")
         self.slow_open_seconds = slow_open_seconds
         self._slow_opens = 0  # slow opens on the loop in a row
@@ -76,6 +80,11 @@ class LocalStore:
         self._objects.mkdir(parents=True, exist_ok=True)
         self._tmp.mkdir(parents=True, exist_ok=True)
         self.sweep_temp()
+        self._unnamed = self._unnamed_files and links_unnamed_files(self._tmp, self._temp_name("probe"))
+        log.info("object files are created %s", "unnamed (O_TMPFILE)" if self._unnamed else "as named temp files")
+
+    def _temp_name(self, prefix: str) -> str:
+        return f"{prefix}.{self._host}.{os.getpid()}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
 
     def sweep_temp(self, max_age_seconds: float = STALE_TEMP_SECONDS) -> int:
         """Remove temp files of dead processes on this host, and any older than ``max_age_seconds``."""
@@ -101,10 +110,12 @@ class LocalStore:
         # bytes): a shortcut would answer measurably faster, telling a caller that some repository holds this oid.
         # Strings, not Path objects, on the per-upload path (12 us less per upload; issue 17).
         first, second = oid.shard
-        tmp = f"{self._tmp_dir}/{oid}.{self._host}.{os.getpid()}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
+        tmp = f"{self._tmp_dir}/{self._temp_name(oid)}"
+        shard = f"{self._objects_dir}/{first}/{second}"
+        unnamed_in = shard if self._unnamed else None
         sink = _FileSink(
-            lambda: ObjectFile(tmp, size, direct=self._direct),
-            f"{self._objects_dir}/{first}/{second}/{oid}",
+            lambda: ObjectFile(tmp, size, direct=self._direct, unnamed_in=unnamed_in, fsync=self._fsync),
+            f"{shard}/{oid}",
             self._pool.size_for(size),
             fsync=self._fsync,
         )
@@ -182,7 +193,7 @@ class LocalStore:
         await _on_disk(self._check_writable)
 
     def _check_writable(self) -> None:
-        probe = self._tmp / f"probe.{self._host}.{os.getpid()}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
+        probe = self._tmp / self._temp_name("probe")
         probe.write_bytes(b"")
         probe.unlink()
 

@@ -1,0 +1,69 @@
+"""InstrumentedStore: every operation timed; only the store's own failures counted as failures."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from lfsd.core.errors import ChecksumMismatch, ServiceUnavailable
+from lfsd.core.oid import Oid
+from lfsd.core.ports import ByteSource
+from lfsd.storage.instrumented import InstrumentedStore
+
+OID = Oid.parse("a" * 64)
+
+
+class Observed:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, float, bool]] = []
+
+    def observe(self, backend: str, operation: str, seconds: float, *, failed: bool) -> None:
+        self.calls.append((backend, operation, seconds, failed))
+
+
+class Failing:
+    """Raises ``error`` from every operation (``None``: succeeds)."""
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+    async def _maybe(self) -> None:
+        await asyncio.sleep(0)
+        if self.error is not None:
+            raise self.error
+
+    async def put(self, oid: Oid, size: int, source: ByteSource) -> None:
+        await self._maybe()
+
+    async def read(self, oid: Oid, start: int, length: int) -> AsyncIterator[bytes]:
+        yield b"x"
+        await self._maybe()
+
+
+@pytest.mark.parametrize(
+    ("error", "failed"),
+    [
+        (None, False),
+        (ChecksumMismatch(), False),  # the client's fault
+        (ServiceUnavailable("down"), True),
+        (OSError("disk"), True),
+        (asyncio.CancelledError(), False),  # the caller went away
+    ],
+)
+async def test_failures_are_the_stores_own(error: BaseException | None, failed: bool) -> None:
+    observed = Observed()
+    store = InstrumentedStore(Failing(error), "local", observed)  # type: ignore[arg-type]
+    for operation in ("put", "read"):
+        raised: type[BaseException] | None = None
+        try:
+            if operation == "put":
+                await store.put(OID, 1, None)  # type: ignore[arg-type]
+            else:
+                assert [chunk async for chunk in store.read(OID, 0, 1)] == [b"x"]
+        except BaseException as exc:
+            raised = type(exc)
+        assert raised is (None if error is None else type(error))
+    assert [(b, o, f) for b, o, _, f in observed.calls] == [("local", "put", failed), ("local", "read", failed)]
+    assert all(seconds >= 0 for _, _, seconds, _ in observed.calls)
