@@ -244,17 +244,16 @@ class Settings:
         values: dict[str, object] = {}
         for name, spec in _SPECS.items():
             try:
-                given_value = raw.get(name, spec.default)
+                value = raw.get(name, spec.default)
                 before = _BEFORE.get(name)
-                value = spec.convert(given_value if before is None else before(given_value))
+                value = spec.convert(value if before is None else before(value))
                 check = _CHECKS.get(name)
                 values[name] = value if check is None or value is None else check(value)
             except Invalid as exc:
                 problems.append((name, exc.message))
-        if not problems and values["gc_grace"] < values["link_ttl"]:  # type: ignore[operator]
-            problems.append(
-                ("gc_grace", f"gc_grace ({values['gc_grace']}) must be at least link_ttl ({values['link_ttl']})")
-            )
+        grace, ttl = values.get("gc_grace"), values.get("link_ttl")
+        if isinstance(grace, int) and isinstance(ttl, int) and grace < ttl:
+            problems.append(("gc_grace", f"gc_grace ({grace}) must be at least link_ttl ({ttl})"))
         if problems:
             raise SettingsError(problems)
         for name, value in values.items():
