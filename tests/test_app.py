@@ -4,10 +4,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
 from lfsd.bootstrap import SECRET_FILE, signing_key
-from lfsd.config import Settings
+from lfsd.config import Settings, SettingsError
 
 
 def test_generated_key_is_private_stable_and_shared(tmp_path: Path) -> None:
@@ -28,5 +27,5 @@ def test_configured_key_wins(tmp_path: Path) -> None:
 
 
 def test_short_configured_key_is_refused() -> None:
-    with pytest.raises(ValidationError, match="at least 32 bytes"):
+    with pytest.raises(SettingsError, match="at least 32 bytes"):
         Settings(secret_key="short")

@@ -11,7 +11,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_every_setting_is_documented() -> None:
     text = (ROOT / "docs" / "configuration.md").read_text()
-    for name in Settings.model_fields:
+    descriptions = Settings.descriptions()
+    assert len(descriptions) > 70
+    for name, description in descriptions.items():
+        assert description.strip(), name
         assert f"`{name}`" in text, name
         assert f"`LFSD_{name.upper()}`" in text, name
 

@@ -74,3 +74,14 @@ def test_every_package_has_rules() -> None:
 @pytest.mark.parametrize("module", ["offload.py", "memory.py"])
 def test_leaf_helpers_import_only_the_standard_library(module: str) -> None:
     assert all(name.split(".")[0] in sys.stdlib_module_names for name in _imports(SRC / module))
+
+
+def test_only_the_admin_api_bodies_import_pydantic() -> None:
+    """pydantic is loaded on the admin API's first request (issue 17: 9 MiB of an idle server); the modules that
+    import it are imported then, and nothing on the start-up or LFS path imports them (tests/test_idle_imports.py)."""
+    importers = sorted(
+        str(path.relative_to(SRC))
+        for path in SRC.rglob("*.py")
+        if any(name.split(".")[0] == "pydantic" for name in _imports(path))
+    )
+    assert importers == ["http/admin_api/models.py", "http/admin_api/openapi.py"]

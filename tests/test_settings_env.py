@@ -5,9 +5,8 @@ from __future__ import annotations
 from ipaddress import ip_network
 
 import pytest
-from pydantic import ValidationError
 
-from lfsd.config import Settings
+from lfsd.config import Settings, SettingsError
 
 
 def test_environment_in_any_case_and_arguments_win(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -31,8 +30,40 @@ def test_strings_convert_and_split_as_before(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_a_bad_value_names_its_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LFSD_LINK_TTL", "abc")
-    with pytest.raises(ValidationError) as raised:
+    with pytest.raises(SettingsError) as raised:
         Settings()
-    assert [error["loc"] for error in raised.value.errors()] == [("link_ttl",)]
-    with pytest.raises(ValidationError):
-        Settings(no_such_setting=1)  # type: ignore[call-arg]
+    assert [name for name, _ in raised.value.problems] == ["link_ttl"]
+    assert str(raised.value) == "link_ttl: Input should be a valid integer"
+    monkeypatch.delenv("LFSD_LINK_TTL")
+    with pytest.raises(SettingsError, match=r"^no_such_setting: not a setting$"):
+        Settings(no_such_setting=1)
+
+
+def test_every_problem_is_reported_one_line_each_in_declaration_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LFSD_LINK_TTL", "abc")
+    monkeypatch.setenv("LFSD_DRAIN_DELAY", "inf")  # accepted by accident before: a drain that never ends
+    with pytest.raises(SettingsError) as raised:
+        Settings(shutdown_grace="nan", buffer_size=3 * 65536)
+    assert str(raised.value).splitlines() == [
+        "shutdown_grace: Input should be a finite number",
+        "link_ttl: Input should be a valid integer",
+        "buffer_size: buffer_size must be a power of two",
+        "drain_delay: Input should be a finite number",
+    ]
+    assert raised.value.first == "invalid setting shutdown_grace: Input should be a finite number"
+
+
+def test_gc_grace_must_cover_link_ttl() -> None:
+    with pytest.raises(SettingsError, match=r"^gc_grace: gc_grace \(60\) must be at least link_ttl \(600\)$"):
+        Settings(gc_grace=60, link_ttl=600)
+    assert Settings(gc_grace=600, link_ttl=600).gc_grace == 600
+
+
+def test_replace_converts_and_checks_as_the_constructor_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LFSD_FSYNC", "false")
+    settings = Settings(secret_key="k" * 40)
+    changed = settings.replace(link_standing_ttl="0", public_url="https://example.test/")
+    assert (changed.link_standing_ttl, changed.public_url, changed.fsync) == (0.0, "https://example.test", False)
+    assert changed.secret_key == settings.secret_key and settings.link_standing_ttl == 5.0
+    with pytest.raises(SettingsError, match=r"^s3_parts_in_flight: "):
+        settings.replace(s3_parts_in_flight=65)

@@ -6,15 +6,14 @@ import os
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
-from lfsd.config import Settings, usable_cores
+from lfsd.config import Settings, SettingsError, usable_cores
 
 
 def test_auto_is_one_worker_per_usable_core() -> None:
     assert Settings(workers="auto").workers == usable_cores() >= 1
     assert Settings(workers="3").workers == 3
-    with pytest.raises(ValidationError):
+    with pytest.raises(SettingsError):
         Settings(workers="0")
 
 

@@ -35,9 +35,7 @@ from lfsd.git.process import GitProcesses
 from lfsd.git.repositories import BareRepositories
 from lfsd.hook import hook_environment
 from lfsd.http.admin_api import add_admin_routes
-from lfsd.http.admin_api.edge import ADMIN
-from lfsd.http.admin_api.ssh_keys import SSH_KEYS
-from lfsd.http.admin_api.usage import USAGE
+from lfsd.http.admin_api.edge import ADMIN, SSH_KEYS, USAGE
 from lfsd.http.drain import close_while_draining, drain_middleware
 from lfsd.http.errors import error_middleware
 from lfsd.http.health import add_health_routes

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
-from pydantic import ValidationError
 
-from lfsd.config import Settings
+from lfsd.config import Settings, SettingsError
 from lfsd.core.admin import Administration
 from lfsd.core.audit import Actor, AuditQuery
 from lfsd.core.auth import Permission, Repo
@@ -59,10 +58,8 @@ def _settings(**options: Any) -> Settings:
     given = {key: value for key, value in options.items() if value is not None}
     try:
         return Settings(**given)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        field = ".".join(str(part) for part in first["loc"]) or "settings"
-        raise click.ClickException(f"invalid setting {field}: {first['msg']}") from None
+    except SettingsError as exc:
+        raise click.ClickException(exc.first) from None
 
 
 # Exit codes (docs/administration.md): 1 any other failure, 2 bad usage (click), 3 not found, 4 already exists or

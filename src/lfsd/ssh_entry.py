@@ -19,9 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import ValidationError
-
-from lfsd.config import Settings
+from lfsd.config import Settings, SettingsError
 from lfsd.core.auth import Identity
 from lfsd.core.errors import LfsError
 from lfsd.core.operation import Operation
@@ -178,10 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LfsError as exc:
         sys.stderr.write(f"lfsd: {exc.message}\n")
         return 1
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        field = ".".join(str(part) for part in first["loc"]) or "settings"
-        sys.stderr.write(f"lfsd: invalid setting {field}: {first['msg']}\n")
+    except SettingsError as exc:
+        sys.stderr.write(f"lfsd: {exc.first}\n")
         return 1
     except Exception as exc:
         # One line for the client (or sshd's log), never a traceback.

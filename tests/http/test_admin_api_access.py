@@ -7,8 +7,7 @@ from __future__ import annotations
 import pytest
 
 from lfsd.core.audit import AuditQuery, Outcome
-from lfsd.http.admin_api.openapi import OPENAPI
-from lfsd.http.admin_api.routes import BASE, OPERATIONS, Operation
+from lfsd.http.admin_api.routes import BASE, OPENAPI, OPERATIONS, Operation
 from lfsd.http.errors import AUTHENTICATE_HEADER
 from tests.support import World, lfs_error
 

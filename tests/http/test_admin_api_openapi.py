@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from openapi_spec_validator import validate
+from pydantic import BaseModel
 
 from lfsd.app import build_app
 from lfsd.config import Settings
+from lfsd.http.admin_api import models
 from lfsd.http.admin_api.openapi import build_document
+from lfsd.http.admin_api.routes import OPENAPI, OPERATIONS
 from tests.conftest import AiohttpClient
 
 
@@ -46,3 +51,13 @@ async def test_the_document_is_served(tmp_path: Path, aiohttp_client: AiohttpCli
     assert document == build_document()
     # A sub-resource path and a nested repository path reach their own handlers, not each other's.
     assert "/api/v1/repos/{repo}/-/grants" in document["paths"]
+
+
+def test_every_operation_names_a_handler_and_a_request_model_that_exist() -> None:
+    """The route table names handlers and models as strings (imported on the first request): each must resolve."""
+    for op in (*OPERATIONS, OPENAPI):
+        module, _, function = op.handler.rpartition(".")
+        assert inspect.iscoroutinefunction(getattr(importlib.import_module(f"lfsd.http.admin_api.{module}"), function))
+        assert op.operation_id == function
+        if op.request is not None:
+            assert issubclass(getattr(models, op.request), BaseModel), op.request

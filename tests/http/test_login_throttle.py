@@ -25,7 +25,7 @@ LOCAL = (IPv4Network("127.0.0.1/32"),)
 
 
 async def _world(settings: Settings, aiohttp_client: AiohttpClient, **update: Any) -> World:
-    world = await open_world(settings.model_copy(update=update), aiohttp_client)
+    world = await open_world(settings.replace(**update), aiohttp_client)
     await world.user("alice", password="correct horse")
     return world
 
@@ -151,7 +151,7 @@ def space() -> Iterator[RedisSpace]:
 async def test_replicas_sharing_redis_see_one_count(
     settings: Settings, aiohttp_client: AiohttpClient, space: RedisSpace
 ) -> None:
-    shared = settings.model_copy(update={"redis_url": space.url, "redis_key_prefix": space.prefix, **LIMITS})
+    shared = settings.replace(**{"redis_url": space.url, "redis_key_prefix": space.prefix, **LIMITS})
     world = await _world(shared, aiohttp_client)
     try:
         other = await aiohttp_client(build_app(shared))
@@ -166,7 +166,7 @@ async def test_replicas_sharing_redis_see_one_count(
 
 
 async def test_without_redis_each_process_counts_alone(settings: Settings, aiohttp_client: AiohttpClient) -> None:
-    local = settings.model_copy(update=LIMITS)
+    local = settings.replace(**LIMITS)
     world = await _world(local, aiohttp_client)
     try:
         other = await aiohttp_client(build_app(local))

@@ -137,13 +137,11 @@ async def test_every_store_answers_every_range_alike(
     tmp_path: Path, s3_server: S3Server, aiohttp_client: AiohttpClient
 ) -> None:
     local = Settings(data_dir=tmp_path / "local", listen="127.0.0.1:0", fsync=False, buffer_size=64 * 1024)
-    s3 = local.model_copy(
-        update={
-            "data_dir": tmp_path / "s3",
-            "storage": f"s3://{s3_server.new_bucket()}/lfs",
-            "s3_endpoint_url": s3_server.endpoint,
-            "s3_path_style": True,
-        }
+    s3 = local.replace(
+        data_dir=tmp_path / "s3",
+        storage=f"s3://{s3_server.new_bucket()}/lfs",
+        s3_endpoint_url=s3_server.endpoint,
+        s3_path_style=True,
     )
     worlds = {"local": await open_world(local, aiohttp_client), "s3": await open_world(s3, aiohttp_client)}
     try:

@@ -7,7 +7,7 @@ from collections import Counter
 from aiohttp import web
 
 from lfsd.core.auth import Permission
-from lfsd.core.batch import ObjectResult, ObjectSpec
+from lfsd.core.batch import ObjectResult
 from lfsd.core.errors import Conflict, MethodNotAllowed, PayloadTooLarge, Unprocessable
 from lfsd.core.operation import Operation
 from lfsd.http.auth import identify
@@ -42,8 +42,7 @@ async def batch(request: web.Request) -> web.Response:
 
     needed = Permission.WRITE if operation is Operation.UPLOAD else Permission.READ
     repo = await request.app[ACCESS].authorize(identity, path, needed, create=operation is Operation.UPLOAD)
-    specs = [ObjectSpec(item.oid, item.size) for item in body.objects]
-    results = await request.app[SERVICE].batch(identity, repo, operation, specs, HttpLinks(base_url(request)))
+    results = await request.app[SERVICE].batch(identity, repo, operation, body.objects, HttpLinks(base_url(request)))
     # One labelled increment per outcome, not per object: ``labels`` looks its child up under a lock (issue 17).
     counter = request.app[METRICS].batch_objects
     for outcome, count in Counter(_outcome(result) for result in results).items():

@@ -14,14 +14,7 @@ from lfsd.http.errors import lfs_json, request_id
 from lfsd.http.keys import ACCESS, LOCKS
 from lfsd.http.media import check_accept, check_content_type
 from lfsd.http.paths import repo_path
-from lfsd.http.wire import (
-    CreateLockRequest,
-    UnlockRequest,
-    VerifyLocksRequest,
-    WireRef,
-    parse_json,
-    render_lock,
-)
+from lfsd.http.wire import WireRef, parse_create_lock, parse_unlock, parse_verify_locks, render_lock
 
 MAX_LOCK_BODY = 64 * 1024
 
@@ -52,7 +45,7 @@ async def _json(request: web.Request) -> bytes:
 
 async def create_lock(request: web.Request) -> web.Response:
     identity, repo = await _enter(request, Permission.WRITE)
-    body = parse_json(CreateLockRequest, await _json(request), "lock request")
+    body = parse_create_lock(await _json(request))
     path, ref = LockPath.parse(body.path), _ref(body.ref)
     try:
         lock = await request.app[LOCKS].create(_user(identity), repo, path, ref)
@@ -81,7 +74,7 @@ async def list_locks(request: web.Request) -> web.Response:
 
 async def verify_locks(request: web.Request) -> web.Response:
     identity, repo = await _enter(request, Permission.WRITE)
-    body = parse_json(VerifyLocksRequest, await _json(request), "verify request", empty_ok=True)
+    body = parse_verify_locks(await _json(request))
     _ref(body.ref)  # not stored, but judged like any other: one rule for refs
     ours, theirs, next_cursor = await request.app[LOCKS].verify(
         _user(identity), repo, cursor=body.cursor, limit=body.limit
@@ -98,7 +91,7 @@ async def verify_locks(request: web.Request) -> web.Response:
 async def unlock(request: web.Request) -> web.Response:
     identity, repo = await _enter(request, Permission.WRITE)
     lock_id = LockId.parse(request.match_info["id"])
-    body = parse_json(UnlockRequest, await _json(request), "unlock request", empty_ok=True)
+    body = parse_unlock(await _json(request))
     _ref(body.ref)
     user = _user(identity)
     granted = await request.app[ACCESS].permission(user, repo)

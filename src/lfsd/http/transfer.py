@@ -35,7 +35,7 @@ from lfsd.http.media import check_content_type
 from lfsd.http.paths import oid_of, repo_path
 from lfsd.http.ranges import ByteRange, Unsatisfiable, wanted_range
 from lfsd.http.sendfile import DownloadStalled, send_now, send_range
-from lfsd.http.wire import VerifyObjectRequest, parse_json
+from lfsd.http.wire import parse_verify_object
 from lfsd.offload import in_thread
 
 log = logging.getLogger("lfsd.http")
@@ -285,7 +285,7 @@ async def verify(request: web.Request) -> web.Response:
     """The verify action of a direct upload: ``{oid, size}``, authorized by the link the batch response gave."""
     target = await _target(request, Operation.VERIFY, Permission.WRITE)
     check_content_type(request)
-    body = parse_json(VerifyObjectRequest, await read_body(request, 64 * 1024), "verify request")
+    body = parse_verify_object(await read_body(request, 64 * 1024))
     if body.oid != target.oid:
         raise Unprocessable("the oid in the body is not the one in the URL")
     if target.size is not None and body.size != target.size:

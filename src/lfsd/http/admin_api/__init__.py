@@ -13,8 +13,7 @@ from lfsd.core.names import UserName
 from lfsd.core.repo import RepoPath
 from lfsd.core.usage import parse_owner
 from lfsd.http.admin_api.edge import actor, admin
-from lfsd.http.admin_api.openapi import OPENAPI
-from lfsd.http.admin_api.routes import OPERATIONS, Handler, Operation
+from lfsd.http.admin_api.routes import OPENAPI, OPERATIONS, Handler, Operation, handler
 
 
 def _target(request: web.Request) -> str:
@@ -35,13 +34,13 @@ def _target(request: web.Request) -> str:
 def _guarded(op: Operation) -> Handler:
     """Server-admin operations refuse anyone else before reading their request: a non-admin gets 403 whatever the
     body, and the refusal is recorded as the use case would record it."""
+    call = handler(op)
     if op.access != "admin":
-        return op.handler
-    handler = op.handler
+        return call
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         await admin(request).refuse_unless_admin(await actor(request), op.action, _target(request))
-        return await handler(request)
+        return await call(request)
 
     return guarded
 

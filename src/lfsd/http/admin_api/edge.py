@@ -1,5 +1,5 @@
-"""What every admin API handler shares: the caller as an ``Actor``, bodies and query values parsed at the edge,
-cursors and JSON responses."""
+"""What every admin API handler shares: the app keys, the caller as an ``Actor``, path and query values parsed at the
+edge, cursors and JSON responses (bodies: ``models.body``). No pydantic here: ``app.py`` imports this module."""
 
 from __future__ import annotations
 
@@ -10,21 +10,22 @@ from collections.abc import Callable, Sequence
 from typing import Final, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel
 
 from lfsd.core.admin import Administration
 from lfsd.core.audit import Actor
-from lfsd.core.errors import InvalidRepoPath, NotFound, Unauthorized, UnsupportedMediaType
+from lfsd.core.errors import InvalidRepoPath, NotFound, Unauthorized
 from lfsd.core.locks import InvalidCursor, parse_limit
 from lfsd.core.names import InvalidUserName, UserName
 from lfsd.core.repo import RepoPath
+from lfsd.core.ssh_admin import SshKeyAdministration
+from lfsd.core.usage import UsageService
 from lfsd.http.auth import identify
-from lfsd.http.body import read_body
 from lfsd.http.client import client_address
 from lfsd.http.media import LFS_JSON
-from lfsd.http.wire import parse_json
 
 ADMIN = web.AppKey("admin", Administration)
+USAGE = web.AppKey("admin_usage", UsageService)
+SSH_KEYS = web.AppKey("admin_ssh_keys", SshKeyAdministration)
 ACTOR = web.RequestKey("admin_actor", Actor)
 
 MAX_BODY: Final = 64 * 1024
@@ -34,7 +35,6 @@ MAX_CURSOR_LENGTH: Final = 2048
 MAX_ID: Final = 2**31 - 1  # every id column is a 32-bit INTEGER
 JSON_TYPES: Final = frozenset({"application/json", LFS_JSON})
 
-M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 Key = tuple[str | int, ...]
 
@@ -52,14 +52,6 @@ async def actor(request: web.Request) -> Actor:
         raise Unauthorized()
     request[ACTOR] = Actor.api(identity, client_address(request))
     return request[ACTOR]
-
-
-async def body(request: web.Request, model: type[M], what: str) -> M:
-    """The JSON body as ``model``: 415 for another media type, 413 past the cap, 408 when it stalls, 400 for
-    malformed JSON, 422 for wrong types or unknown fields."""
-    if request.content_type not in JSON_TYPES:
-        raise UnsupportedMediaType("Content-Type must be application/json")
-    return parse_json(model, await read_body(request, MAX_BODY), what)
 
 
 def respond(document: object, status: int = 200) -> web.Response:

@@ -1,12 +1,20 @@
-"""The admin API's request bodies: strict types, unknown fields refused (a typo must not pass as a no-op)."""
+"""The admin API's request bodies: strict types, unknown fields refused (a typo must not pass as a no-op).
+
+The one place of the server that uses pydantic: its handler modules import this one, and they are imported on the
+admin API's first request (``routes.handler``), so that an idle server has not loaded pydantic (issue 17).
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 
+from lfsd.core.errors import BadRequest, Unprocessable, UnsupportedMediaType
 from lfsd.core.tokens import MAX_TOKEN_LABEL_LENGTH
+from lfsd.http.admin_api.edge import JSON_TYPES, MAX_BODY
+from lfsd.http.body import read_body
 
 MAX_PASSWORD_LENGTH = 1024
 
@@ -66,3 +74,27 @@ class QuotaChange(Strict):
 class NewSshKey(Strict):
     key: StrictStr = Field(description="one line of a .pub file: TYPE BASE64 [COMMENT]", max_length=16384)
     label: StrictStr | None = Field(default=None, max_length=100, description="defaults to the key's comment")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def body(request: web.Request, model: type[M], what: str) -> M:
+    """The JSON body as ``model``: 415 for another media type, 413 past the cap, 408 when it stalls, 400 for
+    malformed JSON, 422 for wrong types or unknown fields."""
+    if request.content_type not in JSON_TYPES:
+        raise UnsupportedMediaType("Content-Type must be application/json")
+    return parse_json(model, await read_body(request, MAX_BODY), what)
+
+
+def parse_json(model: type[M], body: bytes, what: str) -> M:
+    """Parse ``body`` into ``model``: 400 for malformed JSON, 422 for the wrong shape (the first problem)."""
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        if any(error["type"] == "json_invalid" for error in errors):
+            raise BadRequest("malformed JSON in request body") from None
+        first = errors[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise Unprocessable(f"invalid {what}: {where}: {first['msg']}") from None

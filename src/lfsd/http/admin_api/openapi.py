@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any, Final
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from lfsd.core.usage import MAX_HISTORY_DAYS
+from lfsd.http.admin_api import models
 from lfsd.http.admin_api.edge import MAX_LIMIT, respond
-from lfsd.http.admin_api.routes import BASE, OPERATIONS, Operation
+from lfsd.http.admin_api.routes import BASE, OPENAPI, OPERATIONS, Operation
 
 JSON: Final = "application/json"
 ERROR_MEDIA: Final = "application/vnd.git-lfs+json"
@@ -187,7 +189,7 @@ def _operation(op: Operation) -> dict[str, Any]:
         success["content"] = {JSON: {"schema": {"$ref": f"#/components/schemas/{op.response}"}}}
     error = {"content": {ERROR_MEDIA: {"schema": {"$ref": "#/components/schemas/Error"}}}}
     document: dict[str, Any] = {
-        "operationId": op.handler.__name__,
+        "operationId": op.operation_id,
         "summary": op.summary,
         "description": _ACCESS[op.access],
         "parameters": parameters,
@@ -199,7 +201,7 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.access == "none":
         document["security"] = []
     if op.request is not None:
-        name = op.request.__name__
+        name = op.request
         document["requestBody"] = {
             "required": True,
             "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{name}"}}},
@@ -213,7 +215,8 @@ def build_document() -> dict[str, Any]:
     for op in (*OPERATIONS, OPENAPI):
         paths.setdefault(BASE + op.template, {})[op.method.lower()] = _operation(op)
         if op.request is not None:
-            schemas[op.request.__name__] = op.request.model_json_schema(ref_template="#/components/schemas/{model}")
+            model: type[BaseModel] = getattr(models, op.request)
+            schemas[op.request] = model.model_json_schema(ref_template="#/components/schemas/{model}")
     return {
         "openapi": "3.1.0",
         "info": {
@@ -237,6 +240,3 @@ def build_document() -> dict[str, Any]:
 
 async def openapi_document(request: web.Request) -> web.Response:
     return respond(build_document())
-
-
-OPENAPI: Final = Operation("GET", "/openapi.json", openapi_document, "This document", response=None, access="none")

@@ -15,7 +15,6 @@ from lfsd.http.admin_api import render
 from lfsd.http.admin_api.edge import (
     actor,
     admin,
-    body,
     cursor_grant,
     cursor_id,
     cursor_path,
@@ -27,7 +26,7 @@ from lfsd.http.admin_api.edge import (
     respond,
     user_name,
 )
-from lfsd.http.admin_api.models import GrantChange, NewRepo, RepoChange
+from lfsd.http.admin_api.models import GrantChange, NewRepo, RepoChange, body
 
 
 async def _shown(request: web.Request, who: Actor, path: RepoPath, status: int = 200) -> web.Response:

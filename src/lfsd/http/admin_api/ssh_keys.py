@@ -9,11 +9,9 @@ from aiohttp import web
 from lfsd.core.audit import Actor
 from lfsd.core.ssh_admin import SshKeyAdministration
 from lfsd.core.sshkeys import SshKeyInfo
-from lfsd.http.admin_api.edge import actor, body, no_content, path_id, respond, user_name
-from lfsd.http.admin_api.models import NewSshKey
+from lfsd.http.admin_api.edge import SSH_KEYS, actor, no_content, path_id, respond, user_name
+from lfsd.http.admin_api.models import NewSshKey, body
 from lfsd.http.admin_api.render import when
-
-SSH_KEYS = web.AppKey("admin_ssh_keys", SshKeyAdministration)
 
 
 def _keys(request: web.Request) -> SshKeyAdministration:

@@ -12,7 +12,6 @@ from lfsd.http.admin_api import render
 from lfsd.http.admin_api.edge import (
     actor,
     admin,
-    body,
     cursor_id,
     limit,
     no_content,
@@ -21,7 +20,7 @@ from lfsd.http.admin_api.edge import (
     respond,
     user_name,
 )
-from lfsd.http.admin_api.models import NewToken
+from lfsd.http.admin_api.models import NewToken, body
 
 
 def _key(info: TokenInfo) -> tuple[int]:

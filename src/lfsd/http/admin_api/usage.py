@@ -11,11 +11,10 @@ from aiohttp import web
 from lfsd.core.errors import Unprocessable
 from lfsd.core.repo import RepoPath
 from lfsd.core.usage import MAX_HISTORY_DAYS, Usage, UsageDay, UsageService, parse_owner
-from lfsd.http.admin_api.edge import actor, body, no_content, repo_path, respond
-from lfsd.http.admin_api.models import QuotaChange
+from lfsd.http.admin_api.edge import USAGE, actor, no_content, repo_path, respond
+from lfsd.http.admin_api.models import QuotaChange, body
 from lfsd.http.admin_api.render import when
 
-USAGE = web.AppKey("admin_usage", UsageService)
 _DAYS_DIGITS: Final = len(str(MAX_HISTORY_DAYS))
 
 

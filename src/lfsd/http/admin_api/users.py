@@ -14,7 +14,6 @@ from lfsd.http.admin_api import render
 from lfsd.http.admin_api.edge import (
     actor,
     admin,
-    body,
     cursor_grant,
     cursor_name,
     limit,
@@ -23,7 +22,7 @@ from lfsd.http.admin_api.edge import (
     respond,
     user_name,
 )
-from lfsd.http.admin_api.models import NewUser, PasswordChange, UserChange
+from lfsd.http.admin_api.models import NewUser, PasswordChange, UserChange, body
 from lfsd.http.client import client_address
 from lfsd.http.keys import ACCESS
 
