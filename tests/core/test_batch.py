@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 from lfsd.core.batch import (
+    Action,
     Decision,
     InvalidObject,
+    ObjectError,
+    ObjectResult,
     ObjectSpec,
     Outcome,
     decide_download,
@@ -68,3 +71,15 @@ def test_upload_size_conflict_with_stored_object() -> None:
 def test_a_repeated_oid_gets_one_decision_per_request_entry() -> None:
     parsed = parse_objects([ObjectSpec(str(A), 1), ObjectSpec(str(A), 1)])
     assert decide_upload(parsed, {}, {}) == [Decision(A, 1, Outcome.TRANSFER)] * 2
+
+
+def test_authenticated_is_said_only_of_actions_without_credentials_of_their_own() -> None:
+    # git-lfs sends an "authenticated" transfer over a connection of its own: lfsd's links, which carry their
+    # Authorization header, must leave it out so that the transfer reuses the batch's connection.
+    link = Action("http://lfsd/acme/game.git/info/lfs/objects/a", {"Authorization": "LFSD-Link x"}, 60)
+    presigned = Action("https://bucket.s3/a?X-Amz-Signature=s", {"Content-Type": "application/octet-stream"}, 60)
+    assert ObjectResult(str(A), 1, {"download": link}).authenticated is None
+    assert ObjectResult(str(A), 1, {"upload": link, "verify": link}).authenticated is None
+    assert ObjectResult(str(A), 1, {"download": presigned}).authenticated is True
+    assert ObjectResult(str(A), 1, {"upload": presigned, "verify": link}).authenticated is True
+    assert ObjectResult(str(A), 1, error=ObjectError(404, "gone")).authenticated is None

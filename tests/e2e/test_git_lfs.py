@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import Deployment
-from tests.e2e.harness import GitUser, sha256_file, write_random
+from tests.e2e.harness import GitUser, Server, free_port, require_git_lfs, sha256_file, write_random
 
 pytestmark = pytest.mark.e2e
 
@@ -132,3 +137,82 @@ def test_push_clone_pull_on_s3(s3_deployment: Deployment) -> None:
         assert "/{repo}/info/lfs/objects/{oid}" not in routes
     else:
         assert routes.count("/{repo}/info/lfs/objects/{oid}") >= 53
+
+
+class _CountingRelay:
+    """A TCP relay in front of lfsd that counts the connections clients open through it."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target = target_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._listener.getsockname()[1]
+        self.accepted = 0
+        self._sockets: list[socket.socket] = []
+        self._threads = [threading.Thread(target=self._serve)]
+        self._threads[0].start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            self.accepted += 1
+            upstream = socket.create_connection(("127.0.0.1", self._target))
+            self._sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                pump = threading.Thread(target=_pump, args=(source, sink))
+                self._threads.append(pump)
+                pump.start()
+
+    def close(self) -> None:
+        self._listener.close()
+        for sock in self._sockets:
+            sock.close()
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(256 * 1024):
+            sink.sendall(data)
+        sink.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass  # the other direction or close() ended the connection
+
+
+@contextmanager
+def _relayed_lfsd(tmp: Path) -> Iterator[tuple[Server, _CountingRelay]]:
+    port = free_port()
+    relay = _CountingRelay(port)
+    server = Server.start(tmp / "data", port=port, args=("--public-url", f"http://127.0.0.1:{relay.port}"))
+    try:
+        yield server, relay
+    finally:
+        assert server.stop() == 0, server.log()
+        relay.close()
+
+
+def test_a_signed_in_fetch_downloads_over_the_batch_connection(tmp_path: Path) -> None:
+    """git-lfs keeps one connection pool per access mode: had the batch response called lfsd's links
+    "authenticated", every download of a signed-in user would open a second connection (issue 17)."""
+    require_git_lfs()
+    with _relayed_lfsd(tmp_path) as (server, relay):
+        server.cli("user", "add", "alice")
+        token = server.cli("token", "create", "alice").stdout.strip().splitlines()[-1]
+        server.cli("repo", "create", "acme/game")
+        server.cli("repo", "grant", "acme/game", "alice", "write")
+        alice = GitUser(tmp_path / "home", "alice", token, f"http://127.0.0.1:{relay.port}")
+        work = alice.new_repo(tmp_path / "work", tmp_path / "origin.git", "acme/game")
+        oid = write_random(work / "one.bin", 1024 * 1024)
+        alice.git("add", ".", cwd=work)
+        alice.git("commit", "-q", "-m", "one", cwd=work)
+        alice.git("push", "-q", "origin", "main", cwd=work)
+        lazy = _clone(alice, tmp_path / "origin.git", tmp_path / "lazy", env={"GIT_LFS_SKIP_SMUDGE": "1"})
+        alice.git("lfs", "fetch", cwd=lazy)  # learns that the server wants credentials (a 401 first)
+        shutil.rmtree(lazy / ".git" / "lfs" / "objects")
+        before = relay.accepted
+        alice.git("lfs", "fetch", cwd=lazy)
+        assert relay.accepted - before == 1
+        assert (lazy / ".git" / "lfs" / "objects" / oid[:2] / oid[2:4] / oid).exists()
