@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -169,3 +170,42 @@ def test_without_o_tmpfile_a_named_temp_file_is_renamed(
 def test_the_probe_finds_unnamed_files_and_leaves_nothing(tmp_path: Path) -> None:
     assert links_unnamed_files(tmp_path, "probe")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("unnamed", [True, False], ids=["unnamed", "named"])
+def test_discard_waits_for_a_commit_running_in_another_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed: bool
+) -> None:
+    """An upload cancelled while its commit runs discards from another thread: the commit's descriptor must not be
+    closed under it (the number could be reused by the next open, and linked as the object)."""
+    shard = tmp_path / "objects" / "ab" / "cd"
+    shard.mkdir(parents=True)
+    (tmp_path / "tmp").mkdir()
+    name = "abcd" + "e" * 60
+    file = ObjectFile(tmp_path / "tmp" / f"{name}.tmp", 5, direct=False, unnamed_in=str(shard) if unnamed else None)
+    assert file.named is not unnamed
+    file.write_whole(memoryview(b"hello"))
+    in_commit, release = threading.Event(), threading.Event()
+    real = os.fsync
+
+    def held(fd: int) -> None:
+        if not in_commit.is_set():
+            in_commit.set()
+            release.wait(10)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", held)
+    committing = threading.Thread(target=file.commit, args=(shard / name,), kwargs={"fsync": True})
+    committing.start()
+    assert in_commit.wait(10)
+    discarding = threading.Thread(target=file.discard)
+    discarding.start()
+    discarding.join(0.3)
+    try:
+        assert discarding.is_alive(), "discard closed the file while its commit was running"
+    finally:
+        release.set()
+        committing.join(10)
+        discarding.join(10)
+    assert (shard / name).read_bytes() == b"hello"
+    assert list((tmp_path / "tmp").iterdir()) == []

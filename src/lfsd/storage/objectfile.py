@@ -13,6 +13,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import threading
 from pathlib import Path
 
 from lfsd.storage.buffers import PAGE
@@ -52,6 +53,7 @@ class ObjectFile:
         self._fd = fd
         self._size = size
         self._reserved = 0
+        self._committing = threading.Lock()  # held by commit, waited for by discard
 
     def _open_unnamed(self, directory: str, *, fsync: bool) -> int:
         """An ``O_TMPFILE`` descriptor in ``directory``, or -1 where the file system has none."""
@@ -127,14 +129,15 @@ class ObjectFile:
     def commit(self, final: str | Path, *, fsync: bool) -> None:
         """Make the file the object ``final``: durable (data, name, new directories) before this returns."""
         final = os.fspath(final)
-        if self.named:
-            self._rename(final, fsync=fsync)
-        else:
-            try:
-                self._link(final, fsync=fsync)
-            finally:
-                os.close(self._fd)
-                self._fd = -1
+        with self._committing:
+            if self.named:
+                self._rename(final, fsync=fsync)
+            else:
+                try:
+                    self._link(final, fsync=fsync)
+                finally:
+                    os.close(self._fd)
+                    self._fd = -1
 
     def _rename(self, final: str, *, fsync: bool) -> None:
         if fsync:
@@ -195,13 +198,17 @@ class ObjectFile:
             os.close(temp_fd)
 
     def discard(self) -> None:
-        if self._fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = -1
-        if self.named:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.tmp)  # noqa: PTH108
+        """Close and forget the file; a commit still running in another thread (its caller was cancelled, and a
+        thread cannot be) is waited for first. Closing its descriptor under it would let the next ``open`` reuse the
+        number, and ``linkat`` of ``/proc/self/fd/N`` would then name that other file as the object."""
+        with self._committing:
+            if self._fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)
+                self._fd = -1
+            if self.named:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.tmp)  # noqa: PTH108
 
 
 def _make_dirs(directory: Path, *, fsync: bool) -> None:
