@@ -47,6 +47,8 @@ REFUSED: list[tuple[str, str]] = [
     ("drain_delay", "abc"),
     ("drain_delay", "-1"),
     ("drain_delay", "nan"),
+    ("drain_delay", "inf"),  # a drain that never ends
+    ("batch_max_objects", "9" * 5000),  # past Python's limit on digits in a string: still this setting's error
     ("log_format", "JSON"),
     ("trusted_proxies", "10.0.0.1/8"),  # host bits set
     ("ssh_user", "Git"),

@@ -116,7 +116,10 @@ def to_int(value: object) -> int:
             return int(value)
         raise Invalid("Input should be a valid integer, got a number with a fractional part")
     if isinstance(value, str) and (match := _INTEGER.fullmatch(value.strip())) is not None:
-        return int(match[1])
+        try:
+            return int(match[1])
+        except ValueError:  # past Python's limit on digits in a string (4300): no setting wants such a number
+            raise Invalid("Input should be a valid integer, this one has too many digits") from None
     raise Invalid("Input should be a valid integer")
 
 
