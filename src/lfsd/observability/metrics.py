@@ -10,8 +10,9 @@ over the server's processes, and database pool figures summed over the workers' 
 
 from __future__ import annotations
 
+import glob
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -23,7 +24,7 @@ from prometheus_client import (
     generate_latest,
     values,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.platform_collector import PlatformCollector
@@ -187,7 +188,7 @@ class Metrics:
             GCCollector(registry=r)
         else:
             self._exposed = CollectorRegistry(auto_describe=True)
-            MultiProcessCollector(self._exposed, path=str(multiprocess_dir))  # type: ignore[no-untyped-call]
+            _StartedFilesCollector(self._exposed, path=str(multiprocess_dir))  # type: ignore[no-untyped-call]
             self._exposed.register(ServerProcessCollector(os.getppid()))
             PlatformCollector(registry=self._exposed)
             self._pool_gauges = {
@@ -291,3 +292,23 @@ class ServerProcessCollector(Collector):
         yield GaugeMetricFamily("lfsd_process_resident_memory_bytes", "Resident memory of all server processes", rss)
         yield GaugeMetricFamily("lfsd_process_open_fds", "Open file descriptors of all server processes", fds)
         yield GaugeMetricFamily("lfsd_server_processes", "Server processes (the supervisor and its workers)", len(pids))
+
+
+class _StartedFilesCollector(MultiProcessCollector):
+    """prometheus_client's multiprocess collector, without the files of workers that are creating theirs right now.
+
+    A worker's value file exists empty for a moment before prometheus_client sizes it, and reading an empty one
+    raises ``struct.error``: a worker registering its collector (which collects once) while the other worker made its
+    file died at start-up, taking the server down; a scrape at that moment failed. A file of fewer than 4 bytes has
+    no values yet."""
+
+    def collect(self) -> Iterable[Metric]:
+        files = [path for path in glob.glob(os.path.join(self._path, "*.db")) if _sized(path)]  # noqa: PTH118, PTH207
+        return self.merge(files, accumulate=True)  # type: ignore[no-any-return, no-untyped-call]
+
+
+def _sized(path: str) -> bool:
+    try:
+        return os.stat(path).st_size >= 4  # noqa: PTH116
+    except FileNotFoundError:  # its worker exited and the file was merged away
+        return False
