@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Collection
+from collections.abc import Awaitable, Collection
 from typing import Any
 
 import pytest
@@ -21,12 +21,9 @@ from lfsd.db.tables import objects
 from lfsd.resources import open_metadata
 
 
-def _oid(n: int) -> Oid:
-    return Oid(hashlib.sha256(n.to_bytes(4, "big")).hexdigest())
-
-
-async def test_uploads_ending_together_share_one_transaction(meta: Metadata, trips: list[str]) -> None:
-    repo = await meta.repos.create(RepoPath.parse("acme/game"), is_public=False)
+async def _transactions(meta: Metadata, trips: list[str], links: Awaitable[object]) -> int:
+    """The write transactions ``links`` took: commits seen by SQLAlchemy's events, and on SQLite, whose link bypasses
+    them, trips to the driver's thread."""
     commits: list[int] = []
 
     def counted(*_args: Any) -> None:
@@ -35,11 +32,21 @@ async def test_uploads_ending_together_share_one_transaction(meta: Metadata, tri
     event.listen(Engine, "commit", counted)
     trips.clear()
     try:
-        await asyncio.gather(*(meta.objects.link(repo.id, {_oid(n): 100 + n}) for n in range(20)))
+        await links
     finally:
         event.remove(Engine, "commit", counted)
-    # SQLite's link bypasses SQLAlchemy's events: its transactions are counted as trips to the driver's thread.
-    transactions = trips.count("_write_transaction") if meta.db.dialect == "sqlite" else len(commits)
+    return trips.count("_write_transaction") if meta.db.dialect == "sqlite" else len(commits)
+
+
+def _oid(n: int) -> Oid:
+    return Oid(hashlib.sha256(n.to_bytes(4, "big")).hexdigest())
+
+
+async def test_uploads_ending_together_share_one_transaction(meta: Metadata, trips: list[str]) -> None:
+    repo = await meta.repos.create(RepoPath.parse("acme/game"), is_public=False)
+    transactions = await _transactions(
+        meta, trips, asyncio.gather(*(meta.objects.link(repo.id, {_oid(n): 100 + n}) for n in range(20)))
+    )
     assert 1 <= transactions <= 2  # the first may start alone; the other 19 wait for it and go together
     held = await meta.objects.held_sizes(repo.id, [_oid(n) for n in range(20)])
     assert held == {_oid(n): 100 + n for n in range(20)}
@@ -76,19 +83,10 @@ async def test_a_group_takes_at_most_group_links_links(meta: Metadata, trips: li
     SQLAlchemy's events, and on SQLite, whose link bypasses them, as trips to the driver's thread)."""
     repo = await meta.repos.create(RepoPath.parse("acme/game"), is_public=False)
     count = GROUP_LINKS + 8
-    commits: list[int] = []
-
-    def counted(*_args: Any) -> None:
-        commits.append(1)
-
-    event.listen(Engine, "commit", counted)
-    trips.clear()
-    try:
-        # Every link is queued before the writer first runs: without the bound they would all share one commit.
-        await asyncio.gather(*(meta.objects.link(repo.id, {_oid(n): 100 + n}) for n in range(count)))
-    finally:
-        event.remove(Engine, "commit", counted)
-    transactions = trips.count("_write_transaction") if meta.db.dialect == "sqlite" else len(commits)
+    # Every link is queued before the writer first runs: without the bound they would all share one commit.
+    transactions = await _transactions(
+        meta, trips, asyncio.gather(*(meta.objects.link(repo.id, {_oid(n): 100 + n}) for n in range(count)))
+    )
     assert transactions == 2
     held = await meta.objects.held_sizes(repo.id, [_oid(n) for n in range(count)])
     assert held == {_oid(n): 100 + n for n in range(count)}
