@@ -26,10 +26,9 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -38,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e.harness import GitUser, Server, cli, free_port, sha256_file, write_random  # noqa: E402
+
+from sampling import sampled_peak  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 CACHE = OUT / "cache"
@@ -142,24 +143,9 @@ def _tree(root: int) -> list[int]:
     return pids
 
 
-@contextmanager
-def tree_peak(root: int) -> Iterator[list[int]]:
-    """Samples the summed VmRSS of ``root`` and its descendants every 20 ms; yields a one-item list with the peak
-    (KiB) once the block is done."""
-    peak = [0]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.02):
-            peak[0] = max(peak[0], sum(_status_kib(pid, "VmRSS:") for pid in _tree(root)))
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        yield peak
-    finally:
-        done.set()
-        sampler.join()
+def tree_peak(root: int) -> AbstractContextManager[list[float]]:
+    """The highest summed VmRSS (KiB) of ``root`` and its descendants while the block runs, sampled every 20 ms."""
+    return sampled_peak(lambda: sum(_status_kib(pid, "VmRSS:") for pid in _tree(root)), 0.02)
 
 
 def settle(pid: int, timeout: float = 10.0) -> None:

@@ -20,11 +20,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from tests.e2e.harness import GitUser, Server, cli, write_random  # noqa: E402
 
 from charts import grouped_bars  # noqa: E402
+from sampling import sampled_peak  # noqa: E402
 
 OBJECTS = 1000
 OBJECT_SIZE = 100 * 1024
@@ -91,24 +91,9 @@ def pss_mib(pids: list[int]) -> float:
     return total / 1024
 
 
-@contextmanager
-def pss_peak(pids: list[int]) -> Iterator[list[float]]:
-    """Samples the PSS sum in a thread while the block runs; the list holds the highest sample once it ends."""
-    peak = [pss_mib(pids)]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.wait(PSS_SAMPLE):
-            peak[0] = max(peak[0], pss_mib(pids))
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        yield peak
-    finally:
-        done.set()
-        sampler.join()
-        peak[0] = max(peak[0], pss_mib(pids))
+def pss_peak(pids: list[int]) -> AbstractContextManager[list[float]]:
+    """The highest PSS sum of ``pids`` while the block runs."""
+    return sampled_peak(lambda: pss_mib(pids), PSS_SAMPLE)
 
 
 def cpu_seconds(pids: list[int]) -> tuple[float, float]:
