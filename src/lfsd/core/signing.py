@@ -110,13 +110,11 @@ class LinkSigner:
         # The same message as ``_mac`` builds from the claims: one line per claim, in this order.
         head = f"{_VERSION}\n{op.value}\n{repo}\n"
         lines_before, lines_after = before.replace(".", "\n"), after.replace(".", "\n")
-        keyed, encode = self._keyed, base64.urlsafe_b64encode
+        mac_of = self._mac_of
 
         def mint(oid: Oid, size: int) -> str:
-            # A copy of the keyed state skips hashing the padded key again.
-            mac = keyed.copy()
-            mac.update(f"{head}{oid}\n{lines_before}{size}{lines_after}".encode())
-            return f"{_VERSION}.{before}{size}{after}.{encode(mac.digest()).rstrip(b'=').decode('ascii')}"
+            mac = mac_of(f"{head}{oid}\n{lines_before}{size}{lines_after}")
+            return f"{_VERSION}.{before}{size}{after}.{mac}"
 
         return mint
 
