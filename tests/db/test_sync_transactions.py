@@ -66,6 +66,40 @@ async def test_a_link_on_sqlite_is_one_trip_to_the_driver(sqlite_meta: Metadata,
     assert usage is not None and (usage.objects, usage.bytes) == (2, 30)
 
 
+async def test_a_blocking_store_check_runs_on_the_drivers_thread_on_sqlite_only(meta: Metadata) -> None:
+    """SQLite's link transaction runs on the driver's thread, where a local store's stat can be asked directly; on
+    the network databases it runs on the event loop's thread, which must not block: there the async check is used."""
+    repo = await meta.repos.create(RepoPath.parse("acme/game"), is_public=False)
+    loop_thread = threading.get_ident()
+    asked: list[set[Oid]] = []
+    asked_now: list[tuple[set[Oid], int]] = []
+
+    async def present(oids: Collection[Oid]) -> set[Oid]:
+        asked.append(set(oids))
+        return set(oids) - {_oid(2)}
+
+    def present_now(oids: Collection[Oid]) -> set[Oid]:
+        asked_now.append((set(oids), threading.get_ident()))
+        return set(oids) - {_oid(2)}
+
+    meta.objects.check_bodies_with(present, present_now)
+    await meta.objects.link(repo.id, {_oid(1): 10})
+    # A body the store no longer holds is refused, whichever check found it, and nothing of it is written.
+    with pytest.raises(ServiceUnavailable, match="collected while it was uploaded"):
+        await meta.objects.link(repo.id, {_oid(2): 20})
+    if meta.db.dialect == "sqlite":
+        assert asked == []
+        assert [oids for oids, _ in asked_now] == [{_oid(1)}, {_oid(2)}]
+        assert all(thread != loop_thread for _, thread in asked_now)
+    else:
+        assert asked_now == []
+        assert asked == [{_oid(1)}, {_oid(2)}]
+    assert await meta.objects.held_sizes(repo.id, [_oid(1), _oid(2)]) == {_oid(1): 10}
+    assert await _count(meta, objects) == 1
+    usage = await meta.usage.repo_usage(repo.path)
+    assert usage is not None and (usage.objects, usage.bytes) == (1, 10)
+
+
 async def test_a_store_check_that_fails_writes_nothing(meta: Metadata) -> None:
     repo = await meta.repos.create(RepoPath.parse("acme/game"), is_public=False)
 

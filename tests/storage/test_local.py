@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import time
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from typing import ParamSpec, TypeVar
 
 import pytest
 
-from lfsd.core.errors import ChecksumMismatch, SizeMismatch
+from lfsd.core.errors import ChecksumMismatch, ServiceUnavailable, SizeMismatch
 from lfsd.core.oid import Oid
 from lfsd.storage.buffers import BufferPool
 from lfsd.storage.local import LocalStore
@@ -146,3 +147,29 @@ async def test_an_upload_that_fails_midway_leaves_no_file(tmp_path: Path) -> Non
 
 def _files(root: Path) -> list[Path]:
     return [path for path in root.rglob("*") if not path.is_dir()]
+
+
+async def test_present_now_answers_as_present_does_without_a_thread_hop(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path, BufferPool(65536, 1 << 20), fsync=False)
+    store.prepare()
+    body = blob(1000)
+    oid = Oid.parse(body.oid)
+    await store.put(oid, body.size, Source(body.data))
+    absent = Oid.parse("0" * 64)
+    (tmp_path / "objects" / "00").write_bytes(b"")  # a file where a shard directory would be: not there either
+    assert store.present_now([oid, absent]) == {oid}
+    assert await store.present([oid, absent]) == {oid}
+
+
+def test_present_now_raises_a_failing_disk_instead_of_answering_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalStore(tmp_path, BufferPool(65536, 1 << 20), fsync=False)
+    store.prepare()
+
+    def failing(path: object) -> os.stat_result:
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr("lfsd.storage.local.os.stat", failing)
+    with pytest.raises(ServiceUnavailable):
+        store.present_now([Oid.parse("a" * 64)])

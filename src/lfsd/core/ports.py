@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Collection, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol, TypeGuard
@@ -65,6 +65,22 @@ class FileStore(ObjectStore, Protocol):
 def opens_files(store: ObjectStore) -> TypeGuard[FileStore]:
     # Not a runtime_checkable isinstance: that walks the protocol's members on every call.
     return callable(getattr(store, "open_body", None))
+
+
+BlockingPresence = Callable[[Collection[Oid]], set[Oid]]
+"""``ObjectStore.present`` as a blocking call, for code already running on a worker thread (see ``present_now``)."""
+
+
+class LocalPresence(ObjectStore, Protocol):
+    """A store whose ``present`` is a few ``stat`` calls: code already on a worker thread (SQLite's link
+    transaction) can ask it there, without two hand-offs to the event loop and a third thread (issue 17)."""
+
+    def present_now(self, oids: Collection[Oid]) -> set[Oid]:
+        """``present``, blocking."""
+
+
+def knows_presence_now(store: ObjectStore) -> TypeGuard[LocalPresence]:
+    return callable(getattr(store, "present_now", None))
 
 
 class PasswordHasher(Protocol):

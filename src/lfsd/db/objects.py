@@ -17,6 +17,7 @@ from sqlalchemy.sql.dml import Delete, Insert, Update
 from lfsd.core.auth import Identity, Permission
 from lfsd.core.errors import InsufficientStorage, NotFound, ServiceUnavailable
 from lfsd.core.oid import Oid
+from lfsd.core.ports import BlockingPresence
 from lfsd.db.database import Database, SqlConnection, Waiter, hot_statement, utcnow
 from lfsd.db.dialect import insert_ignore
 from lfsd.db.sqlite_trip import SqliteHotPath, write_transaction
@@ -57,13 +58,19 @@ class SqlObjectIndex:
         self._hot = SqliteHotPath(db) if db.dialect == "sqlite" else None
         self._queries: dict[str, Select[tuple[str, int]]] = {}
         self._present: Presence | None = None
+        self._present_now: BlockingPresence | None = None
         self._statements = _LinkStatements.build(db.dialect)
 
-    def check_bodies_with(self, present: Presence) -> None:
+    def check_bodies_with(self, present: Presence, present_now: BlockingPresence | None = None) -> None:
         """Check the store, inside each link transaction, for the objects whose bytes a garbage collector may have
         taken: rows the link creates and rows the collector marked unreferenced (docs/operations.md, "Garbage
-        collection"). Without it (tests of the index alone) every body is taken to be there."""
+        collection"). Without it (tests of the index alone) every body is taken to be there.
+
+        ``present_now``, the same answer as a blocking call (a local store's stat), is asked instead where the
+        transaction runs on the driver's own thread (SQLite): there it costs a stat, where ``present`` costs two
+        hand-offs to the event loop and one to a worker thread while the write lock is held (issue 17)."""
         self._present = present
+        self._present_now = present_now if self._hot is not None else None
 
     async def touch(self, oids: Collection[Oid]) -> None:
         """An upload batch is about to hand out links for ``oids``: unreferenced rows among them stay out of the
@@ -255,8 +262,8 @@ class SqlObjectIndex:
         gone = sizes.keys() - {row.oid for row in rows}  # a collector deleted it between our insert and our lock
         unverified = new | marked | gone
         missing: set[str] = set()
-        if unverified and self._present is not None:
-            present = wait(self._present([Oid(oid) for oid in unverified]))
+        if unverified:
+            present = self._bodies_present([Oid(oid) for oid in unverified], wait)
             missing = unverified - {str(oid) for oid in present}
         kept = sorted((new | marked) - missing)
         for start in range(0, len(kept), _IN_CHUNK):
@@ -268,6 +275,14 @@ class SqlObjectIndex:
             rows_again = [{"oid": oid, "size": sizes[oid], "created_at": now, "gc_claim": None} for oid in again]
             conn.execute(statements.insert_objects, rows_again)
         return missing
+
+    def _bodies_present(self, oids: list[Oid], wait: Waiter) -> Collection[Oid]:
+        """Which of ``oids`` the store holds, asked from inside the link transaction (all of them without a check)."""
+        if self._present_now is not None:
+            return self._present_now(oids)
+        if self._present is not None:
+            return wait(self._present(oids))
+        return oids
 
 
 # The rows a garbage collector marked unreferenced, among the expanding ``oids``; and their touch (``touch``).

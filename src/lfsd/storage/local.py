@@ -11,6 +11,7 @@ import logging
 import os
 import secrets
 import socket
+import stat
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from pathlib import Path
@@ -187,7 +188,15 @@ class LocalStore:
         if not oids:
             return set()
         # One hop to a thread for the whole batch: a stat is microseconds, the hand-off is not.
-        return await _on_disk(lambda: {oid for oid in oids if self.path_of(oid).is_file()})
+        return await in_thread(self.present_now, oids)
+
+    def present_now(self, oids: Collection[Oid]) -> set[Oid]:
+        """``present``, blocking (``LocalPresence``): a stat per oid, for callers already on a worker thread."""
+        return _mapped(lambda: {oid for oid in oids if _is_file(self._path_string(oid))})
+
+    def _path_string(self, oid: Oid) -> str:
+        first, second = oid.shard
+        return f"{self._objects_dir}/{first}/{second}/{oid}"
 
     async def check(self) -> None:
         await _on_disk(self._check_writable)
@@ -300,6 +309,20 @@ class _FileSink:
     async def abort(self) -> None:
         if self._file is not None:
             await in_thread(self._file.discard)
+
+
+_NOT_THERE = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)  # what ``Path.is_file`` answers False for
+
+
+def _is_file(path: str) -> bool:
+    """``Path.is_file`` on a string: a missing file is False, any other OS error is raised (a failing disk must not
+    read as "the body is gone")."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)  # noqa: PTH116 (strings on the per-upload path)
+    except OSError as exc:
+        if exc.errno in _NOT_THERE:
+            return False
+        raise
 
 
 def _mapped(fn: Callable[..., T], *args: object) -> T:
