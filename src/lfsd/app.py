@@ -127,7 +127,13 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
             max_limit=settings.locks_max_limit,
             audit=meta.audit,
         )
-        inflight = InFlight(MemoryReleaser(), metrics.transfers_in_flight)
+        pool, db = opened.pool, meta.db
+
+        async def free_idle_memory() -> None:
+            pool.release_idle()
+            await db.release_memory()
+
+        inflight = InFlight(MemoryReleaser(), metrics.transfers_in_flight, before_trim=free_idle_memory)
         app[INFLIGHT] = inflight
         if settings.ssh_listen is not None:
             from lfsd.ssh.transfer import TransferCore  # asyncssh is loaded only when configured

@@ -70,6 +70,7 @@ class OpenedStore:
     backend: str  # "local" or "s3", the label of storage metrics
     store: LocalStore | S3Store
     direct: DirectTransfers | None
+    pool: BufferPool  # the store's transfer buffers (idle ones are unmapped when the server goes quiet)
 
 
 async def open_store(settings: Settings, resources: AsyncExitStack) -> OpenedStore:
@@ -90,24 +91,21 @@ async def open_store(settings: Settings, resources: AsyncExitStack) -> OpenedSto
         )
         # One upload's ring of parts stays idle between uploads, so back-to-back uploads reuse it.
         ring = (settings.s3_parts_in_flight + 1) * settings.s3_part_size
+        pool = BufferPool(settings.buffer_size, settings.transfer_memory, max_idle_bytes=ring)
         s3 = S3Store(
             client,
             location,
             part_size=settings.s3_part_size,
             parts_in_flight=settings.s3_parts_in_flight,
-            pool=BufferPool(settings.buffer_size, settings.transfer_memory, max_idle_bytes=ring),
+            pool=pool,
         )
         await s3.verify_bucket()
         direct = S3DirectTransfers(s3, trust_store_checksum=settings.s3_trust_checksum) if settings.s3_direct else None
-        return OpenedStore("s3", s3, direct)
-    local = LocalStore(
-        settings.local_storage_root,
-        BufferPool(settings.buffer_size, settings.transfer_memory),
-        fsync=settings.fsync,
-        direct_io=settings.direct_io,
-    )
+        return OpenedStore("s3", s3, direct, pool)
+    pool = BufferPool(settings.buffer_size, settings.transfer_memory)
+    local = LocalStore(settings.local_storage_root, pool, fsync=settings.fsync, direct_io=settings.direct_io)
     await in_thread(local.prepare)
-    return OpenedStore("local", local, None)
+    return OpenedStore("local", local, None, pool)
 
 
 def open_external(settings: Settings, users: ActingUsers) -> ExternalLogin | None:

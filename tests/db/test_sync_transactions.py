@@ -362,3 +362,12 @@ async def test_a_sqlite_trip_that_waits_for_the_pool_is_counted(sqlite_meta: Met
     after = db.pool_stats()
     assert after.waits == before.waits + 1 and after.wait_seconds > before.wait_seconds
     assert after.in_use == 0
+
+
+async def test_releasing_memory_keeps_the_database_usable(meta: Metadata) -> None:
+    """SQLite's page cache goes back to the heap (``PRAGMA shrink_memory``); the network databases have nothing to
+    do. Either way the next transaction works."""
+    repo = await meta.repos.create(RepoPath.parse("acme/game"), is_public=False)
+    await meta.objects.link(repo.id, {_oid(1): 10})
+    await meta.db.release_memory()
+    assert await meta.objects.held_sizes(repo.id, [_oid(1)]) == {_oid(1): 10}

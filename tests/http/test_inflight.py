@@ -77,3 +77,22 @@ async def test_a_cancelled_waiter_leaves_the_queue_without_losing_a_slot() -> No
     held.release()
     assert inflight._per_user == {} and inflight._waiting == {}
     inflight.admit("u", 1).release()
+
+
+async def test_what_is_kept_for_the_next_transfers_is_freed_before_the_trim_and_a_failure_does_not_stop_it() -> None:
+    memory = CountingReleaser()
+    freed: list[int] = []
+
+    async def before_trim() -> None:
+        freed.append(memory.calls)  # before the trim, which then hands it back
+        if len(freed) == 2:
+            raise RuntimeError("database down")
+
+    inflight = InFlight(memory, trim_delay=0.05, before_trim=before_trim)
+    for expected_calls in (1, 2):
+        with inflight.upload():
+            pass
+        await asyncio.sleep(0.15)
+        assert memory.calls == expected_calls
+    assert freed == [0, 1]
+    await inflight.close()

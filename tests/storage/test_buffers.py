@@ -56,6 +56,20 @@ def test_idle_buffers_are_reused_and_bounded() -> None:
     assert len(a) == len(b) == MiB
 
 
+def test_idle_buffers_are_unmapped_when_released_and_the_pool_still_serves() -> None:
+    pool = BufferPool(1 * MiB, 8 * MiB)
+    a, b = _pair(pool, MiB)
+    pool.give(a)
+    pool.give(b)
+    assert pool.release_idle() == 2 * MiB
+    assert pool.idle_bytes == 0 and a.closed and b.closed
+    allocated = pool.allocated
+    c = pool.take(MiB)  # a new map, not a closed one
+    c[:4] = b"data"
+    assert pool.allocated == allocated + 1 and not c.closed
+    pool.give(c)
+
+
 @pytest.mark.parametrize("bad", [1000, 3 * MiB, 1024])
 def test_sizes_are_powers_of_two(bad: int) -> None:
     with pytest.raises(ValueError, match="power of two"):

@@ -169,6 +169,13 @@ class Database:
         async with self.transaction(bounded=bounded) as conn:
             return await conn.run_sync(work, await_)
 
+    async def release_memory(self) -> None:
+        """SQLite: hand the connection's page cache back to the heap (``PRAGMA shrink_memory``), for a trim of an idle
+        server; the pages are read again from the OS's cache when next needed. Nothing on the network databases."""
+        if self.dialect == "sqlite":
+            async with self.transaction() as conn:
+                await conn.execute(text("PRAGMA shrink_memory"))
+
     @contextmanager
     def driver_errors(self) -> Iterator[None]:
         """Driver failures become ``ServiceUnavailable`` (and are logged); ``IntegrityError`` goes through, for the

@@ -4,13 +4,16 @@ SSH sessions share); after a burst of uploads, freed heap memory goes back to th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+from collections.abc import Awaitable, Callable
 
 from prometheus_client import Gauge
 
 from lfsd.core.transfer_slots import Slot, TransferSlots
 from lfsd.memory import MemoryReleaser
 from lfsd.offload import in_thread
+
+log = logging.getLogger("lfsd.http")
 
 # Wait this long after the last upload before trimming, so back-to-back small uploads do not trim each time.
 TRIM_DELAY_SECONDS = 1.0
@@ -20,10 +23,18 @@ __all__ = ["InFlight", "Slot", "Transferring"]
 
 class InFlight(TransferSlots):
     def __init__(
-        self, memory: MemoryReleaser, gauge: Gauge | None = None, trim_delay: float = TRIM_DELAY_SECONDS
+        self,
+        memory: MemoryReleaser,
+        gauge: Gauge | None = None,
+        trim_delay: float = TRIM_DELAY_SECONDS,
+        *,
+        before_trim: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """``before_trim`` frees what the process keeps for its next transfers (idle buffers, a page cache), so that
+        the trim can hand it back too."""
         super().__init__()
         self._memory = memory
+        self._before_trim = before_trim
         # Label children bound once: ``labels()`` is a lock and a lookup, twice per transfer (issue 17).
         self._uploading = gauge.labels("upload") if gauge is not None else None
         self._downloading = gauge.labels("download") if gauge is not None else None
@@ -78,9 +89,17 @@ class InFlight(TransferSlots):
         if loop.time() < due:  # an upload ended after the timer was set: the delay counts from that one's end
             self._trim = loop.call_at(due, self._start_trim)
             return
-        task = asyncio.create_task(in_thread(self._memory.release))
+        task = asyncio.create_task(self._release())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _release(self) -> None:
+        if self._before_trim is not None:
+            try:
+                await self._before_trim()
+            except Exception as exc:  # a quiet server's housekeeping: the trim itself still runs
+                log.warning("could not free idle memory before the trim: %s", exc)
+        await in_thread(self._memory.release)
 
     async def close(self) -> None:
         if self._trim is not None:

@@ -57,6 +57,17 @@ class BufferPool:
         self.allocated += 1
         return mmap.mmap(-1, size)
 
+    def release_idle(self) -> int:
+        """Unmap every idle buffer (the server has gone quiet; the next burst maps its own again); the bytes freed.
+        Idle buffers have no views left, so each is unmapped at once."""
+        freed = self.idle_bytes
+        for buffers in self._idle.values():
+            for buffer in buffers:
+                buffer.close()
+        self._idle.clear()
+        self.idle_bytes = 0
+        return freed
+
     def give(self, buffer: mmap.mmap) -> None:
         size = len(buffer)
         self.in_use_bytes -= size
