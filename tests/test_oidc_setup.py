@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import pytest
 
-from lfsd.config import Settings
+from lfsd.config import Settings, SettingsArgs
 from lfsd.core.external import InvalidRules
 from lfsd.oidc.verifier import InvalidKeys, parse_algorithms
 from lfsd.resources import open_external
@@ -26,12 +26,12 @@ def key() -> SigningKey:
     return SigningKey.ec()
 
 
-def _settings(tmp_path: Path, key: SigningKey, **overrides: Any) -> Settings:
+def _settings(tmp_path: Path, key: SigningKey, **overrides: Unpack[SettingsArgs]) -> Settings:
     pem = tmp_path / "issuer.pem"
     pem.write_bytes(key.public_pem())
     rules = tmp_path / "rules.toml"
     rules.write_text(RULES)
-    given: dict[str, Any] = {
+    given: SettingsArgs = {
         "data_dir": tmp_path / "data",
         "oidc_issuer": ISSUER,
         "oidc_audience": AUDIENCE,

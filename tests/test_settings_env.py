@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import types
 from ipaddress import ip_network
+from typing import get_args, get_type_hints
 
 import pytest
 
-from lfsd.config import Settings, SettingsError
+from lfsd import cli
+from lfsd.config import Settings, SettingsArgs, SettingsError
 
 
 def test_environment_in_any_case_and_arguments_win(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,7 +40,7 @@ def test_a_bad_value_names_its_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     assert str(raised.value) == "link_ttl: Input should be a valid integer"
     monkeypatch.delenv("LFSD_LINK_TTL")
     with pytest.raises(SettingsError, match=r"^no_such_setting: not a setting$"):
-        Settings(no_such_setting=1)
+        Settings(no_such_setting=1)  # type: ignore[call-arg]  # mypy refuses it too; the check is for untyped callers
 
 
 def test_every_problem_is_reported_one_line_each_in_declaration_order(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,3 +71,25 @@ def test_replace_converts_and_checks_as_the_constructor_does(monkeypatch: pytest
     assert changed.secret_key == settings.secret_key and settings.link_standing_ttl == 5.0
     with pytest.raises(SettingsError, match=r"^s3_parts_in_flight: "):
         settings.replace(s3_parts_in_flight=65)
+
+
+def test_the_typed_arguments_are_every_setting_as_its_type_or_as_text() -> None:
+    hints = get_type_hints(Settings)
+    expected = {field.name: hints[field.name] | str for field in dataclasses.fields(Settings)}
+    assert get_type_hints(SettingsArgs) == expected
+
+
+def test_the_command_line_options_are_settings_of_their_types() -> None:
+    """``cli._settings`` hands its options to ``Settings.parse``, which mypy cannot check: this does."""
+    accepted = get_type_hints(SettingsArgs)
+    for name, hint in get_type_hints(cli._Options).items():
+        given = set(get_args(hint)) - {types.NoneType}
+        assert given <= (set(get_args(accepted[name])) or {accepted[name]}), name
+
+
+def test_parse_checks_names_and_values_at_run_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LFSD_FSYNC", "false")
+    parsed = Settings.parse({"link_ttl": "60", "gc_grace": 60})
+    assert (parsed.link_ttl, parsed.gc_grace, parsed.fsync) == (60, 60, False)
+    with pytest.raises(SettingsError, match=r"^no_such_setting: not a setting\nlink_ttl: "):
+        Settings.parse({"no_such_setting": 1, "link_ttl": "abc"})

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypedDict, TypeVar, Unpack
 
 import click
 
@@ -53,11 +53,24 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def _settings(**options: Any) -> Settings:
+class _Options(TypedDict, total=False):
+    """The settings commands take as options, as click gives them: None when the option was not given."""
+
+    listen: str | None
+    public_url: str | None
+    data_dir: Path | None
+    database_url: str | None
+    storage: str | None
+    migrate: bool | None
+    workers: str | None
+
+
+def _settings(**options: Unpack[_Options]) -> Settings:
     """Command-line options override ``LFSD_*`` environment variables, which override defaults."""
-    given = {key: value for key, value in options.items() if value is not None}
+    # An option not given must not override its variable, so it is left out: which options are left is known only at
+    # run time, hence ``Settings.parse`` (tests/test_settings_env.py checks ``_Options`` against ``SettingsArgs``).
     try:
-        return Settings(**given)
+        return Settings.parse({key: value for key, value in options.items() if value is not None})
     except SettingsError as exc:
         raise click.ClickException(exc.first) from None
 

@@ -4,7 +4,8 @@ A frozen dataclass that reads the environment itself and converts its own string
 pydantic: pydantic and pydantic-core cost 9 MiB of every idle server's resident size (issue 17,
 docs/performance.md "Idle memory"); only the admin API, loaded on its first request, still uses them. The rules are
 the ones pydantic's lax mode applied, pinned by tests/test_settings_conversion.py: ``LFSD_`` + the field's name in any
-case; arguments given to ``Settings(...)`` win over the environment, and an unknown argument is refused; values are
+case; arguments given to ``Settings(...)`` win over the environment, and an unknown argument is refused (mypy checks
+their names and types through ``SettingsArgs``; ``Settings.parse`` takes names known only at run time); values are
 strings converted by the field's type (``true``/``false``, numbers, paths, the literals, secrets), then checked
 against the field's bounds and the checks below; defaults are checked too. No field takes a list or a mapping from one
 variable (``trusted_proxies`` splits its own string). Every problem found is reported, one line per setting, in one
@@ -19,12 +20,12 @@ import re
 from collections.abc import Callable, Mapping
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Any, Final, Literal, get_type_hints
+from typing import Any, Final, Literal, TypedDict, Unpack, get_type_hints
 
 from lfsd.core.text import ascii_number
 from lfsd.setting_values import Invalid, SecretStr, Spec, converter_for, setting
 
-__all__ = ["ENV_PREFIX", "SecretStr", "Settings", "SettingsError", "host_of", "port_of", "usable_cores"]
+__all__ = ["ENV_PREFIX", "SecretStr", "Settings", "SettingsArgs", "SettingsError", "host_of", "port_of", "usable_cores"]
 
 _INITIAL_TOKEN: Final = re.compile(r"lfsd_[A-Za-z0-9_-]{32,94}")
 ENV_PREFIX: Final = "lfsd_"
@@ -42,6 +43,94 @@ class SettingsError(ValueError):
         """The first problem as ``invalid setting NAME: MESSAGE``: what the CLI prints."""
         name, message = self.problems[0]
         return f"invalid setting {name}: {message}"
+
+
+class SettingsArgs(TypedDict, total=False):
+    """``Settings(...)``'s arguments, so that mypy checks their names and types: each setting as its own type or as
+    text, which is converted as its ``LFSD_*`` variable is. A test keeps this in step with the fields."""
+
+    listen: str
+    data_dir: Path | str
+    database_url: str | None
+    database_password: SecretStr | str | None
+    database_pool_size: int | str
+    database_max_overflow: int | str
+    database_pool_recycle: int | str
+    database_pool_timeout: float | str
+    database_pool_pre_ping: bool | str
+    database_connect_timeout: float | str
+    database_timeout: float | str
+    migrate: bool | str
+    storage: str | None
+    s3_endpoint_url: str | None
+    s3_region: str | None
+    s3_path_style: bool | str
+    s3_part_size: int | str
+    s3_parts_in_flight: int | str
+    s3_direct: bool | str
+    s3_trust_checksum: bool | str
+    metrics_listen: str | None
+    shutdown_grace: float | str
+    log_format: Literal["auto", "json", "text"] | str
+    log_level: Literal["debug", "info", "warning", "error"] | str
+    public_url: str | None
+    secret_key: SecretStr | str | None
+    link_ttl: int | str
+    batch_max_objects: int | str
+    batch_max_bytes: int | str
+    locks_default_limit: int | str
+    locks_max_limit: int | str
+    max_transfers_per_user: int | str
+    body_timeout: float | str
+    keepalive_timeout: float | str
+    max_url_length: int | str
+    max_header_bytes: int | str
+    max_object_size: int | str
+    buffer_size: int | str
+    transfer_memory: int | str
+    quota_default_bytes: int | str
+    io_threads: int | str
+    fsync: bool | str
+    direct_io: bool | str
+    initial_admin_token: SecretStr | str | None
+    redis_url: str | None
+    redis_key_prefix: str
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] | str
+    password_threads: int | str
+    password_queue: int | str
+    credential_cache_size: int | str
+    credential_cache_ttl: int | str
+    login_failure_window: int | str
+    login_failures_per_user_address: int | str
+    login_failures_per_address: int | str
+    login_failures_per_user: int | str
+    login_trusted_address_ttl: int | str
+    link_standing_ttl: float | str
+    token_max_days: int | str | None
+    drain_delay: float | str
+    git_root: Path | str | None
+    git_gzip_max_bytes: int | str
+    transfer_queue_wait: float | str
+    workers: int | str
+    ssh_idle_timeout: float | str
+    ssh_stall_timeout: float | str
+    oidc_issuer: str | None
+    oidc_audience: str | None
+    oidc_public_key: Path | str | None
+    oidc_jwks_file: Path | str | None
+    oidc_algorithms: str
+    oidc_leeway: int | str
+    oidc_rules: Path | str | None
+    audit_retention_days: int | str | None
+    ui: bool | str
+    ui_session_ttl: int | str
+    ssh_user: str
+    ssh_command: str | None
+    ssh_token_ttl: int | str
+    ssh_listen: str | None
+    ssh_transfer: bool | str
+    gc_grace: int | str
+    gc_lease: int | str
 
 
 @dataclasses.dataclass(frozen=True, init=False)
@@ -230,9 +319,24 @@ class Settings:
     )
     gc_lease: int = setting(600, ge=5, le=86400, description="seconds a collector's lease lasts without being renewed")
 
-    def __init__(self, **given: object) -> None:
+    def __init__(self, **given: Unpack[SettingsArgs]) -> None:
         """``LFSD_<FIELD>`` (any case) for each field not given as an argument; then each value converted and
         checked."""
+        self._load(given)
+
+    @classmethod
+    def parse(cls, given: Mapping[str, object]) -> Settings:
+        """``Settings(**given)`` for names and values known only at run time (options from a command line): checked
+        as arguments are, an unknown name included, but only when it runs."""
+        settings = cls.__new__(cls)
+        settings._load(given)
+        return settings
+
+    def replace(self, **changes: Unpack[SettingsArgs]) -> Settings:
+        """A copy with ``changes`` applied, converted and checked as ``Settings(...)`` arguments are."""
+        return Settings.parse({**{name: getattr(self, name) for name in _SPECS}, **changes})
+
+    def _load(self, given: Mapping[str, object]) -> None:
         unknown = sorted(set(given) - _SPECS.keys())
         problems = [(name, "not a setting") for name in unknown]
         found = {
@@ -258,10 +362,6 @@ class Settings:
             raise SettingsError(problems)
         for name, value in values.items():
             object.__setattr__(self, name, value)
-
-    def replace(self, **changes: object) -> Settings:
-        """A copy with ``changes`` applied, converted and checked as ``Settings(...)`` arguments are."""
-        return Settings(**{**{name: getattr(self, name) for name in _SPECS}, **changes})
 
     @classmethod
     def descriptions(cls) -> Mapping[str, str]:

@@ -61,7 +61,7 @@ def _settings(options: argparse.Namespace) -> Settings:
     given: dict[str, Any] = {field: getattr(options, field) for _, field in _PASSED}
     for field in ("ssh_command", "ssh_user"):
         given[field] = getattr(options, field, None)
-    return Settings(**{key: value for key, value in given.items() if value is not None})
+    return Settings.parse({key: value for key, value in given.items() if value is not None})
 
 
 def _open_database(settings: Settings) -> Database:

@@ -7,13 +7,13 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Unpack
 
 import pytest
 from click.testing import CliRunner, Result
 
 from lfsd.cli import main
-from lfsd.config import Settings
+from lfsd.config import Settings, SettingsArgs
 from lfsd.core.oid import Oid
 from tests.conftest import AiohttpClient, open_world
 from tests.s3server import S3Server
@@ -105,8 +105,9 @@ class Site:
         return int(obj["error"]["code"]) if "error" in obj else 200
 
 
-def _settings(tmp_path: Path, database_url: str | None, **extra: Any) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=database_url, fsync=False, buffer_size=64 * 1024, **extra)
+def _settings(tmp_path: Path, **given: Unpack[SettingsArgs]) -> Settings:
+    options: SettingsArgs = {"data_dir": tmp_path / "data", "fsync": False, "buffer_size": 64 * 1024, **given}
+    return Settings(**options)
 
 
 @pytest.fixture
@@ -115,7 +116,7 @@ async def site(tmp_path: Path, database_url: str | None, aiohttp_client: Aiohttp
     env = {"LFSD_DATA_DIR": str(tmp_path / "data"), "LFSD_FSYNC": "false"}
     if database_url is not None:
         env["LFSD_DATABASE_URL"] = database_url
-    world = await open_world(_settings(tmp_path, database_url), aiohttp_client)
+    world = await open_world(_settings(tmp_path, database_url=database_url), aiohttp_client)
     yield Site(world, DiskBodies(tmp_path / "data"), env)
     await world.meta.close()
 
@@ -124,15 +125,19 @@ async def site(tmp_path: Path, database_url: str | None, aiohttp_client: Aiohttp
 async def s3_site(tmp_path: Path, s3_server: S3Server, aiohttp_client: AiohttpClient) -> AsyncIterator[Site]:
     """Bodies in moto's S3 server under a prefix (direct mode on, so that staged uploads are in the bucket too)."""
     bucket = s3_server.new_bucket()
-    store: dict[str, Any] = {
-        "storage": f"s3://{bucket}/lfs",
-        "s3_endpoint_url": s3_server.endpoint,
-        "s3_path_style": True,
-    }
-    world = await open_world(_settings(tmp_path, None, s3_direct=True, **store), aiohttp_client)
+    storage = f"s3://{bucket}/lfs"
+    settings = _settings(
+        tmp_path,
+        database_url=None,
+        storage=storage,
+        s3_endpoint_url=s3_server.endpoint,
+        s3_path_style=True,
+        s3_direct=True,
+    )
+    world = await open_world(settings, aiohttp_client)
     env = {
         "LFSD_DATA_DIR": str(tmp_path / "data"),
-        "LFSD_STORAGE": store["storage"],
+        "LFSD_STORAGE": storage,
         "LFSD_S3_ENDPOINT_URL": s3_server.endpoint,
         "LFSD_S3_PATH_STYLE": "true",
     }

@@ -27,7 +27,7 @@ async def site(tmp_path: Path, database_url: str | None, aiohttp_client: Aiohttp
     env = {"LFSD_DATA_DIR": str(tmp_path / "data"), "LFSD_FSYNC": "false"}
     if database_url is not None:
         env["LFSD_DATABASE_URL"] = database_url
-    world = await open_world(_settings(tmp_path, database_url), aiohttp_client)
+    world = await open_world(_settings(tmp_path, database_url=database_url), aiohttp_client)
     yield Site(world, DiskBodies(tmp_path / "data"), env)
     await world.meta.close()
 
@@ -35,11 +35,14 @@ async def site(tmp_path: Path, database_url: str | None, aiohttp_client: Aiohttp
 @pytest.fixture
 async def s3_site(tmp_path: Path, s3_server: S3Server, aiohttp_client: AiohttpClient) -> AsyncIterator[Site]:
     bucket = s3_server.new_bucket()
-    store: dict[str, Any] = {"storage": f"s3://{bucket}/lfs", "s3_endpoint_url": s3_server.endpoint}
-    world = await open_world(_settings(tmp_path, None, s3_path_style=True, **store), aiohttp_client)
+    storage = f"s3://{bucket}/lfs"
+    settings = _settings(
+        tmp_path, database_url=None, storage=storage, s3_endpoint_url=s3_server.endpoint, s3_path_style=True
+    )
+    world = await open_world(settings, aiohttp_client)
     env = {
         "LFSD_DATA_DIR": str(tmp_path / "data"),
-        "LFSD_STORAGE": store["storage"],
+        "LFSD_STORAGE": storage,
         "LFSD_S3_ENDPOINT_URL": s3_server.endpoint,
         "LFSD_S3_PATH_STYLE": "true",
     }

@@ -102,3 +102,16 @@ def test_token_format_is_stable() -> None:
     message = "\n".join(["v3", "download", "acme/game", "a" * 64, *claims]).encode()
     mac = base64.urlsafe_b64encode(hmac.new(KEY, message, hashlib.sha256).digest()).rstrip(b"=").decode()
     assert token == f"v3.{'.'.join(claims)}.{mac}"
+
+
+def test_a_minters_tokens_are_signs_and_verify() -> None:
+    signer = LinkSigner(KEY, 600)
+    minter = signer.minter(REPO, Operation.UPLOAD, user_id=7, token_id=5, repo_id=3, now=NOW, scope_grant=2)
+    for oid, size in [(OID, 123), (Oid("b" * 64), 0), (Oid("c" * 64), 2**40)]:
+        token = minter(oid, size)
+        signed = signer.sign(
+            REPO, oid, Operation.UPLOAD, user_id=7, token_id=5, repo_id=3, size=size, now=NOW, scope_grant=2
+        )
+        assert token == signed
+        grant = signer.verify(token, REPO, oid, Operation.UPLOAD, NOW)
+        assert (grant.user_id, grant.token_id, grant.repo_id, grant.size, grant.scope_grant) == (7, 5, 3, size, 2)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import ssl
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InvalidRequestError
 
+from lfsd.db.aio import async_url, create_async_engine
 from lfsd.db.engine import DatabaseUrlError, _tls_context, create_engine, parse_url
 from tests.e2e.harness import cli
 
@@ -24,6 +28,25 @@ from tests.e2e.harness import cli
 )
 def test_drivers(url: str, driver: str) -> None:
     assert parse_url(url).drivername == driver
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "mysql", "mariadb", "postgresql"])
+def test_each_driver_gets_the_dialect_sqlalchemys_private_async_flag_would_pick(backend: str) -> None:
+    """``lfsd.db.aio`` creates engines without ``create_engine(_is_async=True)``: this fails when a driver SQLAlchemy
+    ships starts to mean two dialects and ``async_url`` does not name the async one."""
+    # The drivers as SQLAlchemy's own loader finds them: the dialect package's modules with a ``dialect``; ``base``
+    # is what a URL without a driver gets, which parse_url never leaves.
+    package = importlib.import_module(f"sqlalchemy.dialects.{'mysql' if backend == 'mariadb' else backend}")
+    drivers = sorted(name for name, value in vars(package).items() if hasattr(value, "dialect") and name != "base")
+    assert len(drivers) >= 3, drivers
+    for driver in drivers:
+        url = make_url(f"{backend}+{driver}://u@db/lfsd")
+        assert async_url(url).get_dialect() is url.get_dialect().get_async_dialect_cls(url), driver
+
+
+def test_a_sync_driver_is_refused() -> None:
+    with pytest.raises(InvalidRequestError, match="not async"):
+        create_async_engine(make_url("sqlite+pysqlite://"))
 
 
 def test_password_from_the_environment_replaces_the_urls() -> None:

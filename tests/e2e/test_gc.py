@@ -159,12 +159,14 @@ async def test_kill_9_at_random_points_on_disk(tmp_path: Path, database_url: str
 
 async def test_kill_9_at_random_points_on_s3(tmp_path: Path, s3_server: S3Server) -> None:
     bucket = s3_server.new_bucket()
-    store = {"storage": f"s3://{bucket}/lfs", "s3_endpoint_url": s3_server.endpoint, "s3_path_style": True}
-    settings = Settings(data_dir=tmp_path / "data", gc_lease=5, **store)
+    storage = f"s3://{bucket}/lfs"
+    settings = Settings(
+        data_dir=tmp_path / "data", gc_lease=5, storage=storage, s3_endpoint_url=s3_server.endpoint, s3_path_style=True
+    )
     env = lfsd_env(
         tmp_path / "data",
         LFSD_GC_LEASE="5",
-        LFSD_STORAGE=str(store["storage"]),
+        LFSD_STORAGE=storage,
         LFSD_S3_ENDPOINT_URL=s3_server.endpoint,
         LFSD_S3_PATH_STYLE="true",
     )

@@ -35,7 +35,7 @@ def _admin(meta: Metadata, **options: Any) -> Administration:
 @pytest.fixture
 async def fresh(settings: Settings, aiohttp_client: AiohttpClient) -> AsyncIterator[World]:
     """Links checked on every use (``link_standing_ttl`` 0), so a change shows at the next request."""
-    world = await open_world(settings.replace(**{"link_standing_ttl": 0.0}), aiohttp_client)
+    world = await open_world(settings.replace(link_standing_ttl=0.0), aiohttp_client)
     yield world
     await world.meta.close()
 

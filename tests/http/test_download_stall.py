@@ -7,12 +7,11 @@ import io
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from lfsd.config import Settings
+from lfsd.config import Settings, SettingsArgs
 from lfsd.http.keys import INFLIGHT
 from tests.conftest import AiohttpClient, open_world
 from tests.s3server import S3Server
@@ -25,7 +24,7 @@ BIG = 48 * 1024 * 1024  # more than the socket buffers of both ends hold
 async def stalling_world(
     request: pytest.FixtureRequest, tmp_path: Path, aiohttp_client: AiohttpClient
 ) -> AsyncIterator[World]:
-    options: dict[str, Any] = {
+    options: SettingsArgs = {
         "data_dir": tmp_path / "data",
         "fsync": False,
         "body_timeout": 1.0,
@@ -34,7 +33,11 @@ async def stalling_world(
     if request.param == "s3":
         s3_server: S3Server = request.getfixturevalue("s3_server")
         options.update(
-            storage=f"s3://{s3_server.new_bucket()}/lfs", s3_endpoint_url=s3_server.endpoint, s3_path_style=True
+            {
+                "storage": f"s3://{s3_server.new_bucket()}/lfs",
+                "s3_endpoint_url": s3_server.endpoint,
+                "s3_path_style": True,
+            }
         )
     world = await open_world(Settings(**options), aiohttp_client)
     yield world

@@ -22,7 +22,7 @@ from tests.support import Blob, World, basic, blob, lfs_error
 @pytest.fixture
 async def fresh(settings: Settings, aiohttp_client: AiohttpClient) -> AsyncIterator[World]:
     """Checks every use (``link_standing_ttl`` 0), so the tests need not wait for the cache."""
-    world = await open_world(settings.replace(**{"link_standing_ttl": 0.0}), aiohttp_client)
+    world = await open_world(settings.replace(link_standing_ttl=0.0), aiohttp_client)
     yield world
     await world.meta.close()
 

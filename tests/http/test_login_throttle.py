@@ -6,17 +6,26 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from ipaddress import IPv4Network
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import pytest
 
 from lfsd.app import build_app
-from lfsd.config import Settings
+from lfsd.config import Settings, SettingsArgs
 from tests.conftest import AiohttpClient, open_world
 from tests.redisserver import RedisSpace, redis_space
 from tests.support import World, basic, lfs_error
 
-LIMITS: dict[str, Any] = {
+
+class Limits(TypedDict):
+    """The login limits these tests set; exactly these keys, so they unpack beside other settings."""
+
+    login_failures_per_user_address: int
+    login_failures_per_address: int
+    login_failures_per_user: int
+
+
+LIMITS: Limits = {
     "login_failures_per_user_address": 3,
     "login_failures_per_address": 6,
     "login_failures_per_user": 5,
@@ -24,7 +33,7 @@ LIMITS: dict[str, Any] = {
 LOCAL = (IPv4Network("127.0.0.1/32"),)
 
 
-async def _world(settings: Settings, aiohttp_client: AiohttpClient, **update: Any) -> World:
+async def _world(settings: Settings, aiohttp_client: AiohttpClient, **update: Unpack[SettingsArgs]) -> World:
     world = await open_world(settings.replace(**update), aiohttp_client)
     await world.user("alice", password="correct horse")
     return world
@@ -151,7 +160,7 @@ def space() -> Iterator[RedisSpace]:
 async def test_replicas_sharing_redis_see_one_count(
     settings: Settings, aiohttp_client: AiohttpClient, space: RedisSpace
 ) -> None:
-    shared = settings.replace(**{"redis_url": space.url, "redis_key_prefix": space.prefix, **LIMITS})
+    shared = settings.replace(redis_url=space.url, redis_key_prefix=space.prefix, **LIMITS)
     world = await _world(shared, aiohttp_client)
     try:
         other = await aiohttp_client(build_app(shared))

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from lfsd.config import Settings
+from lfsd.config import Settings, SettingsArgs
 from lfsd.core.oid import Oid
 from tests.conftest import AiohttpClient, open_world
 from tests.s3server import S3Server
@@ -26,7 +26,7 @@ async def lossy(
     request: pytest.FixtureRequest, tmp_path: Path, aiohttp_client: AiohttpClient
 ) -> AsyncIterator[tuple[World, Remove, bool]]:
     """A world, a way to lose an object's bytes behind lfsd's back, and whether direct mode is on."""
-    settings: dict[str, Any] = {"data_dir": tmp_path / "data", "fsync": False, "buffer_size": 64 * 1024}
+    settings: SettingsArgs = {"data_dir": tmp_path / "data", "fsync": False, "buffer_size": 64 * 1024}
     remove: Remove
     if request.param == "local":
 
@@ -40,10 +40,12 @@ async def lossy(
         s3_server: S3Server = request.getfixturevalue("s3_server")
         bucket = s3_server.new_bucket()
         settings.update(
-            storage=f"s3://{bucket}/lfs",
-            s3_endpoint_url=s3_server.endpoint,
-            s3_path_style=True,
-            s3_direct=request.param == "s3-direct",
+            {
+                "storage": f"s3://{bucket}/lfs",
+                "s3_endpoint_url": s3_server.endpoint,
+                "s3_path_style": True,
+                "s3_direct": request.param == "s3-direct",
+            }
         )
         client = boto3.client("s3", endpoint_url=s3_server.endpoint, region_name="us-east-1")
 

@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Unpack
 
-from lfsd.config import Settings
+from lfsd.config import Settings, SettingsArgs
 from lfsd.core.auth import Identity, Permission
 from lfsd.core.operation import Operation
 from lfsd.core.repo import RepoPath
@@ -106,11 +107,11 @@ class Site:
 
 
 @asynccontextmanager
-async def site(tmp: Path, *, metrics: Metrics | None = None, **overrides: object) -> AsyncIterator[Site]:
+async def site(tmp: Path, *, metrics: Metrics | None = None, **overrides: Unpack[SettingsArgs]) -> AsyncIterator[Site]:
     """SQLite and local storage; users ``alice`` (write), ``rita`` (read), ``olga`` (none) on ``acme/game``, and the
     server admin ``root``."""
-    options: dict[str, object] = {"fsync": False, "buffer_size": 64 * 1024, **overrides}
-    settings = Settings(data_dir=tmp / "data", **options)
+    options: SettingsArgs = {"data_dir": tmp / "data", "fsync": False, "buffer_size": 64 * 1024, **overrides}
+    settings = Settings(**options)
     meta = await open_metadata(settings, migrate=True)
     identities: dict[str, Identity] = {}
     try:

@@ -129,7 +129,7 @@ async def test_post_without_or_with_a_wrong_csrf_token_is_refused(world: World, 
 
 
 async def test_secure_cookie_only_over_https(settings: Settings, aiohttp_client: AiohttpClient) -> None:
-    trusted = settings.replace(**{"trusted_proxies": (ip_network("127.0.0.1/32"),)})
+    trusted = settings.replace(trusted_proxies=(ip_network("127.0.0.1/32"),))
     world = await open_world(trusted, aiohttp_client)
     browsers = Browsers(world)
     try:

@@ -52,14 +52,32 @@ class LinkSigner:
         self._keyed = hmac.new(key, digestmod=hashlib.sha256)
         self.ttl_seconds = ttl_seconds
 
-    def _mac(self, repo: RepoPath, oid: Oid, op: Operation, claims: tuple[int, ...]) -> str:
-        return self._mac_of(f"{_VERSION}\n{op.value}\n{repo}\n{oid}\n" + "\n".join(map(str, claims)))
+    def _macs(
+        self,
+        repo: RepoPath,
+        op: Operation,
+        user_id: int,
+        token_id: int,
+        repo_id: int,
+        expires_at: int,
+        scope_grant: int,
+    ) -> Callable[[Oid, int], str]:
+        """The MAC of each object's link (by oid and size): the one place the signed message is spelled, for minting
+        and verifying. What the objects of a batch share is formatted once (issue 17): each MAC is one message and
+        one HMAC."""
+        # One line each: version, operation, repository, oid, then the claims in the token's order (user, token,
+        # repository id, size, expiry, grant).
+        head = f"{_VERSION}\n{op.value}\n{repo}\n"
+        before, after = f"{user_id}\n{token_id}\n{repo_id}\n", f"\n{expires_at}\n{scope_grant}"
+        keyed = self._keyed
 
-    def _mac_of(self, message: str) -> str:
-        # A copy of the keyed state skips hashing the padded key again: a batch signs one link per object (issue 17).
-        mac = self._keyed.copy()
-        mac.update(message.encode())
-        return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode("ascii")
+        def mac(oid: Oid, size: int) -> str:
+            # A copy of the keyed state skips hashing the padded key again.
+            state = keyed.copy()
+            state.update(f"{head}{oid}\n{before}{size}{after}".encode())
+            return base64.urlsafe_b64encode(state.digest()).rstrip(b"=").decode("ascii")
+
+        return mac
 
     def sign(
         self,
@@ -105,16 +123,12 @@ class LinkSigner:
         """``sign`` for many objects of one batch: what every link shares is formatted once (issue 17), and each
         object's token costs one message and one HMAC. Tokens are the same as ``sign``'s."""
         expiry = now + self.ttl_seconds if expires_at is None else min(expires_at, now + self.ttl_seconds)
+        mac = self._macs(repo, op, user_id, token_id, repo_id, expiry, scope_grant)
         # The claims are user, token, repository, size, expiry and grant: the size is the object's own.
         before, after = f"{user_id}.{token_id}.{repo_id}.", f".{expiry}.{scope_grant}"
-        # The same message as ``_mac`` builds from the claims: one line per claim, in this order.
-        head = f"{_VERSION}\n{op.value}\n{repo}\n"
-        lines_before, lines_after = before.replace(".", "\n"), after.replace(".", "\n")
-        mac_of = self._mac_of
 
         def mint(oid: Oid, size: int) -> str:
-            mac = mac_of(f"{head}{oid}\n{lines_before}{size}{lines_after}")
-            return f"{_VERSION}.{before}{size}{after}.{mac}"
+            return f"{_VERSION}.{before}{size}{after}.{mac(oid, size)}"
 
         return mint
 
@@ -123,11 +137,10 @@ class LinkSigner:
         numbers = [ascii_number(part, 19) for part in parts[1:-1]]
         if len(parts) != _CLAIMS + 2 or parts[0] != _VERSION or None in numbers:
             raise Unauthorized("invalid transfer link")
-        claims = tuple(number for number in numbers if number is not None)
-        expected = self._mac(repo, oid, op, claims)
+        user_id, token_id, repo_id, size, expires_at, scope_grant = (number for number in numbers if number is not None)
+        expected = self._macs(repo, op, user_id, token_id, repo_id, expires_at, scope_grant)(oid, size)
         if not hmac.compare_digest(expected.encode("ascii"), parts[-1].encode("ascii", "replace")):
             raise Unauthorized("invalid transfer link")
-        user_id, token_id, repo_id, size, expires_at, scope_grant = claims
         if expires_at <= now:
             raise Unauthorized("transfer link expired")
         return LinkGrant(

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, TypeVar, TypeVarTuple, overload
+from typing import Any, Concatenate, Final, ParamSpec, TypeVar, TypeVarTuple, overload
 
 from sqlalchemy.engine import URL, Connection, CursorResult, Dialect, Engine, Transaction
 from sqlalchemy.engine import create_engine as create_sync_engine
@@ -31,9 +31,22 @@ Ts = TypeVarTuple("Ts")
 Parameters = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 
 
+# SQLAlchemy's own create_async_engine passes create_engine the private ``_is_async``, which picks a driver's async
+# dialect (``Dialect.get_async_dialect_cls``) where the driver name means a sync one too. Of SQLAlchemy's drivers
+# only psycopg does, and its async dialect has a documented name of its own; for every other driver the name's one
+# dialect is the async one or is refused below. tests/db/test_engine.py checks SQLAlchemy's list of drivers.
+_ASYNC_NAMES: Final = {"psycopg": "psycopg_async"}
+
+
+def async_url(url: URL) -> URL:
+    """``url`` naming the dialect an async engine uses, as ``_is_async`` would choose it."""
+    driver = _ASYNC_NAMES.get(url.get_driver_name())
+    return url if driver is None else url.set(drivername=f"{url.get_backend_name()}+{driver}")
+
+
 def create_async_engine(url: URL, **options: Any) -> AsyncEngine:
     """``sqlalchemy.create_engine`` for an async driver (the pool is then the asyncio-adapted one)."""
-    return AsyncEngine(create_sync_engine(url, _is_async=True, **options))
+    return AsyncEngine(create_sync_engine(async_url(url), **options))
 
 
 async def _run_to_completion(coro: Coroutine[Any, Any, T]) -> T:
