@@ -29,6 +29,7 @@ from lfsd.http.drain import drain
 from lfsd.http.health import build_admin_app
 from lfsd.http.keys import HEALTH, METRICS
 from lfsd.http.request_log import RequestLog
+from lfsd.memory import tune_malloc
 from lfsd.observability.logs import configure
 from lfsd.workers import Listeners, supervise
 
@@ -41,6 +42,7 @@ WATCH_SECONDS = 1.0
 
 def serve(settings: Settings) -> None:
     configure(settings.log_format, settings.log_level)
+    tune_malloc()  # before the workers fork: they inherit it
     if settings.workers == 1:
         asyncio.run(_serve(settings))
         return
