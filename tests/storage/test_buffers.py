@@ -70,6 +70,21 @@ def test_idle_buffers_are_unmapped_when_released_and_the_pool_still_serves() -> 
     pool.give(c)
 
 
+def test_a_buffer_whose_view_is_still_alive_is_released_without_breaking_the_pool() -> None:
+    """A failed upload's traceback can keep a view of its buffer after the buffer went back to the pool."""
+    pool = BufferPool(1 * MiB, 8 * MiB)
+    a, b = _pair(pool, MiB)
+    view = memoryview(a)[:10]
+    pool.give(a)
+    pool.give(b)
+    assert pool.release_idle() == 2 * MiB
+    assert pool.idle_bytes == 0 and b.closed and not a.closed
+    view[:4] = b"safe"  # the view still works; the map goes with it
+    view.release()
+    c, d = _pair(pool, MiB)
+    assert not c.closed and not d.closed and c is not a and d is not a
+
+
 @pytest.mark.parametrize("bad", [1000, 3 * MiB, 1024])
 def test_sizes_are_powers_of_two(bad: int) -> None:
     with pytest.raises(ValueError, match="power of two"):

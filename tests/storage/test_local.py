@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import os
 import time
 from collections.abc import Callable
@@ -173,3 +174,24 @@ def test_present_now_raises_a_failing_disk_instead_of_answering_missing(
     monkeypatch.setattr("lfsd.storage.local.os.stat", failing)
     with pytest.raises(ServiceUnavailable):
         store.present_now([Oid.parse("a" * 64)])
+
+
+async def test_a_failed_uploads_buffer_can_be_unmapped_when_idle_buffers_are_released(tmp_path: Path) -> None:
+    """The failure's traceback outlives the upload (until the garbage collector runs, here never): it must not keep
+    the pooled buffer exported, or the idle release could not unmap it."""
+    pool = BufferPool(65536, 1 << 20)
+    store = LocalStore(tmp_path, pool, fsync=False)
+    store.prepare()
+    body = blob(1000)
+    gc.disable()
+    try:
+        with pytest.raises(ChecksumMismatch) as failed:
+            await store.put(Oid.parse("0" * 64), body.size, Source(body.data))
+        idle = [buffer for buffers in pool._idle.values() for buffer in buffers]
+        assert idle and failed.value.__traceback__ is not None
+        assert pool.release_idle() > 0
+        assert all(buffer.closed for buffer in idle)
+    finally:
+        gc.enable()
+    await store.put(Oid.parse(body.oid), body.size, Source(body.data))
+    assert store.present_now([Oid.parse(body.oid)]) == {Oid.parse(body.oid)}

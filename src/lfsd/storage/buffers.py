@@ -8,6 +8,7 @@ for small objects, and halved while the pool's budget is spent, never below ``fl
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 from collections import defaultdict
 
@@ -58,14 +59,17 @@ class BufferPool:
         return mmap.mmap(-1, size)
 
     def release_idle(self) -> int:
-        """Unmap every idle buffer (the server has gone quiet; the next burst maps its own again); the bytes freed.
-        Idle buffers have no views left, so each is unmapped at once."""
-        freed = self.idle_bytes
-        for buffers in self._idle.values():
+        """Forget every idle buffer (the server has gone quiet; the next burst maps its own again); the bytes freed.
+
+        The pool is emptied first, so that nothing below can leave it half released. A buffer is unmapped at once
+        unless a view of it is still alive somewhere (a failed upload's traceback can hold one until the garbage
+        collector runs): then it goes when that view does."""
+        idle, self._idle = self._idle, defaultdict(list)
+        freed, self.idle_bytes = self.idle_bytes, 0
+        for buffers in idle.values():
             for buffer in buffers:
-                buffer.close()
-        self._idle.clear()
-        self.idle_bytes = 0
+                with contextlib.suppress(BufferError):
+                    buffer.close()
         return freed
 
     def give(self, buffer: mmap.mmap) -> None:

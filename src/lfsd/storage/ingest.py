@@ -13,6 +13,7 @@ as bytes arrive, so an over-long body is refused without reading it all; a faile
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import mmap
 from collections.abc import Awaitable, Callable
@@ -135,6 +136,7 @@ async def _ingest_whole(source: ByteSource, size: int, oid: Oid, pool: BufferPoo
     worker-thread call. Nothing is written unless size and SHA-256 are right."""
     buffer = pool.take(sink.buffer_size)
     committed = False
+    view: memoryview | None = None
     try:
         body = _Body(source, size)
         filled = await body.fill(buffer)
@@ -142,13 +144,13 @@ async def _ingest_whole(source: ByteSource, size: int, oid: Oid, pool: BufferPoo
             await body.expect_end()  # exactly a buffer's worth (a power-of-two size): any byte more is refused
         if body.total != size:
             raise SizeMismatch(f"the request body has {body.total} bytes, the declared size is {size}")
-        view = memoryview(buffer)[:filled]
+        view = whole = memoryview(buffer)[:filled]
 
         def check_and_store() -> None:
-            sha256 = hashlib.sha256(view).digest()
+            sha256 = hashlib.sha256(whole).digest()
             if sha256.hex() != oid:
                 raise ChecksumMismatch()
-            sink.store_whole(view, sha256)
+            sink.store_whole(whole, sha256)
 
         # Shielded: a worker thread cannot be cancelled, and the buffer must not go back to the pool while it runs.
         storing = thread_future(check_and_store)
@@ -161,6 +163,10 @@ async def _ingest_whole(source: ByteSource, size: int, oid: Oid, pool: BufferPoo
     finally:
         if not committed:
             await asyncio.shield(sink.abort())
+        if view is not None:
+            # The worker thread is done with it; a failure's traceback may still reach it, but not the buffer.
+            with contextlib.suppress(BufferError):
+                view.release()
         pool.give(buffer)
 
 
