@@ -21,7 +21,7 @@ from lfsd.core.external import ExternalLogin
 from lfsd.core.lock_service import LockService
 from lfsd.core.locks import CursorCodec
 from lfsd.core.login import PasswordLogin
-from lfsd.core.ports import ObjectStore, knows_presence_now
+from lfsd.core.ports import ObjectStore, blocking_presence
 from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
 from lfsd.core.ssh_admin import SshKeyAdministration
@@ -118,7 +118,7 @@ async def _lifespan(app: web.Application) -> AsyncIterator[None]:
         external = await in_thread(open_external, settings, meta.users)
         app[ACCESS] = _open_access(settings, meta, resources, key, external)
         # A link re-checks, under its row locks, the bodies a garbage collector may have taken (docs/operations.md).
-        meta.objects.check_bodies_with(store.present, store.present_now if knows_presence_now(store) else None)
+        meta.objects.check_bodies_with(store.present, blocking_presence(store))
         app[SERVICE] = LfsService(meta.objects, store, signer, time.time, opened.direct, quota=meta.usage)
         app[LOCKS] = LockService(
             meta.locks,

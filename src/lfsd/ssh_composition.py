@@ -24,7 +24,7 @@ from lfsd.core.lock_service import LockService
 from lfsd.core.locks import CursorCodec
 from lfsd.core.login import PasswordLogin
 from lfsd.core.operation import Operation
-from lfsd.core.ports import ObjectStore, knows_presence_now
+from lfsd.core.ports import ObjectStore, blocking_presence
 from lfsd.core.repo import RepoPath
 from lfsd.core.service import LfsService
 from lfsd.core.signing import LinkSigner
@@ -67,7 +67,7 @@ async def _open(settings: Settings, metrics: Metrics | None, slots: TransferSlot
             key = await in_thread(signing_key, settings)
             # No direct (presigned) transfers: over SSH every byte goes through the session.
             # As in app.py: a link re-checks, under its row locks, the bodies a garbage collector may have taken.
-            meta.objects.check_bodies_with(store.present, store.present_now if knows_presence_now(store) else None)
+            meta.objects.check_bodies_with(store.present, blocking_presence(store))
             service = LfsService(
                 meta.objects, store, LinkSigner(key, settings.link_ttl), time.time, None, quota=meta.usage
             )

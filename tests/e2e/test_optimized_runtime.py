@@ -1,6 +1,6 @@
 """The container image runs the server as ``python -OO`` (no docstrings, no asserts: ~3 MiB less per process, issue
-17). Nothing lfsd serves may depend on either: the real client pushes and clones, the admin API and the web UI
-answer, all from a server started that way."""
+17). Nothing lfsd serves may depend on either: the real client pushes and clones, the admin API answers and serves
+the same OpenAPI document, the web UI answers, all from a server started that way."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from lfsd.http.admin_api.openapi import build_document
 from tests.e2e.harness import GitUser, Server, require_git_lfs, sha256_file, write_random
 
 pytestmark = pytest.mark.e2e
@@ -47,6 +48,13 @@ def test_a_server_under_python_oo_serves_git_lfs_the_admin_api_and_the_ui(tmp_pa
         alice.git("clone", "-q", str(tmp_path / "origin.git"), str(clone))
         for name, oid in expected.items():
             assert sha256_file(clone / name) == oid, name
+
+        # The admin API's document is the same as without -OO: no description may come from a docstring.
+        request = urllib.request.Request(
+            f"{server.url}/api/v1/openapi.json", headers={"Authorization": f"Bearer {ops}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.loads(response.read()) == build_document()
 
         with urllib.request.urlopen(f"{server.url}/ui/login", timeout=10) as response:
             assert response.status == 200

@@ -96,3 +96,14 @@ async def test_what_is_kept_for_the_next_transfers_is_freed_before_the_trim_and_
         assert memory.calls == expected_calls
     assert freed == [0, 1]
     await inflight.close()
+
+
+async def test_no_trim_is_armed_once_closed() -> None:
+    """An SSH session's upload can end after the server closed its resources: nothing may run after that."""
+    memory = CountingReleaser()
+    inflight = InFlight(memory, trim_delay=0.01)
+    await inflight.close()
+    with inflight.upload():
+        pass
+    await asyncio.sleep(0.05)
+    assert memory.calls == 0

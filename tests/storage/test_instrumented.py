@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 
 import pytest
 
 from lfsd.core.errors import ChecksumMismatch, ServiceUnavailable
 from lfsd.core.oid import Oid
-from lfsd.core.ports import ByteSource, knows_presence_now
+from lfsd.core.ports import ByteSource, blocking_presence
 from lfsd.storage.instrumented import InstrumentedStore
 
 OID = Oid.parse("a" * 64)
@@ -70,21 +70,21 @@ async def test_failures_are_the_stores_own(error: BaseException | None, failed: 
 
 
 class Local:
-    """A store with a blocking presence check, as LocalStore has."""
+    """A store with a blocking presence check, as LocalStore has on a local disk."""
 
     async def present(self, oids: Collection[Oid]) -> set[Oid]:
         return set(oids)
 
-    def present_now(self, oids: Collection[Oid]) -> set[Oid]:
-        return set(oids)
+    def presence_now(self) -> Callable[[Collection[Oid]], set[Oid]]:
+        return set
 
 
 def test_the_blocking_presence_check_is_passed_through_and_timed_only_where_the_store_has_one() -> None:
     observed = Observed()
-    store = InstrumentedStore(Local(), "local", observed)  # type: ignore[arg-type]
-    assert knows_presence_now(store)
-    assert store.present_now([OID]) == {OID}
+    present_now = blocking_presence(InstrumentedStore(Local(), "local", observed))  # type: ignore[arg-type]
+    assert present_now is not None
+    assert present_now([OID]) == {OID}
     assert [(backend, operation, failed) for backend, operation, _, failed in observed.calls] == [
         ("local", "present", False)
     ]
-    assert not knows_presence_now(InstrumentedStore(Failing(None), "s3", observed))  # type: ignore[arg-type]
+    assert blocking_presence(InstrumentedStore(Failing(None), "s3", observed)) is None  # type: ignore[arg-type]

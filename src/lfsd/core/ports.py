@@ -75,12 +75,18 @@ class LocalPresence(ObjectStore, Protocol):
     """A store whose ``present`` is a few ``stat`` calls: code already on a worker thread (SQLite's link
     transaction) can ask it there, without two hand-offs to the event loop and a third thread (issue 17)."""
 
-    def present_now(self, oids: Collection[Oid]) -> set[Oid]:
-        """``present``, blocking."""
+    def presence_now(self) -> BlockingPresence | None:
+        """``present`` as a blocking call; None where a stat could hang (a network file system): that must not
+        block a thread the caller cannot give up on, so the caller asks ``present`` instead."""
 
 
-def knows_presence_now(store: ObjectStore) -> TypeGuard[LocalPresence]:
-    return callable(getattr(store, "present_now", None))
+def blocking_presence(store: ObjectStore) -> BlockingPresence | None:
+    """The store's ``LocalPresence.presence_now``, or None for a store without one."""
+    ask = getattr(store, "presence_now", None)
+    if not callable(ask):  # not a runtime_checkable isinstance, as ``opens_files``
+        return None
+    found: BlockingPresence | None = ask()
+    return found
 
 
 class PasswordHasher(Protocol):

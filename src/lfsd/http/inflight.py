@@ -44,6 +44,7 @@ class InFlight(TransferSlots):
         self._trim: asyncio.TimerHandle | None = None
         self._idle_since = 0.0  # loop.time() when the last upload ended
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False  # no trim is armed after ``close`` (it could reopen a database already closed)
 
     def upload(self) -> Transferring:
         """One upload in flight, for a ``with`` or ``async with`` block."""
@@ -58,7 +59,7 @@ class InFlight(TransferSlots):
         self.uploads -= 1
         if self._uploading is not None:
             self._uploading.dec()
-        if self.uploads == 0:
+        if self.uploads == 0 and not self._closed:
             # One timer for a run of back-to-back uploads, not a cancel and a new timer after each (issue 17): it
             # looks at when the last one ended when it fires.
             loop = asyncio.get_running_loop()
@@ -102,6 +103,7 @@ class InFlight(TransferSlots):
         await in_thread(self._memory.release)
 
     async def close(self) -> None:
+        self._closed = True
         if self._trim is not None:
             self._trim.cancel()
         if self._tasks:

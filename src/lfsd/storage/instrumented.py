@@ -9,7 +9,7 @@ from typing import Protocol
 
 from lfsd.core.errors import LfsError
 from lfsd.core.oid import Oid
-from lfsd.core.ports import ByteSource, ObjectStore, StoredObject, knows_presence_now, opens_files
+from lfsd.core.ports import BlockingPresence, ByteSource, ObjectStore, StoredObject, blocking_presence, opens_files
 
 
 class StorageObserver(Protocol):
@@ -46,15 +46,6 @@ class InstrumentedStore:
         self._inner = inner
         self._backend = backend
         self._observer = observer
-        if knows_presence_now(inner):
-            # Only where the inner store has it, so that ``knows_presence_now`` tells the truth about the wrapper.
-            inner_now = inner.present_now
-
-            def present_now(oids: Collection[Oid]) -> set[Oid]:
-                with self._timed("present"):
-                    return inner_now(oids)
-
-            self.present_now = present_now
 
     def _timed(self, operation: str) -> _Timed:
         return _Timed(self._observer, self._backend, operation)
@@ -87,6 +78,18 @@ class InstrumentedStore:
     async def present(self, oids: Collection[Oid]) -> set[Oid]:
         with self._timed("present"):
             return await self._inner.present(oids)
+
+    def presence_now(self) -> BlockingPresence | None:
+        """The inner store's blocking presence check, timed as ``present``; None where it has none."""
+        inner = blocking_presence(self._inner)
+        if inner is None:
+            return None
+
+        def present_now(oids: Collection[Oid]) -> set[Oid]:
+            with self._timed("present"):
+                return inner(oids)
+
+        return present_now
 
     async def check(self) -> None:
         with self._timed("check"):

@@ -20,11 +20,12 @@ from typing import BinaryIO, TypeVar
 from lfsd.core.errors import InsufficientStorage, LfsError, ServiceUnavailable
 from lfsd.core.inventory import StoredBody
 from lfsd.core.oid import Oid
-from lfsd.core.ports import ByteSource, StoredObject
+from lfsd.core.ports import BlockingPresence, ByteSource, StoredObject
 from lfsd.core.text import ascii_number
 from lfsd.offload import in_thread
 from lfsd.storage.buffers import BufferPool
 from lfsd.storage.ingest import InOrder, ingest
+from lfsd.storage.mounts import may_hang
 from lfsd.storage.objectfile import ObjectFile, links_unnamed_files
 
 log = logging.getLogger("lfsd.storage")
@@ -71,6 +72,7 @@ class LocalStore:
         self._direct = direct_io
         self._unnamed_files = unnamed_files  # O_TMPFILE where the file system has it (``ObjectFile``)
         self._unnamed = False  # and it has: found out by ``prepare``
+        self._stat_may_hang = True  # the root is on a network file system: found out by ``prepare``
         self._host = socket.gethostname().replace(".", "_")
         self.slow_open_seconds = slow_open_seconds
         self._slow_opens = 0  # slow opens on the loop in a row
@@ -83,6 +85,7 @@ class LocalStore:
         self.sweep_temp()
         self._unnamed = self._unnamed_files and links_unnamed_files(self._tmp, self._temp_name("probe"))
         log.info("object files are created %s", "unnamed (O_TMPFILE)" if self._unnamed else "as named temp files")
+        self._stat_may_hang = may_hang(self.root)
 
     def _temp_name(self, prefix: str) -> str:
         return f"{prefix}.{self._host}.{os.getpid()}.{secrets.token_hex(6)}{TEMP_SUFFIX}"
@@ -190,8 +193,13 @@ class LocalStore:
         # One hop to a thread for the whole batch: a stat is microseconds, the hand-off is not.
         return await in_thread(self.present_now, oids)
 
+    def presence_now(self) -> BlockingPresence | None:
+        """``LocalPresence``: ``present_now`` on a local disk; None on a network file system (known after
+        ``prepare``), where a stat can block for as long as the server is away."""
+        return None if self._stat_may_hang else self.present_now
+
     def present_now(self, oids: Collection[Oid]) -> set[Oid]:
-        """``present``, blocking (``LocalPresence``): a stat per oid, for callers already on a worker thread."""
+        """``present``, blocking: a stat per oid, for callers already on a worker thread."""
         return _mapped(lambda: {oid for oid in oids if _is_file(self._path_string(oid))})
 
     def _path_string(self, oid: Oid) -> str:

@@ -23,6 +23,12 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+def _described(text: str) -> ConfigDict:
+    """A model's description in its JSON schema (the admin API's OpenAPI document), set explicitly: a docstring
+    would be gone where the server runs under ``python -OO``, as the container image does."""
+    return ConfigDict(json_schema_extra={"description": text})
+
+
 class NewUser(Strict):
     name: StrictStr = Field(description="1-100 printable characters without ':'")
     admin: StrictBool = False
@@ -30,7 +36,7 @@ class NewUser(Strict):
 
 
 class UserChange(Strict):
-    """Each field present is changed; ``password: null`` removes the password (tokens only)."""
+    model_config = _described("Each field present is changed; ``password: null`` removes the password (tokens only).")
 
     disabled: StrictBool | None = None
     admin: StrictBool | None = None
@@ -54,7 +60,7 @@ class NewRepo(Strict):
 
 
 class RepoChange(Strict):
-    """Each field present is changed; ``path`` renames (objects, locks and grants follow)."""
+    model_config = _described("Each field present is changed; ``path`` renames (objects, locks and grants follow).")
 
     path: StrictStr | None = None
     public: StrictBool | None = None
@@ -66,7 +72,9 @@ class GrantChange(Strict):
 
 
 class QuotaChange(Strict):
-    """A byte quota; ``DELETE`` on the same path clears it (unlimited, or the server-wide default for a repository)."""
+    model_config = _described(
+        "A byte quota; ``DELETE`` on the same path clears it (unlimited, or the server-wide default for a repository)."
+    )
 
     quota_bytes: StrictInt = Field(ge=1, lt=2**63)
 
