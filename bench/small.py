@@ -471,7 +471,7 @@ def main() -> None:
         print(f"\nmedians of {options.repeat} repetitions [min–max]")
         print("\n".join(median_lines(summaries)))
     if compared := compare_rows(summaries):
-        print(f"\nlfsd against the older tree {options.compare} (medians)")
+        print(f"\nlfsd against the older tree {options.compare} (medians; ratios: medians of the repetitions' ratios)")
         print("\n".join(text_table(COMPARE_HEADER, compared)))
     if floored := floor_rows(summaries):
         print("\nlfsd against the aiohttp floor, bench/floor.py (medians; CPU ms/object)")

@@ -127,14 +127,25 @@ def _pairs(summaries: list[Summary], other: str) -> list[tuple[Summary, Summary]
     ]
 
 
-def _ratio(new: float, old: float) -> str:
-    # Below 0.05 ms per object (5 clock ticks over 1000 objects) a ratio says nothing.
-    return f"{new / old:.2f}" if old >= 0.05 else "–"
+def _paired_ratio(new: Summary, old: Summary, name: str) -> str:
+    """The median of the repetitions' ratios new/old of ``name``, [min-max]: repetition i of both trees ran back to
+    back, so a pair shares the machine's load of the moment, which drifts over a run more than the trees differ."""
+    ratios = [
+        getattr(n, name) / getattr(o, name)
+        for n, o in zip(new.runs, old.runs, strict=False)
+        # Below 0.05 ms per object (5 clock ticks over 1000 objects) a ratio says nothing.
+        if getattr(o, name) >= 0.05
+    ]
+    if not ratios:
+        return "–"
+    if len(ratios) == 1:
+        return f"{ratios[0]:.2f}"
+    return f"{statistics.median(ratios):.2f} [{min(ratios):.2f}–{max(ratios):.2f}]"
 
 
 def compare_rows(summaries: list[Summary]) -> list[list[str]]:
-    """lfsd against the older tree: CPU per object (median [min-max]), its event-loop and other-thread parts and the
-    wall time, each with the ratio new/old."""
+    """lfsd against the older tree: CPU per object (median [min-max]), and the ratios new/old of the CPU, of its
+    event-loop and other-thread parts and of the wall time."""
     rows = []
     for new, old in _pairs(summaries, OLD):
         n, o = new.median, old.median
@@ -144,10 +155,10 @@ def compare_rows(summaries: list[Summary]) -> list[list[str]]:
                 str(n.workers),
                 f"{n.cpu_ms_per_object:.2f} [{new.span('cpu_ms_per_object')}]",
                 f"{o.cpu_ms_per_object:.2f} [{old.span('cpu_ms_per_object')}]",
-                _ratio(n.cpu_ms_per_object, o.cpu_ms_per_object),
-                _ratio(n.loop_ms_per_object, o.loop_ms_per_object),
-                _ratio(n.other_ms_per_object, o.other_ms_per_object),
-                _ratio(n.seconds, o.seconds),
+                _paired_ratio(new, old, "cpu_ms_per_object"),
+                _paired_ratio(new, old, "loop_ms_per_object"),
+                _paired_ratio(new, old, "other_ms_per_object"),
+                _paired_ratio(new, old, "seconds"),
             ]
         )
     return rows
@@ -158,7 +169,7 @@ COMPARE_HEADER = [
     "workers",
     "new CPU ms/object [min–max]",
     "old CPU ms/object [min–max]",
-    "new/old CPU",
+    "new/old CPU [min–max]",
     "new/old event loop",
     "new/old other threads",
     "new/old wall time",
@@ -236,7 +247,14 @@ def report(summaries: list[Summary], out: Path) -> str:
             f"| {f.peak_pss_mib:.1f} | {f.idle_pss_mib:.1f} |"
         )
     if compared := compare_rows(summaries):
-        lines += ["", "## Against the older tree (new/old)", "", *markdown_table(COMPARE_HEADER, compared)]
+        lines += [
+            "",
+            "## Against the older tree",
+            "",
+            "Ratios new/old: the median of the repetitions' ratios (repetition i of both trees ran back to back).",
+            "",
+            *markdown_table(COMPARE_HEADER, compared),
+        ]
     if floored := floor_rows(summaries):
         lines += ["", "## Against the aiohttp floor (bench/floor.py)", "", *markdown_table(FLOOR_HEADER, floored)]
     medians = [s.median for s in summaries]
