@@ -160,6 +160,7 @@ def measure(
     idle_pss = pss_mib(pids)
     for pid in pids:
         Path(f"/proc/{pid}/clear_refs").write_text("5")
+    load = os.getloadavg()[0]
     with (
         profiled(pids, None if profile is None else profile / f"{target.server}-{case}".replace(" ", "_")) as top,
         pss_peak(pids) as peak_pss,
@@ -192,6 +193,7 @@ def measure(
         threads.loop_kernel * per_object,
         threads.other_user * per_object,
         threads.other_kernel * per_object,
+        load,
     )
     figures.append(figure)
     print(

@@ -37,6 +37,7 @@ class Figure:
     loop_kernel_ms_per_object: float = 0.0
     other_user_ms_per_object: float = 0.0
     other_kernel_ms_per_object: float = 0.0
+    load_average: float = 0.0  # the machine's, over the last minute, as the case started: how busy others kept it
 
     @property
     def label(self) -> str:
@@ -60,7 +61,7 @@ def threads_line(f: Figure, loop_span: str = "", other_span: str = "") -> str:
     return (
         f"      event loop {f.loop_user_ms_per_object:4.2f} user + {f.loop_kernel_ms_per_object:4.2f} kernel"
         f"{loop_span}, other threads {f.other_user_ms_per_object:4.2f} user + "
-        f"{f.other_kernel_ms_per_object:4.2f} kernel{other_span} (ms/object)"
+        f"{f.other_kernel_ms_per_object:4.2f} kernel{other_span} (ms/object); load {f.load_average:.1f}"
     )
 
 
@@ -230,12 +231,13 @@ def report(summaries: list[Summary], out: Path) -> str:
         "counts the pages the workers share once per worker).",
         "",
         f"Medians of {repeats} interleaved repetition(s), [min–max] beside the CPU; the CPU split between the event "
-        "loops (each process's main thread) and the other threads, user and kernel, in ms per object.",
+        "loops (each process's main thread) and the other threads, user and kernel, in ms per object; the machine's "
+        "load average (1 minute) as the cases started, min–max.",
         "",
         "| server | case | workers | MB/s | CPU ms/object | min–max | of which kernel | event loop user | "
         "event loop kernel | other threads user | other threads kernel | peak RSS MiB | idle RSS MiB | peak PSS MiB "
-        "| idle PSS MiB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| idle PSS MiB | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
         f = s.median
@@ -244,7 +246,7 @@ def report(summaries: list[Summary], out: Path) -> str:
             f"| {s.span('cpu_ms_per_object')} | {f.kernel_ms_per_object:.2f} | {f.loop_user_ms_per_object:.2f} "
             f"| {f.loop_kernel_ms_per_object:.2f} | {f.other_user_ms_per_object:.2f} "
             f"| {f.other_kernel_ms_per_object:.2f} | {f.peak_rss_mib:.1f} | {f.idle_rss_mib:.1f} "
-            f"| {f.peak_pss_mib:.1f} | {f.idle_pss_mib:.1f} |"
+            f"| {f.peak_pss_mib:.1f} | {f.idle_pss_mib:.1f} | {s.span('load_average', 1)} |"
         )
     if compared := compare_rows(summaries):
         lines += [
