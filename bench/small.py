@@ -407,8 +407,9 @@ def old_tree_env(tree: Path) -> dict[str, str]:
 
 
 def run(work: Path, workers: int, options: Options) -> list[Figure]:
-    """Every case ``options.repeat`` times on each server, the servers' order reversed every other repetition
-    (ABBA), so that what one leaves behind (dirty pages, a busy disk) does not always fall on the same server."""
+    """Every case ``options.repeat`` times on each server, the servers' order rotated by one every repetition (AB BA
+    for two; ABC BCA CAB for three, where reversing would leave the same server in the middle every time), so that
+    what one leaves behind (dirty pages, a busy disk) does not always fall on the same server."""
     figures: list[Figure] = []
     profile_dir = (OUT / f"profile-w{workers}") if options.profile else None
     if profile_dir is not None:
@@ -423,7 +424,8 @@ def run(work: Path, workers: int, options: Options) -> list[Figure]:
         print(f"lfsd, {OBJECTS} x {OBJECT_SIZE // 1024} KiB, {workers} worker(s)")
         time.sleep(1.0)
         for number in range(1, options.repeat + 1):
-            for target in targets if number % 2 else targets[::-1]:
+            turn = (number - 1) % len(targets)
+            for target in targets[turn:] + targets[:turn]:
                 if options.repeat > 1 or len(targets) > 1:
                     print(f" repetition {number}/{options.repeat}, {target.server}")
                 profile = None if profile_dir is None else profile_dir / f"r{number}"
