@@ -107,3 +107,21 @@ async def test_no_trim_is_armed_once_closed() -> None:
         pass
     await asyncio.sleep(0.05)
     assert memory.calls == 0
+
+
+async def test_a_burst_of_downloads_is_trimmed_after_too_but_not_while_an_upload_runs() -> None:
+    memory = CountingReleaser()
+    inflight = InFlight(memory, trim_delay=0.05)
+    with inflight.upload():
+        for _ in range(3):
+            with inflight.download():
+                pass
+        await asyncio.sleep(0.1)
+        assert memory.calls == 0  # the upload still runs
+    await asyncio.sleep(0.1)
+    assert memory.calls == 1
+    with inflight.download():
+        pass
+    await asyncio.sleep(0.1)
+    assert memory.calls == 2
+    await inflight.close()

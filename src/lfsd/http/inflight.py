@@ -1,5 +1,5 @@
 """Transfers in progress (a gauge per direction) and the per-user cap and its queue (``core.transfer_slots``, which
-SSH sessions share); after a burst of uploads, freed heap memory goes back to the OS."""
+SSH sessions share); after a burst of transfers, freed heap memory goes back to the OS."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from lfsd.offload import in_thread
 
 log = logging.getLogger("lfsd.http")
 
-# Wait this long after the last upload before trimming, so back-to-back small uploads do not trim each time.
+# Wait this long after the last transfer before trimming, so back-to-back small transfers do not trim each time.
 TRIM_DELAY_SECONDS = 1.0
 
 __all__ = ["InFlight", "Slot", "Transferring"]
@@ -42,7 +42,7 @@ class InFlight(TransferSlots):
         self.uploads = 0
         self.downloads = 0
         self._trim: asyncio.TimerHandle | None = None
-        self._idle_since = 0.0  # loop.time() when the last upload ended
+        self._idle_since = 0.0  # loop.time() when the last transfer ended
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False  # no trim is armed after ``close`` (it could reopen a database already closed)
 
@@ -59,13 +59,18 @@ class InFlight(TransferSlots):
         self.uploads -= 1
         if self._uploading is not None:
             self._uploading.dec()
-        if self.uploads == 0 and not self._closed:
-            # One timer for a run of back-to-back uploads, not a cancel and a new timer after each (issue 17): it
-            # looks at when the last one ended when it fires.
-            loop = asyncio.get_running_loop()
-            self._idle_since = loop.time()
-            if self._trim is None:
-                self._trim = loop.call_at(self._idle_since + self._trim_delay, self._start_trim)
+        self._arm_trim()
+
+    def _arm_trim(self) -> None:
+        """The last transfer has ended: trim once the server has been quiet for the delay."""
+        if self.uploads or self.downloads or self._closed:
+            return
+        # One timer for a run of back-to-back transfers, not a cancel and a new timer after each (issue 17): it
+        # looks at when the last one ended when it fires.
+        loop = asyncio.get_running_loop()
+        self._idle_since = loop.time()
+        if self._trim is None:
+            self._trim = loop.call_at(self._idle_since + self._trim_delay, self._start_trim)
 
     def download(self) -> Transferring:
         """One download in flight, for a ``with`` or ``async with`` block (nothing in it awaits)."""
@@ -80,10 +85,11 @@ class InFlight(TransferSlots):
         self.downloads -= 1
         if self._downloading is not None:
             self._downloading.dec()
+        self._arm_trim()  # a burst of downloads leaves request and response objects behind in the heap too
 
     def _start_trim(self) -> None:
         self._trim = None
-        if self.uploads:
+        if self.uploads or self.downloads:
             return  # the end of the running ones arms it again
         loop = asyncio.get_running_loop()
         due = self._idle_since + self._trim_delay
