@@ -36,7 +36,7 @@ def serve(port: int, data: Path, fsync: bool, direct: bool) -> None:
     from lfsd.http.inflight import InFlight
     from lfsd.http.keys import INFLIGHT, SERVICE, SETTINGS
     from lfsd.http.transfer import UPLOAD_TARGET, Target, upload
-    from lfsd.memory import MemoryReleaser
+    from lfsd.memory import MemoryReleaser, tune_malloc
     from lfsd.storage.buffers import BufferPool
     from lfsd.storage.instrumented import InstrumentedStore
     from lfsd.storage.local import LocalStore
@@ -49,6 +49,7 @@ def serve(port: int, data: Path, fsync: bool, direct: bool) -> None:
         def observe(self, backend: str, operation: str, seconds: float, *, failed: bool) -> None:
             return None
 
+    tune_malloc()  # as ``lfsd serve`` does (lfsd.server)
     settings = Settings(data_dir=data, fsync=fsync, direct_io=direct)
     local = LocalStore(data, BufferPool(settings.buffer_size, settings.transfer_memory), fsync=fsync, direct_io=direct)
     local.prepare()

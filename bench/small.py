@@ -67,6 +67,7 @@ PASSWORD = "bench-password-correct-horse"  # noqa: S105 (a throwaway user of a t
 OUT = ROOT / "bench" / "out"
 LFS_JSON = "application/vnd.git-lfs+json"
 PSS_SAMPLE = 0.1
+IDLE_SETTLE = 1.5  # seconds before a case's idle figures: past the server's trim delay (TRIM_DELAY_SECONDS, 1 s)
 
 
 def server_pids(root: int) -> list[int]:
@@ -156,6 +157,8 @@ def measure(
     target: Target, case: str, workers: int, profile: Path | None, run: Callable[[], object], figures: list[Figure]
 ) -> None:
     pids = server_pids(target.pid)
+    # Idle means idle: the server trims its heap one second after its last transfer (lfsd.http.inflight).
+    time.sleep(IDLE_SETTLE)
     idle = sum(_status(pid, "VmRSS:") for pid in pids)
     idle_pss = pss_mib(pids)
     for pid in pids:
