@@ -24,7 +24,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-from tests.e2e.harness import GitUser, Server, free_port, lfsd_env, write_random  # noqa: E402
+from tests.e2e.harness import GitUser, Server, free_port, lfsd_env, listening, write_random  # noqa: E402
 
 from cpu_split import snapshot, split, user_kernel  # noqa: E402
 from sampling import sampled_peak  # noqa: E402
@@ -377,15 +376,8 @@ def floor_target(work: Path) -> Iterator[Target]:
     port = free_port()
     process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("floor.py")), str(port), str(served)])
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("bench/floor.py did not start listening") from None
-                time.sleep(0.05)
+        if not listening(port, process):
+            raise SystemExit("bench/floor.py did not start listening")
         yield Target(FLOOR, f"http://127.0.0.1:{port}", process.pid, "-", work)
     finally:
         process.terminate()

@@ -7,12 +7,13 @@ import secrets
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
+
+from tests.e2e.harness import listening
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "lfsd-test",
@@ -45,15 +46,8 @@ def running_s3() -> Iterator[S3Server]:
         env={**os.environ, **CREDENTIALS},
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("moto's S3 server did not start (pip install 'moto[server]')")
-                time.sleep(0.1)
+        if not listening(port, process):
+            pytest.fail("moto's S3 server did not start (pip install 'moto[server]')")
         yield S3Server(f"http://127.0.0.1:{port}")
     finally:
         process.terminate()

@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,6 +73,20 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def listening(port: int, process: subprocess.Popen[Any], timeout: float = 30) -> bool:
+    """Whether ``process`` accepts connections on 127.0.0.1:``port`` within ``timeout``; False once it has exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
 
 
 def lfsd_env(data_dir: Path, database_url: str | None = None, **extra: str) -> dict[str, str]:
@@ -144,16 +159,10 @@ class Server:
         return server
 
     def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        if not listening(self.port, self.process, timeout):
             if self.process.poll() is not None:
                 raise AssertionError(f"lfsd exited with {self.process.returncode}: {self.log()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError(f"lfsd did not start listening: {self.log()}")
+            raise AssertionError(f"lfsd did not start listening: {self.log()}")
 
     def cli(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
         """``lfsd`` on this server's data dir and database."""
