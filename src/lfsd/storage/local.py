@@ -106,16 +106,22 @@ class LocalStore:
         return removed
 
     def path_of(self, oid: Oid) -> Path:
+        return Path(self._path_string(oid))
+
+    def _shard_string(self, oid: Oid) -> str:
+        """The object's shard directory, ``objects/ab/cd``: the store's layout, spelled here only."""
         first, second = oid.shard
-        return self._objects / first / second / oid
+        return f"{self._objects_dir}/{first}/{second}"
+
+    def _path_string(self, oid: Oid) -> str:
+        return f"{self._shard_string(oid)}/{oid}"
 
     async def put(self, oid: Oid, size: int, source: ByteSource) -> None:
         # Written, synced and renamed even when the object is already stored (the rename replaces it with the same
         # bytes): a shortcut would answer measurably faster, telling a caller that some repository holds this oid.
         # Strings, not Path objects, on the per-upload path (12 us less per upload; issue 17).
-        first, second = oid.shard
         tmp = f"{self._tmp_dir}/{self._temp_name(oid)}"
-        shard = f"{self._objects_dir}/{first}/{second}"
+        shard = self._shard_string(oid)
         unnamed_in = shard if self._unnamed else None
         sink = _FileSink(
             lambda: ObjectFile(tmp, size, direct=self._direct, unnamed_in=unnamed_in, fsync=self._fsync),
@@ -201,10 +207,6 @@ class LocalStore:
     def present_now(self, oids: Collection[Oid]) -> set[Oid]:
         """``present``, blocking: a stat per oid, for callers already on a worker thread."""
         return _mapped(lambda: {oid for oid in oids if _is_file(self._path_string(oid))})
-
-    def _path_string(self, oid: Oid) -> str:
-        first, second = oid.shard
-        return f"{self._objects_dir}/{first}/{second}/{oid}"
 
     async def check(self) -> None:
         await _on_disk(self._check_writable)
