@@ -44,6 +44,19 @@ def test_each_driver_gets_the_dialect_sqlalchemys_private_async_flag_would_pick(
         assert async_url(url).get_dialect() is url.get_dialect().get_async_dialect_cls(url), driver
 
 
+@pytest.mark.parametrize(
+    "url", ["postgresql+psycopg://u:tiger@db/x", "mysql+pymysql://u:tiger@db/x", "sqlite+pysqlite:////tmp/x.db"]
+)
+def test_a_driver_lfsd_does_not_speak_is_refused_by_name(url: str) -> None:
+    with pytest.raises(DatabaseUrlError, match="without '\\+") as info:
+        parse_url(url)
+    assert "tiger" not in str(info.value)
+
+
+def test_mariadb_with_its_driver_named() -> None:
+    assert parse_url("mariadb+asyncmy://u@db/lfsd").drivername == "mysql+asyncmy"
+
+
 def test_a_sync_driver_is_refused() -> None:
     with pytest.raises(InvalidRequestError, match="not async"):
         create_async_engine(make_url("sqlite+pysqlite://"))

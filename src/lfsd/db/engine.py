@@ -51,8 +51,15 @@ def parse_url(url: str, password: str | None = None) -> URL:
         raise DatabaseUrlError(
             f"unsupported database {backend!r}: use sqlite:///PATH, mysql://… (MySQL, MariaDB, Aurora) or postgresql://…"
         )
-    if "+" not in parsed.drivername:
-        parsed = parsed.set(drivername=_DRIVERS[backend])
+    driver = _DRIVERS[backend]
+    named = parsed.get_driver_name() if "+" in parsed.drivername else None
+    if named is not None and named != driver.partition("+")[2]:
+        # The connect arguments and SQLite's one-trip transactions (db/sqlite_trip.py) are written for these
+        # drivers; another one would fail at the first connection, or later, with its own words.
+        raise DatabaseUrlError(
+            f"lfsd talks to {backend} through {driver.partition('+')[2]} only: write {backend}://… without '+{named}'"
+        )
+    parsed = parsed.set(drivername=driver)
     if password is not None:
         parsed = parsed.set(password=password)
     return parsed
