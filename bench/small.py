@@ -46,6 +46,7 @@ from cpu_split import snapshot, split, user_kernel  # noqa: E402
 from sampling import sampled_peak  # noqa: E402
 from small_report import (  # noqa: E402
     COMPARE_HEADER,
+    DURABLE,
     FLOOR,
     FLOOR_HEADER,
     LFSD,
@@ -291,7 +292,7 @@ def repetition(
 ) -> None:
     """Every case once on ``target``, on objects and repositories of their own (``number`` names them)."""
     raw_cases(target, f"raw-{number}", workers, profile, figures)
-    if git and target.server != FLOOR:
+    if git and target.server not in (FLOOR, DURABLE):
         git_cases(target, "token", f"token-{number}", target.token, workers, profile, figures)
         git_cases(target, "password", f"password-{number}", PASSWORD, workers, profile, figures)
 
@@ -368,17 +369,18 @@ def lfsd_target(work: Path, server: str, tree_env: dict[str, str], workers: int,
 
 
 @contextmanager
-def floor_target(work: Path) -> Iterator[Target]:
-    """bench/floor.py on a free port, serving one stored 100 KiB file."""
+def floor_target(work: Path, *, durable: bool = False) -> Iterator[Target]:
+    """bench/floor.py on a free port, serving one stored 100 KiB file (``durable``: storing uploads in ``work``)."""
     work.mkdir(parents=True)
     served = work / "object.bin"
     write_random(served, OBJECT_SIZE)
     port = free_port()
-    process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("floor.py")), str(port), str(served)])
+    command = [sys.executable, str(Path(__file__).with_name("floor.py")), str(port), str(served)]
+    process = subprocess.Popen([*command, "--durable", str(work / "store")] if durable else command)
     try:
         if not listening(port, process):
             raise SystemExit("bench/floor.py did not start listening")
-        yield Target(FLOOR, f"http://127.0.0.1:{port}", process.pid, "-", work)
+        yield Target(DURABLE if durable else FLOOR, f"http://127.0.0.1:{port}", process.pid, "-", work)
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -416,6 +418,7 @@ def run(work: Path, workers: int, options: Options) -> list[Figure]:
             targets.append(stack.enter_context(lfsd_target(work / "old", OLD, old_env, workers, options)))
         if options.floor:
             targets.append(stack.enter_context(floor_target(work / "floor")))
+            targets.append(stack.enter_context(floor_target(work / "durable", durable=True)))
         print(f"lfsd, {OBJECTS} x {OBJECT_SIZE // 1024} KiB, {workers} worker(s)")
         time.sleep(1.0)
         for number in range(1, options.repeat + 1):
@@ -434,7 +437,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", default="1", help="comma-separated worker counts to compare, e.g. 1,2")
     parser.add_argument("--repeat", type=int, default=1, help="run every case N times, interleaved; medians")
-    parser.add_argument("--floor", action="store_true", help="the raw cases on a bare aiohttp server too")
+    parser.add_argument(
+        "--floor", action="store_true", help="the raw cases on a bare and on a durable aiohttp server (floor.py) too"
+    )
     parser.add_argument("--compare", type=Path, default=None, help="an older lfsd tree (DIR/src) to run beside")
     parser.add_argument("--profile", action="store_true", help="sample the server with py-spy during each case")
     parser.add_argument("--no-git", action="store_true", help="only the raw HTTP cases")
@@ -474,6 +479,9 @@ def main() -> None:
         print("\n".join(text_table(COMPARE_HEADER, compared)))
     if floored := floor_rows(summaries):
         print("\nlfsd against the aiohttp floor, bench/floor.py (medians; CPU ms/object)")
+        print("\n".join(text_table(FLOOR_HEADER, floored)))
+    if floored := floor_rows(summaries, DURABLE):
+        print("\nlfsd against the durable floor, bench/floor.py --durable (medians; CPU ms/object)")
         print("\n".join(text_table(FLOOR_HEADER, floored)))
     OUT.mkdir(exist_ok=True)
     (OUT / "small.json").write_text(json.dumps([s.json() for s in summaries], indent=2))

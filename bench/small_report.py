@@ -15,6 +15,7 @@ from charts import grouped_bars
 LFSD = "lfsd"
 OLD = "lfsd old"
 FLOOR = "aiohttp floor"
+DURABLE = "durable floor"  # bench/floor.py --durable: verified, synced and indexed uploads in the fewest steps
 
 
 @dataclass
@@ -177,11 +178,11 @@ COMPARE_HEADER = [
 ]
 
 
-def floor_rows(summaries: list[Summary]) -> list[list[str]]:
-    """lfsd against the aiohttp floor for the same requests: what is left is lfsd's own CPU per object, in all and
-    in the event loop."""
+def floor_rows(summaries: list[Summary], floor_server: str = FLOOR) -> list[list[str]]:
+    """lfsd against a floor (``FLOOR`` or ``DURABLE``) for the same requests: what is left is lfsd's own CPU per
+    object, in all and in the event loop."""
     rows = []
-    for lfsd, floor in _pairs(summaries, FLOOR):
+    for lfsd, floor in _pairs(summaries, floor_server):
         n, f = lfsd.median, floor.median
         own = n.cpu_ms_per_object - f.cpu_ms_per_object
         rows.append(
@@ -259,6 +260,13 @@ def report(summaries: list[Summary], out: Path) -> str:
         ]
     if floored := floor_rows(summaries):
         lines += ["", "## Against the aiohttp floor (bench/floor.py)", "", *markdown_table(FLOOR_HEADER, floored)]
+    if floored := floor_rows(summaries, DURABLE):
+        lines += [
+            "",
+            "## Against the durable floor (bench/floor.py --durable: hash, write, syncs, link, a SQLite commit)",
+            "",
+            *markdown_table(FLOOR_HEADER, floored),
+        ]
     medians = [s.median for s in summaries]
     charts: list[tuple[str, str, Callable[[Figure], float], str]] = [
         ("small-throughput.svg", "throughput", lambda f: f.mb_per_s, "MB/s"),
