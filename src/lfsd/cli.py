@@ -678,7 +678,14 @@ def user_show(name: str, as_json: bool, data_dir: Path | None, database_url: str
 
 
 def _user_switch(command: str, disabled: bool) -> None:
-    @user.command(command)
+    # The help text as an argument: the command is built by the decorator, so a __doc__ set afterwards is never read.
+    described = (
+        "Disable user NAME: their passwords, tokens and transfer links stop at once."
+        if disabled
+        else "Enable user NAME again."
+    )
+
+    @user.command(command, help=described)
     @click.argument("name")
     @_storage_options
     @_one_line_errors
@@ -686,12 +693,6 @@ def _user_switch(command: str, disabled: bool) -> None:
         settings = _settings(data_dir=data_dir, database_url=database_url)
         _admin(settings, lambda a, actor: a.set_disabled(actor, name, disabled))
         click.echo(f"user {name!r} {command}d")
-
-    switch.__doc__ = (
-        "Disable user NAME: their passwords, tokens and transfer links stop at once."
-        if disabled
-        else "Enable user NAME again."
-    )
 
 
 _user_switch("disable", True)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import click
 import pytest
 
+from lfsd.cli import main
 from lfsd.config import Settings
 from lfsd.core.auth import Permission
 from lfsd.core.repo import RepoPath
@@ -101,3 +103,17 @@ def test_schema_head_matches_alembic() -> None:
     from lfsd.db.migrate import head_revision
 
     assert head_revision() == SCHEMA_HEAD
+
+
+def test_every_command_says_what_it_does() -> None:
+    """``lfsd … --help`` lists each command with its description; one built without (a ``__doc__`` set after the
+    decorator had made the command) showed a bare name."""
+
+    def undescribed(command: click.Command, path: str) -> list[str]:
+        found = [] if (command.help or command.short_help) else [path]
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                found += undescribed(sub, f"{path} {name}")
+        return found
+
+    assert undescribed(main, "lfsd") == []
