@@ -292,7 +292,10 @@ def repetition(
 ) -> None:
     """Every case once on ``target``, on objects and repositories of their own (``number`` names them)."""
     raw_cases(target, f"raw-{number}", workers, profile, figures)
-    if git and target.server not in (FLOOR, DURABLE):
+    if git and target.server == DURABLE:
+        # No credentials there: one push and one fetch, beside lfsd's token case.
+        git_cases(target, "token", f"token-{number}", target.token, workers, profile, figures)
+    elif git and target.server != FLOOR:
         git_cases(target, "token", f"token-{number}", target.token, workers, profile, figures)
         git_cases(target, "password", f"password-{number}", PASSWORD, workers, profile, figures)
 
