@@ -10,7 +10,8 @@ each case and prints its hottest frames (self time), so that a change can be aim
 
 This machine moves a case by ±25 % from run to run, so ``--repeat N`` runs every case N times, interleaved, on new
 objects and repositories each time, and reports medians and min-max. ``--floor`` runs the raw cases against a bare
-aiohttp server too (bench/floor.py), to show how much of lfsd's CPU per object is its own; ``--compare DIR`` runs
+aiohttp server too (bench/floor.py), and the raw and token cases against a durable one (``floor.py --durable``: the
+least lfsd's guarantees take), to show how much of lfsd's CPU per object is its own; ``--compare DIR`` runs
 every case against an older lfsd tree as well (``DIR/src`` first on ``PYTHONPATH``, e.g. from ``git archive REV``),
 old and new alternated, with the ratio new/old. Nothing here asserts.
 """
