@@ -301,7 +301,7 @@ class Settings:
         "git", pattern=r"^[a-z_][a-z0-9_-]{0,31}$", description="the SSH login name clients use (ssh://git@host/…)"
     )
     ssh_command: str | None = setting(
-        None, description="the program sshd runs as the forced command; default: this Python with -m lfsd"
+        None, description="the program sshd runs as the forced command; default: this Python with -P -m lfsd"
     )
     ssh_token_ttl: int = setting(
         900, ge=60, le=86400, description="seconds git-lfs-authenticate's credential stays valid"

@@ -51,7 +51,8 @@ def migrate_in_child(settings: Settings) -> Migrator:
     """A migrator that runs ``lfsd migrate`` in a child process, so the server never loads Alembic (~10 MiB)."""
 
     async def migrate(_db: Database) -> None:
-        command = [sys.executable, "-m", "lfsd", "migrate", "--data-dir", str(settings.data_dir)]
+        # -P: the working directory (in a container, the data volume) stays off the child's import path.
+        command = [sys.executable, "-P", "-m", "lfsd", "migrate", "--data-dir", str(settings.data_dir)]
         if settings.database_url is not None:
             command += ["--database-url", settings.database_url]
         child = await asyncio.create_subprocess_exec(

@@ -73,7 +73,8 @@ def _open_database(settings: Settings) -> Database:
 
 def forced_command(settings: Settings, key_id: int) -> str:
     """The ``ssh shell`` command line for ``key_id``, with the settings sshd will not pass in its environment."""
-    program = settings.ssh_command or f"{shlex.quote(sys.executable)} -m lfsd"
+    # -P: sshd starts it in the user's home directory, which must not be on the import path.
+    program = settings.ssh_command or f"{shlex.quote(sys.executable)} -P -m lfsd"
     words = [program, "ssh", "shell", "--key", str(key_id), "--data-dir", shlex.quote(str(settings.data_dir.resolve()))]
     if settings.database_url is not None:
         words += ["--database-url", shlex.quote(settings.database_url)]

@@ -90,7 +90,7 @@ def test_authorized_keys_command_and_forced_shell(tmp_path: Path, database_url: 
     options, _, _ = line.partition(f" {key_type} ")
     assert options.startswith('restrict,command="') and options.endswith('"')
     command = shlex.split(options.removeprefix('restrict,command="').removesuffix('"'))
-    assert command[:3] == [sys.executable, "-m", "lfsd"] and command[3:6] == ["ssh", "shell", "--key"]
+    assert command[:4] == [sys.executable, "-P", "-m", "lfsd"] and command[4:7] == ["ssh", "shell", "--key"]
     assert command[command.index("--data-dir") + 1] == str(data.resolve())
     assert command[command.index("--public-url") + 1] == "https://lfs.example"
 

@@ -20,7 +20,7 @@ from lfsd.offload import in_thread
 PRE_RECEIVE: Final = """#!/bin/sh
 # Installed by lfsd, which owns and rewrites this file: lock enforcement on push (docs/git-hosting.md).
 [ -n "$LFSD_HOOK_PYTHON" ] || exit 0
-exec "$LFSD_HOOK_PYTHON" -m lfsd hook pre-receive
+exec "$LFSD_HOOK_PYTHON" -P -m lfsd hook pre-receive
 """
 ENFORCE_LOCKS_KEY: Final = "lfsd.enforceLocks"
 REQUIRE_POINTERS_KEY: Final = "lfsd.requirePointers"
