@@ -45,7 +45,13 @@ def test_each_driver_gets_the_dialect_sqlalchemys_private_async_flag_would_pick(
 
 
 @pytest.mark.parametrize(
-    "url", ["postgresql+psycopg://u:tiger@db/x", "mysql+pymysql://u:tiger@db/x", "sqlite+pysqlite:////tmp/x.db"]
+    "url",
+    [
+        "postgresql+psycopg://u:tiger@db/x",
+        "mysql+pymysql://u:tiger@db/x",
+        "sqlite+pysqlite:////tmp/x.db",
+        "postgresql+asyncpg+x://u:tiger@db/x",
+    ],
 )
 def test_a_driver_lfsd_does_not_speak_is_refused_by_name(url: str) -> None:
     with pytest.raises(DatabaseUrlError, match="without '\\+") as info:

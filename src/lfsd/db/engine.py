@@ -52,7 +52,7 @@ def parse_url(url: str, password: str | None = None) -> URL:
             f"unsupported database {backend!r}: use sqlite:///PATH, mysql://… (MySQL, MariaDB, Aurora) or postgresql://…"
         )
     driver = _DRIVERS[backend]
-    named = parsed.get_driver_name() if "+" in parsed.drivername else None
+    named = parsed.drivername.partition("+")[2] or None  # all of it: "asyncpg+x" is not asyncpg
     if named is not None and named != driver.partition("+")[2]:
         # The connect arguments and SQLite's one-trip transactions (db/sqlite_trip.py) are written for these
         # drivers; another one would fail at the first connection, or later, with its own words.
