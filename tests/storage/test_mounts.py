@@ -14,6 +14,8 @@ MOUNTINFO = """\
 31 30 0:41 / /srv/lfs/local rw - xfs /dev/sdb1 rw
 32 22 0:42 / /mnt/with\\040space rw - fuse.sshfs user@host:/ rw
 33 22 0:43 / /srv/lfsdata rw - tmpfs tmpfs rw
+34 22 0:44 / /srv/stacked rw - ext4 /dev/sdc1 rw
+35 34 0:45 / /srv/stacked rw - nfs4 server:/stacked rw
 """
 
 
@@ -26,6 +28,7 @@ MOUNTINFO = """\
         ("/srv/lfsdata/objects", "tmpfs", False),  # a prefix of the name is not a parent directory
         ("/mnt/with space/data", "fuse.sshfs", True),  # mountinfo escapes spaces as \040
         ("/var/lib/lfsd", "ext4", False),
+        ("/srv/stacked/objects", "nfs4", True),  # mounted over the local disk: the later mount is the one seen
     ],
 )
 def test_the_file_system_under_a_path(path: str, kind: str, hangs: bool) -> None:

@@ -30,7 +30,9 @@ def file_system_type(path: str | Path, mountinfo: str | None = None) -> str | No
             continue
         mount_point = _ESCAPE.sub(lambda match: chr(int(match.group(1), 8)), fields[4])
         inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
-        if inside and len(mount_point) > best:
+        # ">=": mountinfo lists mounts in the order they were made, and a later one on the same point hides the
+        # earlier one (an NFS export mounted over a local directory, or the other way round).
+        if inside and len(mount_point) >= best:
             after = fields.index("-")
             if after + 1 < len(fields):
                 best, found = len(mount_point), fields[after + 1]
