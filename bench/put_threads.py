@@ -29,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from cpu_split import Snapshot, snapshot
 from small import (
     OBJECT_SIZE,
     Options,
@@ -39,7 +40,6 @@ from small import (
 )
 from small_report import DURABLE, LFSD
 
-TICK = os.sysconf("SC_CLK_TCK")
 WARM_UP = 100  # PUTs before the thread names are read and the measurement starts
 KINDS = ("event loop", "database", "files", "other")
 _THREAD_LINE = re.compile(r'^Thread (\d+) \(\w+\): "([^"]*)"')
@@ -62,15 +62,12 @@ def kind_of(name: str) -> str:
     return "other"
 
 
-def cpu_by_kind(pid: int, names: dict[int, str]) -> dict[str, float]:
-    """CPU seconds so far of ``pid``'s threads, summed per kind (threads started after the dump count as other)."""
+def cpu_by_kind(before: Snapshot, after: Snapshot, names: dict[int, str]) -> dict[str, float]:
+    """CPU seconds between two snapshots, summed per kind of thread (threads started after the dump count as other)."""
     seconds = dict.fromkeys(KINDS, 0.0)
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # the thread ended
-        seconds[kind_of(names.get(int(task.name), ""))] += (int(fields[11]) + int(fields[12])) / TICK
+    for (pid, tid), (user, kernel) in after.items():
+        user0, kernel0 = before.get((pid, tid), (0.0, 0.0))
+        seconds[kind_of(names.get(tid, ""))] += (user - user0) + (kernel - kernel0)
     return seconds
 
 
@@ -111,12 +108,12 @@ def measure(target: Target, store: Path, repo: str, objects: int, streams: int, 
     bodies = [os.urandom(OBJECT_SIZE) for _ in range(objects)]
     if premade:
         premake(store, bodies)
-    before = cpu_by_kind(target.pid, names)
+    before = snapshot([target.pid])
     started = time.perf_counter()
     put_all(target, repo, bodies, streams)
     elapsed = time.perf_counter() - started
-    after = cpu_by_kind(target.pid, names)
-    figures = {kind: (after[kind] - before[kind]) * 1000 / objects for kind in KINDS}
+    used = cpu_by_kind(before, snapshot([target.pid]), names)
+    figures = {kind: used[kind] * 1000 / objects for kind in KINDS}
     figures["total"] = sum(figures.values())
     figures["mb_per_s"] = objects * OBJECT_SIZE / elapsed / 1e6
     return figures
