@@ -8,7 +8,11 @@ Thread names are Python's, read once with ``py-spy dump`` after a warm-up (the e
 demand). ``--premade`` creates the objects' shard directories first, as in a store that has grown: on a new store
 nearly every upload makes a shard directory and syncs its parent. Nothing here asserts.
 
+``--compare TREE`` (a tree exported with ``git archive``) or ``--variant NAME=VALUE`` (settings for a second lfsd)
+adds a second lfsd, alternated with the first, for A/B measurements of one change.
+
     .venv/bin/python bench/put_threads.py [--objects 3000] [--streams 8] [--repeat 2] [--floor] [--premade]
+        [--compare TREE | --variant LFSD_NAME=VALUE ...]
 """
 
 from __future__ import annotations
@@ -37,8 +41,11 @@ from small import (
     Target,
     floor_target,
     lfsd_target,
+    old_tree_env,
 )
-from small_report import DURABLE, LFSD
+from small_report import DURABLE, LFSD, OLD
+
+VARIANT = "lfsd variant"
 
 WARM_UP = 100  # PUTs before the thread names are read and the measurement starts
 KINDS = ("event loop", "database", "files", "other")
@@ -69,6 +76,19 @@ def cpu_by_kind(before: Snapshot, after: Snapshot, names: dict[int, str]) -> dic
         user0, kernel0 = before.get((pid, tid), (0.0, 0.0))
         seconds[kind_of(names.get(tid, ""))] += (user - user0) + (kernel - kernel0)
     return seconds
+
+
+def switches(pid: int) -> int:
+    """Context switches (voluntary and not) of every thread of ``pid`` so far: each hand-off between the event loop
+    and a thread, and each wait for the GIL, is one or two."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            status = (task / "status").read_text()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) for line in status.splitlines() if "ctxt_switches:" in line)
+    return total
 
 
 def put_all(target: Target, repo: str, bodies: list[bytes], streams: int) -> None:
@@ -108,14 +128,16 @@ def measure(target: Target, store: Path, repo: str, objects: int, streams: int, 
     bodies = [os.urandom(OBJECT_SIZE) for _ in range(objects)]
     if premade:
         premake(store, bodies)
-    before = snapshot([target.pid])
+    before, switched = snapshot([target.pid]), switches(target.pid)
     started = time.perf_counter()
     put_all(target, repo, bodies, streams)
     elapsed = time.perf_counter() - started
     used = cpu_by_kind(before, snapshot([target.pid]), names)
+    switched = switches(target.pid) - switched
     figures = {kind: used[kind] * 1000 / objects for kind in KINDS}
     figures["total"] = sum(figures.values())
     figures["mb_per_s"] = objects * OBJECT_SIZE / elapsed / 1e6
+    figures["switches"] = switched / objects
     return figures
 
 
@@ -128,6 +150,9 @@ def main() -> None:
     parser.add_argument("--premade", action="store_true", help="the shard directories exist (a grown store)")
     parser.add_argument("--env", action="append", default=[], help="LFSD_NAME=VALUE for lfsd (repeatable)")
     parser.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temp dir)")
+    second = parser.add_mutually_exclusive_group()
+    second.add_argument("--compare", type=Path, default=None, help="an exported tree, run as a second lfsd")
+    second.add_argument("--variant", action="append", default=[], help="LFSD_NAME=VALUE for a second lfsd (repeatable)")
     args = parser.parse_args()
     options = Options(
         repeat=args.repeat,
@@ -144,13 +169,21 @@ def main() -> None:
         servers: list[tuple[str, AbstractContextManager[Target], Path]] = [
             (LFSD, lfsd_target(work / "lfsd", LFSD, {}, 1, options), work / "lfsd" / "data")
         ]
+        if args.compare is not None:
+            old = lfsd_target(work / "old", OLD, old_tree_env(args.compare), 1, options)
+            servers.append((OLD, old, work / "old" / "data"))
+        if args.variant:
+            variant_env = dict(item.split("=", 1) for item in args.variant)
+            servers.append(
+                (VARIANT, lfsd_target(work / "variant", VARIANT, variant_env, 1, options), work / "variant" / "data")
+            )
         if args.floor:
             servers.append((DURABLE, floor_target(work / "floor", durable=True), work / "floor" / "store"))
         results: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in servers}
         with ExitStack() as stack:
             targets = [(name, stack.enter_context(manager), store) for name, manager, store in servers]
             for number in range(1, args.repeat + 1):
-                order = targets if number % 2 else targets[::-1]
+                order = targets if number % 2 else targets[::-1]  # alternated: the disk drifts during a run
                 for name, target, store in order:
                     figures = measure(target, store, f"bench/raw-{number}", args.objects, args.streams, args.premade)
                     results[name].append(figures)
@@ -164,7 +197,9 @@ def main() -> None:
 
 def _line(figures: dict[str, float]) -> str:
     parts = "  ".join(f"{kind} {figures[kind]:.3f}" for kind in KINDS)
-    return f"total {figures['total']:.3f}  ({parts})  {figures['mb_per_s']:.0f} MB/s"
+    return (
+        f"total {figures['total']:.3f}  ({parts})  {figures['mb_per_s']:.0f} MB/s  {figures['switches']:.1f} switches"
+    )
 
 
 if __name__ == "__main__":
