@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 import pytest
 
-from lfsd.http.sendfile import send_now
+from lfsd.http.sendfile import SEND_NOW_LIMIT, send_now
 
 DATA = bytes(range(256)) * 400  # 100 KiB
 
@@ -76,3 +76,15 @@ async def test_a_closing_transport_or_an_error_sends_nothing(body: BinaryIO) -> 
     async with _connected() as (transport, _):
         # Not a file with a descriptor: the loop's sendfile meets it again (and falls back to reading).
         assert send_now(transport, io.BytesIO(DATA), 0, len(DATA)) == 0
+
+
+async def test_a_large_range_is_left_whole_to_the_loops_sendfile(tmp_path: Path) -> None:
+    path = tmp_path / "large"
+    path.write_bytes(b"z" * (SEND_NOW_LIMIT + 1))
+    with path.open("rb", buffering=0) as large:
+        async with _connected() as (transport, reader):
+            assert send_now(transport, large, 0, SEND_NOW_LIMIT + 1) == 0
+            # At the limit it is offered to the socket, which takes what its buffer holds (all of it, usually).
+            sent = send_now(transport, large, 1, SEND_NOW_LIMIT)
+            assert 0 < sent <= SEND_NOW_LIMIT
+            assert await reader.readexactly(sent) == b"z" * sent

@@ -19,6 +19,9 @@ from typing import BinaryIO, Final
 _TCP_INFO: Final = getattr(socket, "TCP_INFO", None)
 _BYTES_ACKED_OFFSET: Final = 120
 _POLLS_PER_TIMEOUT: Final = 4
+SEND_NOW_LIMIT: Final = 1024 * 1024
+"""Ranges up to this size are offered to the socket at once (``send_now``); larger ones go to the loop's own
+``sendfile`` from their first byte."""
 
 
 class DownloadStalled(ConnectionResetError):
@@ -33,8 +36,18 @@ def send_now(transport: asyncio.Transport, file: BinaryIO, offset: int, count: i
     system calls and a turn of the loop, a fifth of a 100 KiB download's CPU (issue 17). Only a plain socket with
     nothing queued ahead of the range is written directly; any error is left for the loop's ``sendfile`` to meet
     again, so that it surfaces as it always has.
+
+    Only ranges up to ``SEND_NOW_LIMIT``: a large one goes only partly, and a 1 GiB download whose first part went
+    this way cost the client 3-5 % more CPU than one sent by the loop's ``sendfile`` alone, as a plain sendfile server
+    sends it (``bench/bigfetch.py``: client CPU 1.04-1.06x that server's; four A/B runs of 11-13 alternated GETs each,
+    docs/performance.md, seventh round).
     """
-    if transport.is_closing() or transport.get_write_buffer_size() or transport.get_extra_info("sslcontext"):
+    if (
+        count > SEND_NOW_LIMIT
+        or transport.is_closing()
+        or transport.get_write_buffer_size()
+        or transport.get_extra_info("sslcontext")
+    ):
         return 0
     sock = transport.get_extra_info("socket")
     if sock is None:
