@@ -34,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cpu_split import Snapshot, snapshot
+from lfsd.config import Settings
 from small import (
     OBJECT_SIZE,
     Options,
@@ -80,7 +81,8 @@ def cpu_by_kind(before: Snapshot, after: Snapshot, names: dict[int, str]) -> dic
 
 def switches(pid: int) -> int:
     """Context switches (voluntary and not) of every thread of ``pid`` so far: each hand-off between the event loop
-    and a thread, and each wait for the GIL, is one or two."""
+    and a thread, and each wait for the GIL, is one or two. A thread that ends between two readings drops out of the
+    difference; lfsd's threads live as long as the server."""
     total = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
@@ -141,6 +143,21 @@ def measure(target: Target, store: Path, repo: str, objects: int, streams: int, 
     return figures
 
 
+def settings_env(parser: argparse.ArgumentParser, items: list[str]) -> dict[str, str]:
+    """``LFSD_NAME=VALUE`` items as environment variables. A name that is not a setting is refused here: lfsd
+    ignores unknown ``LFSD_*`` variables, and a misspelt variant would make an A/A run look like an A/B one."""
+    known = {f"LFSD_{name.upper()}" for name in Settings.descriptions()}
+    env: dict[str, str] = {}
+    for item in items:
+        name, equals, value = item.partition("=")
+        if not equals:
+            parser.error(f"{item!r}: expected LFSD_NAME=VALUE")
+        if name.startswith("LFSD_") and name not in known:
+            parser.error(f"{name}: not an lfsd setting")
+        env[name] = value
+    return env
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--objects", type=int, default=3000)
@@ -148,17 +165,20 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--floor", action="store_true", help="the durable floor too, alternated with lfsd")
     parser.add_argument("--premade", action="store_true", help="the shard directories exist (a grown store)")
-    parser.add_argument("--env", action="append", default=[], help="LFSD_NAME=VALUE for lfsd (repeatable)")
+    parser.add_argument("--env", action="append", default=[], help="LFSD_NAME=VALUE for every lfsd (repeatable)")
     parser.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temp dir)")
     second = parser.add_mutually_exclusive_group()
     second.add_argument("--compare", type=Path, default=None, help="an exported tree, run as a second lfsd")
-    second.add_argument("--variant", action="append", default=[], help="LFSD_NAME=VALUE for a second lfsd (repeatable)")
+    second.add_argument(
+        "--variant", action="append", default=[], help="LFSD_NAME=VALUE for a second lfsd, on top of --env"
+    )
     args = parser.parse_args()
+    env, variant_env = settings_env(parser, args.env), settings_env(parser, args.variant)
     options = Options(
         repeat=args.repeat,
         git=False,
         profile=False,
-        env=dict(item.split("=", 1) for item in args.env),
+        env=env,
         postgres=None,
         floor=args.floor,
         compare=None,
@@ -172,8 +192,7 @@ def main() -> None:
         if args.compare is not None:
             old = lfsd_target(work / "old", OLD, old_tree_env(args.compare), 1, options)
             servers.append((OLD, old, work / "old" / "data"))
-        if args.variant:
-            variant_env = dict(item.split("=", 1) for item in args.variant)
+        if variant_env:
             servers.append(
                 (VARIANT, lfsd_target(work / "variant", VARIANT, variant_env, 1, options), work / "variant" / "data")
             )
@@ -183,8 +202,10 @@ def main() -> None:
         with ExitStack() as stack:
             targets = [(name, stack.enter_context(manager), store) for name, manager, store in servers]
             for number in range(1, args.repeat + 1):
-                order = targets if number % 2 else targets[::-1]  # alternated: the disk drifts during a run
-                for name, target, store in order:
+                # Rotated by one each repetition, as bench/small.py does: the disk drifts during a run, and with
+                # three servers reversing would leave the same one in the middle every time.
+                turn = (number - 1) % len(targets)
+                for name, target, store in targets[turn:] + targets[:turn]:
                     figures = measure(target, store, f"bench/raw-{number}", args.objects, args.streams, args.premade)
                     results[name].append(figures)
                     print(f"  {name:<14} {_line(figures)}", flush=True)

@@ -346,7 +346,8 @@ def lfsd_target(work: Path, server: str, tree_env: dict[str, str], workers: int,
     """An lfsd server with the bench user, and the repositories every repetition will use made beforehand."""
     data = work / "data"
     data.mkdir(parents=True)
-    name = f"lfsd_small_{os.getpid()}_{workers}_{ {LFSD: 'new', OLD: 'old'}.get(server, 'variant') }"
+    kind = {LFSD: "new", OLD: "old"}.get(server, "variant")  # bench/put_threads.py runs a variant too
+    name = f"lfsd_small_{os.getpid()}_{workers}_{kind}"
     with postgres_database(options.postgres, name) as database_url:
 
         def lfsd(*args: str, stdin: str = "") -> str:

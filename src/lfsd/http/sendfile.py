@@ -37,10 +37,11 @@ def send_now(transport: asyncio.Transport, file: BinaryIO, offset: int, count: i
     nothing queued ahead of the range is written directly; any error is left for the loop's ``sendfile`` to meet
     again, so that it surfaces as it always has.
 
-    Only ranges up to ``SEND_NOW_LIMIT``: a large one goes only partly, and a 1 GiB download whose first part went
-    this way cost the client 3-5 % more CPU than one sent by the loop's ``sendfile`` alone, as a plain sendfile server
-    sends it (``bench/bigfetch.py``: client CPU 1.04-1.06x that server's; four A/B runs of 11-13 alternated GETs each,
-    docs/performance.md, seventh round).
+    Only ranges up to ``SEND_NOW_LIMIT``. A 1 GiB download whose first part went this way cost the client more CPU
+    than one sent by the loop's ``sendfile`` alone, as a plain sendfile server sends it: lower without it in all five
+    pairs of three A/B runs, and ``bench/bigfetch.py``'s ``git lfs fetch`` went from 1.04-1.06x that server's client
+    CPU to 0.99-1.01x (docs/performance.md, seventh round). Why was not found. The limit itself is chosen, not
+    measured: it keeps the objects of a few hundred KiB this call was made for.
     """
     if (
         count > SEND_NOW_LIMIT
