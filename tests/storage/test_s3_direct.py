@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
+import re
 import secrets
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -132,6 +134,14 @@ async def test_a_stored_object_survives_every_wrong_upload(direct: tuple[S3Store
     assert await _keys(store) == [store.location.key(oid)]
 
 
+_SNAPSHOT = re.compile(r"\.[0-9a-f]{16}\.verifying$")
+
+
+def _staged_of(snapshot: str) -> str:
+    """The staging key a verify's snapshot key was made from."""
+    return _SNAPSHOT.sub("", snapshot)
+
+
 class _Meddling:
     """An S3 client through which a second PUT to the staging URL lands just as verify starts reading."""
 
@@ -143,13 +153,13 @@ class _Meddling:
         return getattr(self._client, name)
 
     async def get_object(self, **params: Any) -> Any:
-        staged = params["Key"].removesuffix(".verifying")
+        staged = _staged_of(params["Key"])
         await self._client.put_object(Bucket=params["Bucket"], Key=staged, Body=self._junk)
         return await self._client.get_object(**params)
 
     async def copy_object(self, **params: Any) -> Any:
         if params["CopySource"]["Key"].endswith(".verifying"):
-            source = params["CopySource"]["Key"].removesuffix(".verifying")
+            source = _staged_of(params["CopySource"]["Key"])
             await self._client.put_object(Bucket=params["Bucket"], Key=source, Body=self._junk)
         return await self._client.copy_object(**params)
 
@@ -164,6 +174,66 @@ async def test_bytes_that_change_during_verify_never_reach_the_object(
     transfers = S3DirectTransfers(meddled)
     upload_id = await _stage(transfers, oid, item.size, item.data)
     await transfers.verify_upload(oid, item.size, upload_id)
+    assert await _body(store, oid) == item.data
+    assert await _keys(store) == [store.location.key(oid)]
+
+
+class _Interleaving:
+    """An S3 client that holds the first verify just before it promotes its snapshot, and lets a second verify of the
+    same staging key run up to its own hash meanwhile."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.first_checked = asyncio.Event()
+        self.first_may_promote = asyncio.Event()
+        self.second_snapshot_taken = asyncio.Event()
+        self.second_may_hash = asyncio.Event()
+        self._promotions = 0
+        self._reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def copy_object(self, **params: Any) -> Any:
+        if params["CopySource"]["Key"].endswith(".verifying"):
+            self._promotions += 1
+            if self._promotions == 1:
+                self.first_checked.set()
+                await self.first_may_promote.wait()
+        return await self._client.copy_object(**params)
+
+    async def get_object(self, **params: Any) -> Any:
+        self._reads += 1
+        if self._reads == 2:
+            self.second_snapshot_taken.set()
+            await self.second_may_hash.wait()
+        return await self._client.get_object(**params)
+
+
+async def test_a_verify_sent_again_meanwhile_cannot_change_what_the_first_promotes(
+    direct: tuple[S3Store, S3DirectTransfers],
+) -> None:
+    """The presigned URL and the verify link both stay usable until they expire: a client may put other bytes and
+    verify again while the first verify is between its hash and its promotion."""
+    store, _ = direct
+    item = blob(3000)
+    oid = Oid.parse(item.oid)
+    held = _Interleaving(store.client)
+    transfers = S3DirectTransfers(S3Store(held, store.location, part_size=PART))
+    upload_id = _upload_id()
+    action = await transfers.upload_action(oid, item.size, 600, upload_id)
+    assert action is not None
+    assert await _put(action.href, action.header, item.data) == 200
+    first = asyncio.create_task(transfers.verify_upload(oid, item.size, upload_id))
+    await held.first_checked.wait()
+    assert await _put(action.href, action.header, b"J" * item.size) == 200
+    second = asyncio.create_task(transfers.verify_upload(oid, item.size, upload_id))
+    await held.second_snapshot_taken.wait()
+    held.first_may_promote.set()
+    await first
+    held.second_may_hash.set()
+    outcome = (await asyncio.gather(second, return_exceptions=True))[0]
+    assert isinstance(outcome, (ChecksumMismatch, NotFound)), outcome
     assert await _body(store, oid) == item.data
     assert await _keys(store) == [store.location.key(oid)]
 

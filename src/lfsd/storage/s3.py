@@ -16,6 +16,7 @@ import io
 import logging
 import mmap
 import re
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -550,7 +551,10 @@ class S3DirectTransfers:
         # The presigned URL stays usable until it expires, so the staged bytes may change while we look at them.
         # What is hashed is therefore a server-side snapshot under a key no presigned URL names, and what is
         # promoted is that snapshot (CopySourceIfMatch would do, but not every S3-compatible store honours it).
-        snapshot = staged + SNAPSHOT_SUFFIX
+        # The snapshot is this call's own: a verify link can be sent again while the first call still hashes, after
+        # other bytes were put to the same URL, and a shared snapshot would then be overwritten between the first
+        # call's hash and its promotion (review, issue 17 round 7).
+        snapshot = f"{staged}.{secrets.token_hex(8)}{SNAPSHOT_SUFFIX}"
         try:
             if await self._checked_by_store(staged, oid, size):
                 # The store refuses any body whose SHA-256 is not the signed one.
