@@ -10,7 +10,7 @@ import pytest
 
 from lfsd.core.auth import Identity, Repo
 from lfsd.core.batch import Action, ObjectSpec
-from lfsd.core.errors import NotFound
+from lfsd.core.errors import InsufficientStorage, NotFound, ServiceUnavailable
 from lfsd.core.oid import Oid
 from lfsd.core.operation import Operation
 from lfsd.core.ports import ByteSource, StoredObject
@@ -33,6 +33,9 @@ class FakeIndex:
     readable: dict[Oid, int] = field(default_factory=dict)
     linked: list[dict[Oid, int]] = field(default_factory=list)
     touched: list[Oid] = field(default_factory=list)
+    unreferenced: dict[Oid, int] = field(default_factory=dict)
+    refusal: Exception | None = None  # what ``link`` raises, when set
+    unrecordable: bool = False  # ``leave_unreferenced`` fails too
 
     async def held_sizes(self, repo_id: int, oids: Iterable[Oid]) -> dict[Oid, int]:
         mine = self.held.get(repo_id, {})
@@ -48,11 +51,18 @@ class FakeIndex:
         return held, await self.readable_sizes(identity, [oid for oid in oids if oid not in held])
 
     async def link(self, repo_id: int, objects: dict[Oid, int], uploader_id: int | None = None) -> None:
+        if self.refusal is not None:
+            raise self.refusal
         self.linked.append(dict(objects))
         self.held.setdefault(repo_id, {}).update(objects)
 
     async def touch(self, oids: Collection[Oid]) -> None:
         self.touched.extend(oids)
+
+    async def leave_unreferenced(self, objects: dict[Oid, int]) -> None:
+        if self.unrecordable:
+            raise ServiceUnavailable("the database is unavailable")
+        self.unreferenced.update(objects)
 
 
 @dataclass
@@ -214,3 +224,37 @@ async def test_upload_stores_then_links_and_download_reports_a_lost_object() -> 
     del store.bodies[oid]
     with pytest.raises(NotFound, match="missing"):
         await lfs.download(1, oid)
+
+
+@pytest.mark.parametrize("refusal", [InsufficientStorage("over its quota"), NotFound("repository not found")])
+async def test_stored_bytes_whose_link_is_refused_are_left_to_the_collector(refusal: Exception) -> None:
+    """Two pushes may each fit the quota at batch time, and a repository may be deleted during an upload: the link
+    is refused after the bytes are stored. Without a row they would stay in the store for ever."""
+    data = b"refused"
+    oid = oid_of(data)
+    index, store, direct = FakeIndex(refusal=refusal), FakeStore(), FakeDirect()
+    with pytest.raises(type(refusal)):
+        await service(index, store).upload(1, oid, len(data), Body(data))
+    assert store.bodies[oid] == data and index.unreferenced == {oid: len(data)}
+    index.unreferenced.clear()
+    with pytest.raises(type(refusal)):
+        await service(index, store, direct).verify(1, oid, len(data), "the-token")
+    assert index.unreferenced == {oid: len(data)}
+
+
+async def test_the_refusal_reaches_the_client_when_the_bytes_cannot_be_recorded() -> None:
+    data = b"refused"
+    oid = oid_of(data)
+    index = FakeIndex(refusal=InsufficientStorage("over its quota"), unrecordable=True)
+    with pytest.raises(InsufficientStorage, match="over its quota"):
+        await service(index, FakeStore()).upload(1, oid, len(data), Body(data))
+
+
+async def test_other_link_failures_record_nothing() -> None:
+    """A 503 (the database, or bytes collected while uploading) is retried by the client; nothing to record."""
+    data = b"retried"
+    oid = oid_of(data)
+    index = FakeIndex(refusal=ServiceUnavailable("the database is unavailable"))
+    with pytest.raises(ServiceUnavailable):
+        await service(index, FakeStore()).upload(1, oid, len(data), Body(data))
+    assert index.unreferenced == {}

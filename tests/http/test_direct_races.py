@@ -9,7 +9,9 @@ from __future__ import annotations
 import io
 import itertools
 from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,12 @@ import aiohttp
 import pytest
 
 from lfsd.config import Settings
+from lfsd.core.gc import Collector, GcOptions
 from lfsd.core.oid import Oid
+from lfsd.core.repo import RepoPath
+from lfsd.db.database import utcnow
+from lfsd.db.gc import SqlGcIndex
+from lfsd.resources import open_store
 from tests.conftest import AiohttpClient, open_world
 from tests.s3server import S3Server
 from tests.support import LFS_HEADERS, Blob, World, blob
@@ -147,3 +154,40 @@ async def test_the_verified_object_survives_every_interleaving(direct_world: Dir
         stored.append(f"lfs/{oid.shard[0]}/{oid.shard[1]}/{oid}")
     assert len(stored) == len(_interleavings([owner.batch] * 3, [other.batch] * len(other.steps())))
     assert direct_world.keys() == sorted(stored)  # the objects, and no staging key left behind
+
+
+async def test_a_verified_upload_refused_by_the_quota_is_left_to_the_garbage_collector(
+    tmp_path: Path, direct_world: DirectWorld
+) -> None:
+    """Two direct uploads that each fit the quota at batch time: the second verify promotes its bytes to the
+    object's key, then its link is refused. The bytes are recorded as held by no repository, so the collector
+    removes them; without a row they would stay in the bucket for ever."""
+    world = direct_world.world
+    root = world.auth("root")
+    await world.meta.usage.set_repo_quota(RepoPath.parse("acme/game"), 1000)
+    first, second = blob(600, b"1"), blob(600, b"2")
+    (one,) = await world.batch_ok("acme/game", "upload", [first], root)
+    (two,) = await world.batch_ok("acme/game", "upload", [second], root)
+    assert await _put(one["actions"]["upload"], first.data) == 200
+    assert await _put(two["actions"]["upload"], second.data) == 200
+    assert await _verify(world, one["actions"]["verify"], first.oid, first.size) == 200
+    assert await _verify(world, two["actions"]["verify"], second.oid, second.size) == 507
+    kept, refused = Oid.parse(first.oid), Oid.parse(second.oid)
+    assert direct_world.keys() == sorted([_key(kept), _key(refused)])
+    settings = Settings(
+        data_dir=tmp_path / "gc",
+        storage=f"s3://{direct_world.bucket}/lfs",
+        s3_endpoint_url=direct_world.endpoint,
+        s3_path_style=True,
+    )
+    async with AsyncExitStack() as resources:
+        store = (await open_store(settings, resources)).store
+        grace = GcOptions(grace=timedelta(seconds=60))
+        await Collector(SqlGcIndex(world.meta.db), store, utcnow, "test-gc").run(grace)  # marks it unreferenced
+        later = Collector(SqlGcIndex(world.meta.db), store, lambda: utcnow() + timedelta(seconds=61), "test-gc")
+        assert (await later.run(grace)).objects == 1
+    assert direct_world.keys() == [_key(kept)]
+
+
+def _key(oid: Oid) -> str:
+    return f"lfs/{oid[:2]}/{oid[2:4]}/{oid}"

@@ -3,12 +3,19 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+from datetime import timedelta
 from pathlib import Path
 
 from lfsd.config import Settings
+from lfsd.core.gc import Collector, GcOptions
+from lfsd.core.oid import Oid
 from lfsd.core.repo import RepoPath
+from lfsd.db.database import utcnow
+from lfsd.db.gc import SqlGcIndex
+from lfsd.resources import open_store
 from tests.conftest import AiohttpClient, open_world
-from tests.support import World, blob, lfs_error
+from tests.support import Blob, World, blob, lfs_error
 
 
 async def test_batch_past_the_quota_is_507_with_quota_and_usage(world: World) -> None:
@@ -25,7 +32,8 @@ async def test_batch_past_the_quota_is_507_with_quota_and_usage(world: World) ->
     await world.batch_ok("acme/game", "upload", [blob(600, b"a")], root)
 
 
-async def test_a_put_racing_past_the_quota_is_refused_at_link_time(world: World) -> None:
+async def _race_past_the_quota(world: World) -> tuple[Blob, Blob]:
+    """Two batches that each fit the quota alone, then both PUTs: the second is refused when it would be linked."""
     await world.repo("acme/game")
     root = world.auth("root")
     await world.meta.usage.set_repo_quota(RepoPath.parse("acme/game"), 1000)
@@ -41,8 +49,29 @@ async def test_a_put_racing_past_the_quota_is_refused_at_link_time(world: World)
     )
     body = await lfs_error(late, 507)
     assert "600 of 1000 bytes" in body["message"]
+    return first, second
+
+
+async def test_a_put_racing_past_the_quota_is_refused_at_link_time(world: World) -> None:
+    await _race_past_the_quota(world)
     usage = await world.meta.usage.repo_usage(RepoPath.parse("acme/game"))
     assert usage is not None and (usage.objects, usage.bytes) == (1, 600)
+
+
+async def test_the_refused_bytes_are_left_to_the_garbage_collector(world: World, settings: Settings) -> None:
+    """The refused PUT's bytes are already in the store: recorded as held by no repository, the collector's first
+    run marks them and a run one grace period later removes them. Without a row nothing would ever remove them."""
+    first, second = await _race_past_the_quota(world)
+    kept, refused = Oid.parse(first.oid), Oid.parse(second.oid)
+    async with AsyncExitStack() as resources:
+        store = (await open_store(settings, resources)).store
+        assert await store.present([kept, refused]) == {kept, refused}
+        grace = GcOptions(grace=timedelta(seconds=60))
+        await Collector(SqlGcIndex(world.meta.db), store, utcnow, "test-gc").run(grace)  # marks it unreferenced
+        later = Collector(SqlGcIndex(world.meta.db), store, lambda: utcnow() + timedelta(seconds=61), "test-gc")
+        report = await later.run(grace)  # one grace period on
+        assert (report.objects, report.bytes) == (1, 600)
+        assert await store.present([kept, refused]) == {kept}
 
 
 async def test_dedup_links_count_against_each_repository_and_the_owner(world: World) -> None:

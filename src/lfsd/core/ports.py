@@ -144,6 +144,11 @@ class ObjectIndex(Protocol):
     async def touch(self, oids: Collection[Oid]) -> None:
         """An upload batch hands out links for ``oids``: keep them from the garbage collector for its grace period."""
 
+    async def leave_unreferenced(self, objects: dict[Oid, int]) -> None:
+        """Stored bytes that no repository took (their link was refused): record them as objects no repository holds,
+        which the garbage collector marks and removes after its grace period. Objects already recorded stay as
+        they are."""
+
 
 class LockRepository(Protocol):
     """Locks per repository. The database arbitrates: one lock per (repository, path), whatever the process."""

@@ -19,7 +19,7 @@ from lfsd.core.batch import (
     parse_objects,
     requested,
 )
-from lfsd.core.errors import NotFound
+from lfsd.core.errors import InsufficientStorage, NotFound
 from lfsd.core.oid import Oid
 from lfsd.core.operation import Operation
 from lfsd.core.ports import (
@@ -127,14 +127,31 @@ class LfsService:
         if link_token is None:
             raise NotFound("the object was not uploaded through a direct upload of this server")
         await self._direct.verify_upload(oid, size, upload_id_for(link_token))
-        await self._index.link(repo_id, {oid: size}, uploader_id)
+        await self._link_stored(repo_id, {oid: size}, uploader_id)
 
     async def upload(
         self, repo_id: int, oid: Oid, size: int, source: ByteSource, uploader_id: int | None = None
     ) -> None:
         """Store the body (verified while streaming), then record that the repository holds it (and who sent it)."""
         await self._store.put(oid, size, source)
-        await self._index.link(repo_id, {oid: size}, uploader_id)
+        await self._link_stored(repo_id, {oid: size}, uploader_id)
+
+    async def _link_stored(self, repo_id: int, sizes: dict[Oid, int], uploader_id: int | None) -> None:
+        """Link bytes the store now holds. When the repository refuses them (deleted meanwhile, or past its quota:
+        two pushes may each fit alone at batch time), they are recorded as held by no repository, so that the
+        garbage collector removes them: bytes without any row would stay in the store for ever."""
+        try:
+            await self._index.link(repo_id, sizes, uploader_id)
+        except (NotFound, InsufficientStorage):
+            try:
+                await self._index.leave_unreferenced(sizes)
+            except Exception:  # the client learns of the refusal all the same; `lfsd fsck` finds the bytes
+                log.warning(
+                    "stored bytes whose link was refused could not be left to the garbage collector",
+                    exc_info=True,
+                    extra={"event": "unreferenced_not_recorded", "oids": sorted(str(oid) for oid in sizes)},
+                )
+            raise
 
     async def download(self, repo_id: int, oid: Oid, *, linked: bool = False) -> StoredObject:
         """``linked``: a signed link of this server, checked against the caller's standing, names this repository and

@@ -112,6 +112,17 @@ class SqlObjectIndex:
 
         await self._hot.run(work)
 
+    async def leave_unreferenced(self, sizes: dict[Oid, int]) -> None:
+        """Rows, held by no repository, for stored bytes whose link was refused: the collector's next run marks
+        them and a run one grace period later removes them with their bytes (``LfsService._link_stored``). Rows
+        that exist are left alone: insert-or-ignore, as the link's own insert."""
+        now = utcnow()
+        rows = [
+            {"oid": str(oid), "size": size, "created_at": now, "gc_claim": None} for oid, size in sorted(sizes.items())
+        ]
+        statement = self._statements.insert_objects
+        await retry_deadlocks(lambda: self._db.run_sync(lambda conn, _wait: conn.execute(statement, rows)))
+
     async def held_sizes(self, repo_id: int, oids: Iterable[Oid]) -> dict[Oid, int]:
         return await self._sizes("held", {"repo_id": repo_id}, oids)
 
