@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -244,3 +246,48 @@ async def test_relink_after_unreachable_restores_the_counts(meta: Metadata) -> N
     assert await inventory.relink(game.path, [_oid(1), _oid(2), _oid(9)]) == 2  # oid 9 was never indexed
     assert await inventory.relink(game.path, [_oid(1)]) == 0
     assert await _counts(meta, "acme/game") == (2, 120) == await _scanned(meta, game.id)
+
+
+async def test_unlink_everywhere_also_takes_a_link_made_while_it_runs(meta: Metadata, settings: Settings) -> None:
+    """``lfsd fsck --repair`` unlinks a damaged object from every repository, round after round until none holds
+    it. Another process links it after the repair's first read: that link either waits for the repair and comes
+    after it, or commits first and is found by the next round. On MariaDB a plain read would still show the first
+    round's snapshot (REPEATABLE READ), and the repair would report the object unlinked everywhere while a
+    repository it never saw kept it."""
+    first = await meta.repos.create(RepoPath.parse("acme/first"), is_public=False)
+    late = await meta.repos.create(RepoPath.parse("acme/late"), is_public=False)
+    damaged = _oid(7)
+    await meta.objects.link(first.id, {damaged: 10})
+    inventory = SqlIndexInventory(meta.db)
+    lock = inventory._usage.lock
+
+    async def link() -> None:
+        other = await open_metadata(settings)
+        try:
+            await other.objects.link(late.id, {damaged: 10})
+        finally:
+            await other.close()
+
+    linking = threading.Thread(target=asyncio.run, args=(link(),))
+    committed_meanwhile: list[bool] = []
+
+    def lock_after_a_late_link(conn: Any, repo_ids: Any) -> Any:
+        if not committed_meanwhile:
+            # Between the repair's first read and its first lock; the event loop waits here, as another process
+            # would not, so the other link is given two seconds (it waits for the repair's locks, or commits).
+            linking.start()
+            linking.join(2)
+            committed_meanwhile.append(not linking.is_alive())
+        return lock(conn, repo_ids)
+
+    inventory._usage.lock = lock_after_a_late_link  # type: ignore[method-assign]
+    removed = await inventory.unlink([damaged])
+    linking.join(60)
+    assert not linking.is_alive()
+    assert await meta.objects.held_sizes(first.id, [damaged]) == {}
+    held_late = await meta.objects.held_sizes(late.id, [damaged])
+    if committed_meanwhile == [True]:  # committed before the repair's next round, which must have found it
+        assert (removed, held_late) == (2, {})
+    else:  # it waited for the repair's locks: one came after the other (a deadlock victim runs again after)
+        assert (removed, held_late) in ((2, {}), (1, {damaged: 10}))
+    assert await _counts(meta, "acme/late") == await _scanned(meta, late.id) == (len(held_late), 10 * len(held_late))

@@ -60,14 +60,20 @@ class SqlIndexInventory:
     async def _unlink(self, oids: Collection[Oid]) -> int:
         """Unlink ``oids`` from every repository, each repository's counters with its links (db/usage.py): the
         holders are found, their usage rows locked, their links removed; again until none is left (a link made
-        meanwhile by a repository not yet locked is found by the next round)."""
+        meanwhile by a repository not yet locked is found by the next round).
+
+        The holders are read with a shared lock, which reads the latest committed rows: a plain read would see, on
+        MariaDB, the snapshot of the transaction's first read (REPEATABLE READ), so the next round would miss a
+        link committed after it. No DISTINCT: PostgreSQL takes no row lock with it."""
         removed = 0
         wanted = sorted(str(oid) for oid in oids)
         async with self._db.transaction() as conn:
             while True:
                 holders: set[int] = set()
                 for chunk in _chunks(Oid(oid) for oid in wanted):
-                    query = select(repo_objects.c.repo_id).where(repo_objects.c.oid.in_(chunk)).distinct()
+                    query = (
+                        select(repo_objects.c.repo_id).where(repo_objects.c.oid.in_(chunk)).with_for_update(read=True)
+                    )
                     holders.update(row.repo_id for row in await conn.execute(query))
                 if not holders:
                     return removed
