@@ -35,6 +35,8 @@ class FakeIndex:
     touched: list[Oid] = field(default_factory=list)
     unreferenced: dict[Oid, int] = field(default_factory=dict)
     refusal: Exception | None = None  # what ``link`` raises, when set
+    confirmed: list[Oid] = field(default_factory=list)
+    unlinked_meanwhile: set[Oid] = field(default_factory=set)  # gone by the time ``confirm`` runs
     unrecordable: bool = False  # ``leave_unreferenced`` fails too
 
     async def held_sizes(self, repo_id: int, oids: Iterable[Oid]) -> dict[Oid, int]:
@@ -58,6 +60,13 @@ class FakeIndex:
 
     async def touch(self, oids: Collection[Oid]) -> None:
         self.touched.extend(oids)
+
+    async def confirm(self, repo_id: int, oids: Collection[Oid]) -> set[Oid]:
+        self.confirmed.extend(oids)
+        mine = self.held.get(repo_id, {})
+        for oid in self.unlinked_meanwhile:
+            mine.pop(oid, None)
+        return {oid for oid in oids if oid in mine}
 
     async def leave_unreferenced(self, objects: dict[Oid, int]) -> None:
         if self.unrecordable:
@@ -159,6 +168,17 @@ async def test_upload_decides_once_and_links_once() -> None:
     assert index.linked == [{linkable: 1}]
     assert [(oid, op) for oid, op, _ in links.made] == [(new, Operation.UPLOAD)]
     assert index.touched == [new]  # only the transfers: kept from the garbage collector for its grace period
+    assert index.confirmed == [present]  # what it holds: kept from `gc --unreachable` until the push lands
+
+
+async def test_an_object_unlinked_as_the_batch_confirms_it_is_asked_for_again() -> None:
+    kept, unlinked = oid_of(b"k"), oid_of(b"u")
+    index = FakeIndex(held={1: {kept: 1, unlinked: 1}}, unlinked_meanwhile={unlinked})
+    links = FakeLinks()
+    lfs = service(index, FakeStore({kept: b"k", unlinked: b"u"}))
+    results = await lfs.batch(ALICE, REPO, Operation.UPLOAD, [ObjectSpec(kept, 1), ObjectSpec(unlinked, 1)], links)
+    assert [r.actions is not None for r in results] == [False, True]
+    assert [(oid, op) for oid, op, _ in links.made] == [(unlinked, Operation.UPLOAD)]
 
 
 async def test_objects_the_store_lost_are_offered_again_and_never_linked() -> None:

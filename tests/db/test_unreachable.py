@@ -7,12 +7,15 @@ import subprocess
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import update
+
 from lfsd.config import Settings
 from lfsd.core.oid import Oid
 from lfsd.core.reachability import ReferencedObjects, unlink_unreachable
 from lfsd.core.repo import RepoPath
 from lfsd.db.database import utcnow
 from lfsd.db.inventory import SqlIndexInventory
+from lfsd.db.tables import repo_objects
 from lfsd.git.pointers import GitReferencedObjects
 from lfsd.git.repositories import BareRepositories
 from tests.git.test_changes import ENV
@@ -94,3 +97,41 @@ async def test_a_pointer_that_lands_meanwhile_gets_its_object_back(world: World)
     assert result.unlinked == (a.oid,) and result.relinked == 1
     assert await _held(world) == {b.oid}
     assert await index.relink(GAME, [Oid.parse(b.oid)]) == 0  # linked already: nothing to do, no error
+
+
+async def _age_links(world: World, days: int) -> None:
+    """The repository's links as if made ``days`` ago (and never confirmed since)."""
+    async with world.meta.db.transaction() as conn:
+        await conn.execute(update(repo_objects).values(created_at=utcnow() - timedelta(days=days), confirmed_at=None))
+
+
+async def test_an_object_an_upload_batch_found_held_is_kept_until_its_push_lands(world: World) -> None:
+    """A branch deleted on the server days ago is pushed again: the batch answers "the repository has it" and the
+    client sends nothing, then pushes the commits. `gc --unreachable` running in between must not unlink it; else
+    the pointer would land on an object the repository no longer holds, and the collector would take its bytes."""
+    await world.repo("acme/game")
+    restored, forgotten = blob(100), blob(200)
+    await world.push("acme/game", [restored, forgotten], world.auth("root"))
+    await _age_links(world, 2)
+    (answer,) = await world.batch_ok("acme/game", "upload", [restored], world.auth("root"))
+    assert "actions" not in answer  # the repository has it: nothing to send
+    nothing_points: ReferencedObjects = _PushLandsMeanwhile(set(), set())
+    index = SqlIndexInventory(world.meta.db)
+    result = await unlink_unreachable(index, nothing_points, GAME, utcnow() - timedelta(days=1))
+    assert result.unlinked == (Oid.parse(forgotten.oid),)
+    assert await _held(world) == {restored.oid}
+
+
+async def test_a_link_unlinked_as_the_batch_confirms_it_is_uploaded_again(world: World) -> None:
+    """The other order: `gc --unreachable` unlinks first, then the batch finds the repository no longer holds the
+    object and asks for it as for a new one."""
+    await world.repo("acme/game")
+    item = blob(100)
+    await world.push("acme/game", [item], world.auth("root"))
+    await _age_links(world, 2)
+    index = SqlIndexInventory(world.meta.db)
+    stale = await index.linked_before(GAME, utcnow() - timedelta(days=1), None, 10)
+    assert stale == [Oid.parse(item.oid)]
+    assert await index.unlink_stale(GAME, stale, utcnow() - timedelta(days=1)) == stale
+    (answer,) = await world.batch_ok("acme/game", "upload", [item], world.auth("root"))
+    assert "upload" in answer["actions"]

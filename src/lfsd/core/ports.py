@@ -144,6 +144,10 @@ class ObjectIndex(Protocol):
     async def touch(self, oids: Collection[Oid]) -> None:
         """An upload batch hands out links for ``oids``: keep them from the garbage collector for its grace period."""
 
+    async def confirm(self, repo_id: int, oids: Collection[Oid]) -> set[Oid]:
+        """An upload batch found the repository holding ``oids``: a pointer to them may be on its way, so keep them
+        from ``gc --unreachable`` for its grace period. Those of ``oids`` the repository still holds."""
+
     async def leave_unreferenced(self, objects: dict[Oid, int]) -> None:
         """Stored bytes that no repository took (their link was refused): record them as objects no repository holds,
         which the garbage collector marks and removes after its grace period. Objects already recorded stay as

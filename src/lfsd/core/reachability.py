@@ -28,8 +28,9 @@ class LinkIndex(Protocol):
     async def linked_before(self, repo: RepoPath, cutoff: datetime, after: Oid | None, limit: int) -> list[Oid]:
         """Up to ``limit`` oids ``repo`` holds through links made before ``cutoff``, above ``after``, in order."""
 
-    async def unlink_from(self, repo: RepoPath, oids: Collection[Oid]) -> int:
-        """Remove ``oids`` from ``repo`` only; how many it held."""
+    async def unlink_stale(self, repo: RepoPath, oids: Collection[Oid], cutoff: datetime) -> list[Oid]:
+        """Remove from ``repo`` those of ``oids`` it still holds through links made, and last confirmed by an upload
+        batch, before ``cutoff`` (what ``linked_before`` lists); the ones removed."""
 
     async def relink(self, repo: RepoPath, oids: Collection[Oid]) -> int:
         """Link ``oids`` to ``repo`` again where the object is still indexed; how many were linked."""
@@ -69,8 +70,9 @@ async def unlink_unreachable(
     hosted, doomed = await unreachable_objects(index, refs, repo, cutoff)
     if dry_run or not doomed:
         return Unreachable(repo, hosted, tuple(doomed), 0)
-    await index.unlink_from(repo, doomed)
+    # Only what is still stale: an upload batch may have found one meanwhile (a push that points to it again).
+    removed = await index.unlink_stale(repo, doomed, cutoff)
     now_referenced = await refs.referenced(repo) or set()
-    back = [oid for oid in doomed if oid in now_referenced]
+    back = [oid for oid in removed if oid in now_referenced]
     relinked = await index.relink(repo, back) if back else 0
-    return Unreachable(repo, hosted, tuple(oid for oid in doomed if oid not in now_referenced), relinked)
+    return Unreachable(repo, hosted, tuple(oid for oid in removed if oid not in now_referenced), relinked)

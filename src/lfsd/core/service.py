@@ -82,6 +82,12 @@ class LfsService:
                 # The index can claim more than the store holds (a store restored from an old backup, a replica on
                 # the wrong volume): such objects are offered for upload again, so the next push repairs them.
                 held, linkable = await self._stored_only(repo, held, linkable)
+            if held:
+                # The client is pushing something that points to these: `gc --unreachable` must keep them until its
+                # Git push lands. One unlinked by it a moment ago is asked for again, as a new object.
+                still = await self._index.confirm(repo.id, held.keys())
+                if len(still) < len(held):
+                    held = {oid: size for oid, size in held.items() if oid in still}
             decisions = decide_upload(parsed, held, linkable)
             if self._quota is not None:
                 growing = (Outcome.TRANSFER, Outcome.LINKED)

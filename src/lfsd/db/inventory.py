@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import ColumnElement, exists, func, or_, select, update
 from sqlalchemy.sql.expression import Exists
 
 from lfsd.core.errors import NotFound
@@ -100,7 +100,7 @@ class SqlIndexInventory:
         query = (
             select(repo_objects.c.oid)
             .join(repos, repos.c.id == repo_objects.c.repo_id)
-            .where(repos.c.path == str(repo), repo_objects.c.created_at < cutoff)
+            .where(repos.c.path == str(repo), _stale(cutoff))
             .order_by(repo_objects.c.oid)
             .limit(limit)
         )
@@ -108,6 +108,32 @@ class SqlIndexInventory:
             query = query.where(repo_objects.c.oid > str(after))
         async with self._db.transaction() as conn:
             return [Oid.parse(oid) for oid in (await conn.execute(query)).scalars()]
+
+    async def unlink_stale(self, repo: RepoPath, oids: Collection[Oid], cutoff: datetime) -> list[Oid]:
+        return await retry_deadlocks(lambda: self._unlink_stale(repo, oids, cutoff))
+
+    async def _unlink_stale(self, repo: RepoPath, oids: Collection[Oid], cutoff: datetime) -> list[Oid]:
+        """``unlink_from`` for those of ``oids`` still linked and confirmed before ``cutoff`` (``linked_before``),
+        read with the rows locked: an upload batch's confirmation (``SqlObjectIndex.confirm``) either came first
+        and keeps the link, or waits and then finds it gone, and the batch asks for an upload."""
+        async with self._db.transaction() as conn:
+            repo_id = (await conn.execute(select(repos.c.id).where(repos.c.path == str(repo)))).scalar_one_or_none()
+            if repo_id is None:
+                raise NotFound(f"no repository {repo}")
+            counted = await conn.run_sync(self._usage.lock, [repo_id])
+            stale: list[str] = []
+            for chunk in _chunks(oids):
+                query = (
+                    select(repo_objects.c.oid)
+                    .where(repo_objects.c.repo_id == repo_id, repo_objects.c.oid.in_(chunk), _stale(cutoff))
+                    .with_for_update()
+                )
+                stale += [row.oid for row in await conn.execute(query)]
+            if stale:
+                await conn.run_sync(self._usage.unlink, counted[repo_id], sorted(stale), utcnow())
+                # Links issued before now re-check their object against the index (see AccessControl.admit_link).
+                await conn.execute(update(repos).where(repos.c.id == repo_id).values(objects_removed_at=utcnow()))
+        return sorted(Oid(oid) for oid in stale)
 
     async def relink(self, repo: RepoPath, oids: Collection[Oid]) -> int:
         return await retry_deadlocks(lambda: self._relink(repo, oids))
@@ -149,3 +175,10 @@ class SqlIndexInventory:
                 delta.add(size)
             await conn.run_sync(self._usage.apply, counted, {repo_id: delta}, now)
         return len(sizes)
+
+
+def _stale(cutoff: datetime) -> ColumnElement[bool]:
+    """Links made, and last confirmed by an upload batch, before ``cutoff``: no pointer to them is on its way."""
+    return (repo_objects.c.created_at < cutoff) & or_(
+        repo_objects.c.confirmed_at.is_(None), repo_objects.c.confirmed_at < cutoff
+    )

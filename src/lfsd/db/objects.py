@@ -112,6 +112,36 @@ class SqlObjectIndex:
 
         await self._hot.run(work)
 
+    async def confirm(self, repo_id: int, oids: Collection[Oid]) -> set[Oid]:
+        """Stamp the repository's links of ``oids`` (``repo_objects.confirmed_at``); the ones it still holds. A link
+        that ``gc --unreachable`` removes at the same moment is either stamped first (and kept: the collector reads
+        the stamp with the row locked) or gone when stamped (and reported missing: the batch asks for an upload)."""
+        wanted = sorted(str(oid) for oid in oids)
+        now = utcnow()
+        if self._hot is not None:
+            confirm, still_held = self._hot.prepared("confirm", _CONFIRM), self._hot.prepared("still_held", _STILL_HELD)
+
+            def stamp(conn: sqlite3.Connection) -> list[str]:
+                held: list[str] = []
+                for i in range(0, len(wanted), _IN_CHUNK):
+                    values = {"rid": repo_id, "oids": wanted[i : i + _IN_CHUNK], "now": now}
+                    conn.execute(*confirm.bind(values))
+                    held += [oid for (oid,) in conn.execute(*still_held.bind(values)).fetchall()]
+                return held
+
+            return {Oid(oid) for oid in await self._hot.run(lambda conn: write_transaction(conn, stamp))}
+
+        async def stamp_elsewhere() -> set[Oid]:
+            held: set[Oid] = set()
+            async with self._db.transaction() as conn:
+                for chunk in _chunks(Oid(oid) for oid in wanted):
+                    values = {"rid": repo_id, "oids": chunk, "now": now}
+                    await conn.execute(_CONFIRM, values)
+                    held.update(Oid(row.oid) for row in await conn.execute(_STILL_HELD, values))
+            return held
+
+        return await retry_deadlocks(stamp_elsewhere)
+
     async def leave_unreferenced(self, sizes: dict[Oid, int]) -> None:
         """Rows, held by no repository, for stored bytes whose link was refused: the collector's next run marks
         them and a run one grace period later removes them with their bytes (``LfsService._link_stored``). Rows
@@ -304,6 +334,17 @@ _TOUCH = (
     update(objects)
     .where(objects.c.oid.in_(bindparam("oids", expanding=True)), objects.c.unlinked_at.is_not(None))
     .values(touched_at=bindparam("now"))
+)
+
+
+# An upload batch found the repository holding these objects (``confirm``): the stamp, then what is still there.
+_CONFIRM = (
+    update(repo_objects)
+    .where(repo_objects.c.repo_id == bindparam("rid"), repo_objects.c.oid.in_(bindparam("oids", expanding=True)))
+    .values(confirmed_at=bindparam("now"))
+)
+_STILL_HELD = select(repo_objects.c.oid).where(
+    repo_objects.c.repo_id == bindparam("rid"), repo_objects.c.oid.in_(bindparam("oids", expanding=True))
 )
 
 

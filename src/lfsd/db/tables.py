@@ -184,6 +184,9 @@ repo_objects = Table(
     # Who first linked the object to this repository (migration 0010): the uploader, or the pusher whose batch linked
     # an object another repository already held. NULL for rows from before, anonymous links and the command line.
     Column("uploader_id", Integer, nullable=True),
+    # When an upload batch last found the repository holding the object (migration 0011): a pointer to it may be on
+    # its way, so ``gc --unreachable`` keeps it for the grace period, as it keeps a new link.
+    Column("confirmed_at", UtcDateTime(), nullable=True),
     Index(None, "oid"),
     Index("ix_repo_objects_repo_created", "repo_id", "created_at", "oid"),
     Index("ix_repo_objects_repo_size", "repo_id", "size", "oid"),
