@@ -472,7 +472,8 @@ def storage() -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="[env LFSD_DATA_DIR]")
 @_one_line_errors
 def storage_cleanup(storage_url: str | None, older_than: float, data_dir: Path | None) -> None:
-    """Remove what crashed processes left: multipart uploads on S3, temp files on local disk."""
+    """Remove what interrupted transfers left: multipart uploads and unverified direct uploads on S3, temp files on
+    local disk."""
     from datetime import timedelta
 
     settings = _settings(storage=storage_url, data_dir=data_dir)
