@@ -51,6 +51,7 @@ from lfsd.storage.local import LocalStore
 
 P = ParamSpec("P")
 T = TypeVar("T")
+STAGED_MARGIN_SECONDS = 3600  # `storage cleanup` keeps staged direct uploads this much longer than a link lives
 
 
 class _Options(TypedDict, total=False):
@@ -485,11 +486,14 @@ def storage_cleanup(storage_url: str | None, older_than: float, data_dir: Path |
             if isinstance(opened.store, LocalStore):
                 removed = await in_thread(opened.store.sweep_temp, max_age_seconds=age.total_seconds())
                 return f"removed {removed} temp files"
-            # A staged direct upload older than a link's lifetime can no longer be verified by anyone.
-            cleaned = await opened.store.cleanup(age, staged_older_than=timedelta(seconds=settings.link_ttl))
+            # A staged direct upload older than a link's lifetime can no longer be verified by anyone. The hour more
+            # covers the skew between this clock and the store's (LastModified) and a verify still running.
+            staged_age = timedelta(seconds=settings.link_ttl + STAGED_MARGIN_SECONDS)
+            cleaned = await opened.store.cleanup(age, staged_older_than=staged_age)
             return (
                 f"aborted {cleaned.multipart_uploads} multipart uploads older than {older_than:g} h; "
-                f"removed {cleaned.staged_objects} unverified direct uploads older than {settings.link_ttl} s"
+                f"removed {cleaned.staged_objects} unverified direct uploads older than "
+                f"{staged_age.total_seconds():g} s"
             )
 
     click.echo(asyncio.run(run()))

@@ -4,14 +4,16 @@ repository, on every database, with the real git reading the pointers."""
 from __future__ import annotations
 
 import subprocess
-from datetime import timedelta
+from collections.abc import Awaitable, Callable, Collection
+from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import update
 
 from lfsd.config import Settings
 from lfsd.core.oid import Oid
-from lfsd.core.reachability import ReferencedObjects, unlink_unreachable
+from lfsd.core.reachability import LinkIndex, ReferencedObjects, unlink_unreachable
 from lfsd.core.repo import RepoPath
 from lfsd.db.database import utcnow
 from lfsd.db.inventory import SqlIndexInventory
@@ -105,19 +107,48 @@ async def _age_links(world: World, days: int) -> None:
         await conn.execute(update(repo_objects).values(created_at=utcnow() - timedelta(days=days), confirmed_at=None))
 
 
-async def test_an_object_an_upload_batch_found_held_is_kept_until_its_push_lands(world: World) -> None:
+class _BatchAfterListing:
+    """The index, with an upload batch answered between the collector's listing and its unlink."""
+
+    def __init__(self, index: SqlIndexInventory, batch: Callable[[], Awaitable[object]]) -> None:
+        self._index = index
+        self._batch = batch
+
+    async def linked_before(self, repo: RepoPath, cutoff: datetime, after: Oid | None, limit: int) -> list[Oid]:
+        listed = await self._index.linked_before(repo, cutoff, after, limit)
+        if listed:
+            await self._batch()
+        return listed
+
+    async def unlink_stale(self, repo: RepoPath, oids: Collection[Oid], cutoff: datetime) -> list[Oid]:
+        return await self._index.unlink_stale(repo, oids, cutoff)
+
+    async def relink(self, repo: RepoPath, oids: Collection[Oid]) -> int:
+        return await self._index.relink(repo, oids)
+
+
+@pytest.mark.parametrize("batch_at", ["before the collector", "between its listing and its unlink"])
+async def test_an_object_an_upload_batch_found_held_is_kept_until_its_push_lands(world: World, batch_at: str) -> None:
     """A branch deleted on the server days ago is pushed again: the batch answers "the repository has it" and the
-    client sends nothing, then pushes the commits. `gc --unreachable` running in between must not unlink it; else
+    client sends nothing, then pushes the commits. `gc --unreachable` running meanwhile must not unlink it; else
     the pointer would land on an object the repository no longer holds, and the collector would take its bytes."""
     await world.repo("acme/game")
     restored, forgotten = blob(100), blob(200)
     await world.push("acme/game", [restored, forgotten], world.auth("root"))
     await _age_links(world, 2)
-    (answer,) = await world.batch_ok("acme/game", "upload", [restored], world.auth("root"))
-    assert "actions" not in answer  # the repository has it: nothing to send
-    nothing_points: ReferencedObjects = _PushLandsMeanwhile(set(), set())
+
+    async def batch() -> None:
+        (answer,) = await world.batch_ok("acme/game", "upload", [restored], world.auth("root"))
+        assert "actions" not in answer  # the repository has it: nothing to send
+
     index = SqlIndexInventory(world.meta.db)
-    result = await unlink_unreachable(index, nothing_points, GAME, utcnow() - timedelta(days=1))
+    if batch_at == "before the collector":
+        await batch()
+        links: LinkIndex = index
+    else:
+        links = _BatchAfterListing(index, batch)
+    nothing_points: ReferencedObjects = _PushLandsMeanwhile(set(), set())
+    result = await unlink_unreachable(links, nothing_points, GAME, utcnow() - timedelta(days=1))
     assert result.unlinked == (Oid.parse(forgotten.oid),)
     assert await _held(world) == {restored.oid}
 

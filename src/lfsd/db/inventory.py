@@ -64,7 +64,9 @@ class SqlIndexInventory:
 
         The holders are read with a shared lock, which reads the latest committed rows: a plain read would see, on
         MariaDB, the snapshot of the transaction's first read (REPEATABLE READ), so the next round would miss a
-        link committed after it. No DISTINCT: PostgreSQL takes no row lock with it."""
+        link committed after it. No DISTINCT: PostgreSQL takes no row lock with it. That lock is taken before the
+        usage rows, against the order of db/usage.py: a link or unlink waiting the other way round makes a deadlock,
+        whose victim is rolled back whole and run again (``retry_deadlocks``, here and in the link)."""
         removed = 0
         wanted = sorted(str(oid) for oid in oids)
         async with self._db.transaction() as conn:

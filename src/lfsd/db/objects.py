@@ -143,12 +143,17 @@ class SqlObjectIndex:
         return await retry_deadlocks(stamp_elsewhere)
 
     async def leave_unreferenced(self, sizes: dict[Oid, int]) -> None:
-        """Rows, held by no repository, for stored bytes whose link was refused: the collector's next run marks
-        them and a run one grace period later removes them with their bytes (``LfsService._link_stored``). Rows
-        that exist are left alone: insert-or-ignore, as the link's own insert."""
+        """Rows, held by no repository, for stored bytes whose link was refused: a collector's run one grace period
+        from now removes them with their bytes (``LfsService._link_stored``). Rows that exist are left alone:
+        insert-or-ignore, as the link's own insert.
+
+        The rows are marked unreferenced from the start, so that a later link of the same oid checks the store
+        before it trusts them (``_settle_rows``): whether the bytes are still there was not checked here (a
+        refusal for a deleted repository comes before any check)."""
         now = utcnow()
         rows = [
-            {"oid": str(oid), "size": size, "created_at": now, "gc_claim": None} for oid, size in sorted(sizes.items())
+            {"oid": str(oid), "size": size, "created_at": now, "gc_claim": None, "unlinked_at": now}
+            for oid, size in sorted(sizes.items())
         ]
         statement = self._statements.insert_objects
         await retry_deadlocks(lambda: self._db.run_sync(lambda conn, _wait: conn.execute(statement, rows)))
@@ -343,8 +348,12 @@ _CONFIRM = (
     .where(repo_objects.c.repo_id == bindparam("rid"), repo_objects.c.oid.in_(bindparam("oids", expanding=True)))
     .values(confirmed_at=bindparam("now"))
 )
-_STILL_HELD = select(repo_objects.c.oid).where(
-    repo_objects.c.repo_id == bindparam("rid"), repo_objects.c.oid.in_(bindparam("oids", expanding=True))
+# A locking read: on MariaDB a plain one would see the transaction's first snapshot (REPEATABLE READ), so a link
+# removed after the first chunk's read would still show in the next chunk's.
+_STILL_HELD = (
+    select(repo_objects.c.oid)
+    .where(repo_objects.c.repo_id == bindparam("rid"), repo_objects.c.oid.in_(bindparam("oids", expanding=True)))
+    .with_for_update(read=True)
 )
 
 
