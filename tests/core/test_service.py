@@ -61,7 +61,7 @@ class FakeIndex:
     async def touch(self, oids: Collection[Oid]) -> None:
         self.touched.extend(oids)
 
-    async def confirm(self, repo_id: int, oids: Collection[Oid]) -> set[Oid]:
+    async def confirm(self, repo_id: int, oids: Collection[Oid], refresh_seconds: int) -> set[Oid]:
         self.confirmed.extend(oids)
         mine = self.held.get(repo_id, {})
         for oid in self.unlinked_meanwhile:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from lfsd.config import Settings
 from lfsd.core.oid import Oid
@@ -166,3 +166,21 @@ async def test_a_link_unlinked_as_the_batch_confirms_it_is_uploaded_again(world:
     assert await index.unlink_stale(GAME, stale, utcnow() - timedelta(days=1)) == stale
     (answer,) = await world.batch_ok("acme/game", "upload", [item], world.auth("root"))
     assert "upload" in answer["actions"]
+
+
+async def test_a_batch_naming_recent_links_again_stamps_nothing(world: World) -> None:
+    """Links made (or stamped) within half a link lifetime are kept by the collector anyway: a push that names them
+    again writes nothing. Older ones are stamped."""
+    await world.repo("acme/game")
+    item = blob(100)
+    await world.push("acme/game", [item], world.auth("root"))
+
+    async def stamp() -> object:
+        async with world.meta.db.transaction() as conn:
+            return (await conn.execute(select(repo_objects.c.confirmed_at))).scalar_one()
+
+    await world.batch_ok("acme/game", "upload", [item], world.auth("root"))
+    assert await stamp() is None
+    await _age_links(world, 2)
+    await world.batch_ok("acme/game", "upload", [item], world.auth("root"))
+    assert await stamp() is not None

@@ -144,9 +144,10 @@ class ObjectIndex(Protocol):
     async def touch(self, oids: Collection[Oid]) -> None:
         """An upload batch hands out links for ``oids``: keep them from the garbage collector for its grace period."""
 
-    async def confirm(self, repo_id: int, oids: Collection[Oid]) -> set[Oid]:
+    async def confirm(self, repo_id: int, oids: Collection[Oid], refresh_seconds: int) -> set[Oid]:
         """An upload batch found the repository holding ``oids``: a pointer to them may be on its way, so keep them
-        from ``gc --unreachable`` for its grace period. Those of ``oids`` the repository still holds."""
+        from ``gc --unreachable`` for its grace period (links made or kept so in the last ``refresh_seconds`` need
+        nothing more). Those of ``oids`` the repository still holds."""
 
     async def leave_unreferenced(self, objects: dict[Oid, int]) -> None:
         """Stored bytes that no repository took (their link was refused): record them as objects no repository holds,

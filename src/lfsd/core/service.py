@@ -84,8 +84,11 @@ class LfsService:
                 held, linkable = await self._stored_only(repo, held, linkable)
             if held:
                 # The client is pushing something that points to these: `gc --unreachable` must keep them until its
-                # Git push lands. One unlinked by it a moment ago is asked for again, as a new object.
-                still = await self._index.confirm(repo.id, held.keys())
+                # Git push lands. One unlinked by it a moment ago is asked for again, as a new object. Links made or
+                # confirmed in the last half link lifetime are not stamped again: the collector's grace period is at
+                # least a link lifetime, so they stay protected for half of one at least, and a push naming recent
+                # objects writes nothing.
+                still = await self._index.confirm(repo.id, held.keys(), self._signer.ttl_seconds // 2)
                 if len(still) < len(held):
                     held = {oid: size for oid, size in held.items() if oid in still}
             decisions = decide_upload(parsed, held, linkable)

@@ -7,7 +7,7 @@ import secrets
 import sqlite3
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, bindparam, or_, select, update
@@ -112,33 +112,57 @@ class SqlObjectIndex:
 
         await self._hot.run(work)
 
-    async def confirm(self, repo_id: int, oids: Collection[Oid]) -> set[Oid]:
-        """Stamp the repository's links of ``oids`` (``repo_objects.confirmed_at``); the ones it still holds. A link
-        that ``gc --unreachable`` removes at the same moment is either stamped first (and kept: the collector reads
-        the stamp with the row locked) or gone when stamped (and reported missing: the batch asks for an upload)."""
+    async def confirm(self, repo_id: int, oids: Collection[Oid], refresh_seconds: int) -> set[Oid]:
+        """Stamp the repository's links of ``oids`` (``repo_objects.confirmed_at``); the ones it still holds.
+
+        Links made or stamped in the last ``refresh_seconds`` are left as they are: `gc --unreachable` keeps them
+        anyway (that is less than any grace period it takes), so naming recent objects again writes nothing. The
+        others are stamped, then read again with their rows locked: a link the collector removes at the same
+        moment is either stamped first (and kept: the collector reads the stamp with the row locked) or gone when
+        stamped (and reported missing: the batch asks for an upload)."""
         wanted = sorted(str(oid) for oid in oids)
         now = utcnow()
+        fresh = now - timedelta(seconds=refresh_seconds)
         if self._hot is not None:
-            confirm, still_held = self._hot.prepared("confirm", _CONFIRM), self._hot.prepared("still_held", _STILL_HELD)
+            hot = self._hot
+            reads = hot.prepared("held_now", _HELD_NOW), hot.prepared("to_stamp", _TO_STAMP)
+            writes = hot.prepared("confirm", _CONFIRM), hot.prepared("still_held", _STILL_HELD)
 
-            def stamp(conn: sqlite3.Connection) -> list[str]:
-                held: list[str] = []
-                for i in range(0, len(wanted), _IN_CHUNK):
-                    values = {"rid": repo_id, "oids": wanted[i : i + _IN_CHUNK], "now": now}
-                    conn.execute(*confirm.bind(values))
-                    held += [oid for (oid,) in conn.execute(*still_held.bind(values)).fetchall()]
+            def stamp(conn: sqlite3.Connection, stale: list[str]) -> set[str]:
+                held: set[str] = set()
+                for i in range(0, len(stale), _IN_CHUNK):
+                    values = {"rid": repo_id, "oids": stale[i : i + _IN_CHUNK], "now": now}
+                    conn.execute(*writes[0].bind(values))
+                    held.update(oid for (oid,) in conn.execute(*writes[1].bind(values)).fetchall())
                 return held
 
-            return {Oid(oid) for oid in await self._hot.run(lambda conn: write_transaction(conn, stamp))}
+            def work(conn: sqlite3.Connection) -> set[str]:
+                held: set[str] = set()
+                stale: list[str] = []
+                for i in range(0, len(wanted), _IN_CHUNK):
+                    values = {"rid": repo_id, "oids": wanted[i : i + _IN_CHUNK], "fresh": fresh}
+                    held.update(oid for (oid,) in conn.execute(*reads[0].bind(values)).fetchall())
+                    stale += [oid for (oid,) in conn.execute(*reads[1].bind(values)).fetchall()]
+                if not stale:
+                    return held
+                return (held - set(stale)) | write_transaction(conn, lambda conn: stamp(conn, sorted(stale)))
+
+            return {Oid(oid) for oid in await hot.run(work)}
 
         async def stamp_elsewhere() -> set[Oid]:
-            held: set[Oid] = set()
+            held: set[str] = set()
+            stale: list[str] = []
             async with self._db.transaction() as conn:
                 for chunk in _chunks(Oid(oid) for oid in wanted):
+                    values = {"rid": repo_id, "oids": chunk, "fresh": fresh}
+                    held.update(row.oid for row in await conn.execute(_HELD_NOW, values))
+                    stale += [row.oid for row in await conn.execute(_TO_STAMP, values)]
+                still: set[str] = set()
+                for chunk in _chunks(Oid(oid) for oid in sorted(stale)):
                     values = {"rid": repo_id, "oids": chunk, "now": now}
                     await conn.execute(_CONFIRM, values)
-                    held.update(Oid(row.oid) for row in await conn.execute(_STILL_HELD, values))
-            return held
+                    still.update(row.oid for row in await conn.execute(_STILL_HELD, values))
+            return {Oid(oid) for oid in (held - set(stale)) | still}
 
         return await retry_deadlocks(stamp_elsewhere)
 
@@ -342,7 +366,16 @@ _TOUCH = (
 )
 
 
-# An upload batch found the repository holding these objects (``confirm``): the stamp, then what is still there.
+# An upload batch found the repository holding these objects (``confirm``): which it holds and which need a stamp
+# (plain reads), the stamp, then what is still there.
+_HELD_OIDS = (repo_objects.c.repo_id == bindparam("rid"), repo_objects.c.oid.in_(bindparam("oids", expanding=True)))
+_HELD_NOW = select(repo_objects.c.oid).where(*_HELD_OIDS)
+_FRESH = bindparam("fresh", type_=repo_objects.c.created_at.type)
+_TO_STAMP = select(repo_objects.c.oid).where(
+    *_HELD_OIDS,
+    repo_objects.c.created_at < _FRESH,
+    or_(repo_objects.c.confirmed_at.is_(None), repo_objects.c.confirmed_at < _FRESH),
+)
 _CONFIRM = (
     update(repo_objects)
     .where(repo_objects.c.repo_id == bindparam("rid"), repo_objects.c.oid.in_(bindparam("oids", expanding=True)))
