@@ -84,19 +84,37 @@ class SqlIndexInventory:
                     removed += await conn.run_sync(self._usage.unlink, repo, wanted, utcnow())
 
     async def unlink_from(self, repo: RepoPath, oids: Collection[Oid]) -> int:
-        return await retry_deadlocks(lambda: self._unlink_from(repo, oids))
+        return (await retry_deadlocks(lambda: self._unlink_from(repo, oids)))[1]
 
-    async def _unlink_from(self, repo: RepoPath, oids: Collection[Oid]) -> int:
+    async def _unlink_from(
+        self, repo: RepoPath, oids: Collection[Oid], stale_before: datetime | None = None
+    ) -> tuple[list[str], int]:
+        """Unlink ``oids`` from ``repo`` only, its counters with them; with ``stale_before``, only those still linked
+        and confirmed before it (``linked_before``), read with the rows locked. The oids asked for, and how many
+        links went."""
         async with self._db.transaction() as conn:
             repo_id = (await conn.execute(select(repos.c.id).where(repos.c.path == str(repo)))).scalar_one_or_none()
             if repo_id is None:
                 raise NotFound(f"no repository {repo}")
             counted = await conn.run_sync(self._usage.lock, [repo_id])
-            removed = await conn.run_sync(self._usage.unlink, counted[repo_id], [str(oid) for oid in oids], utcnow())
+            wanted = [str(oid) for oid in oids]
+            if stale_before is not None:
+                # An upload batch's confirmation (``SqlObjectIndex.confirm``) either came first and keeps the link,
+                # or waits for these locks and then finds it gone, and the batch asks for an upload.
+                still_stale: list[str] = []
+                for chunk in _chunks(oids):
+                    query = (
+                        select(repo_objects.c.oid)
+                        .where(repo_objects.c.repo_id == repo_id, repo_objects.c.oid.in_(chunk), _stale(stale_before))
+                        .with_for_update()
+                    )
+                    still_stale += [row.oid for row in await conn.execute(query)]
+                wanted = sorted(still_stale)
+            removed = await conn.run_sync(self._usage.unlink, counted[repo_id], wanted, utcnow()) if wanted else 0
             if removed:
                 # Links issued before now re-check their object against the index (see AccessControl.admit_link).
                 await conn.execute(update(repos).where(repos.c.id == repo_id).values(objects_removed_at=utcnow()))
-        return removed
+        return wanted, removed
 
     async def linked_before(self, repo: RepoPath, cutoff: datetime, after: Oid | None, limit: int) -> list[Oid]:
         query = (
@@ -112,30 +130,8 @@ class SqlIndexInventory:
             return [Oid.parse(oid) for oid in (await conn.execute(query)).scalars()]
 
     async def unlink_stale(self, repo: RepoPath, oids: Collection[Oid], cutoff: datetime) -> list[Oid]:
-        return await retry_deadlocks(lambda: self._unlink_stale(repo, oids, cutoff))
-
-    async def _unlink_stale(self, repo: RepoPath, oids: Collection[Oid], cutoff: datetime) -> list[Oid]:
-        """``unlink_from`` for those of ``oids`` still linked and confirmed before ``cutoff`` (``linked_before``),
-        read with the rows locked: an upload batch's confirmation (``SqlObjectIndex.confirm``) either came first
-        and keeps the link, or waits and then finds it gone, and the batch asks for an upload."""
-        async with self._db.transaction() as conn:
-            repo_id = (await conn.execute(select(repos.c.id).where(repos.c.path == str(repo)))).scalar_one_or_none()
-            if repo_id is None:
-                raise NotFound(f"no repository {repo}")
-            counted = await conn.run_sync(self._usage.lock, [repo_id])
-            stale: list[str] = []
-            for chunk in _chunks(oids):
-                query = (
-                    select(repo_objects.c.oid)
-                    .where(repo_objects.c.repo_id == repo_id, repo_objects.c.oid.in_(chunk), _stale(cutoff))
-                    .with_for_update()
-                )
-                stale += [row.oid for row in await conn.execute(query)]
-            if stale:
-                await conn.run_sync(self._usage.unlink, counted[repo_id], sorted(stale), utcnow())
-                # Links issued before now re-check their object against the index (see AccessControl.admit_link).
-                await conn.execute(update(repos).where(repos.c.id == repo_id).values(objects_removed_at=utcnow()))
-        return sorted(Oid(oid) for oid in stale)
+        removed, _ = await retry_deadlocks(lambda: self._unlink_from(repo, oids, stale_before=cutoff))
+        return [Oid(oid) for oid in removed]
 
     async def relink(self, repo: RepoPath, oids: Collection[Oid]) -> int:
         return await retry_deadlocks(lambda: self._relink(repo, oids))

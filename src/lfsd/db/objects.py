@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, or_, select, update
+from sqlalchemy import Select, and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Delete, Insert, Update
 
@@ -125,7 +125,7 @@ class SqlObjectIndex:
         fresh = now - timedelta(seconds=refresh_seconds)
         if self._hot is not None:
             hot = self._hot
-            reads = hot.prepared("held_now", _HELD_NOW), hot.prepared("to_stamp", _TO_STAMP)
+            read = hot.prepared("held_and_stale", _HELD_AND_STALE)
             writes = hot.prepared("confirm", _CONFIRM), hot.prepared("still_held", _STILL_HELD)
 
             def stamp(conn: sqlite3.Connection, stale: list[str]) -> set[str]:
@@ -141,8 +141,10 @@ class SqlObjectIndex:
                 stale: list[str] = []
                 for i in range(0, len(wanted), _IN_CHUNK):
                     values = {"rid": repo_id, "oids": wanted[i : i + _IN_CHUNK], "fresh": fresh}
-                    held.update(oid for (oid,) in conn.execute(*reads[0].bind(values)).fetchall())
-                    stale += [oid for (oid,) in conn.execute(*reads[1].bind(values)).fetchall()]
+                    for oid, is_stale in conn.execute(*read.bind(values)).fetchall():
+                        held.add(oid)
+                        if is_stale:
+                            stale.append(oid)
                 if not stale:
                     return held
                 return (held - set(stale)) | write_transaction(conn, lambda conn: stamp(conn, sorted(stale)))
@@ -154,9 +156,10 @@ class SqlObjectIndex:
             stale: list[str] = []
             async with self._db.transaction() as conn:
                 for chunk in _chunks(Oid(oid) for oid in wanted):
-                    values = {"rid": repo_id, "oids": chunk, "fresh": fresh}
-                    held.update(row.oid for row in await conn.execute(_HELD_NOW, values))
-                    stale += [row.oid for row in await conn.execute(_TO_STAMP, values)]
+                    for row in await conn.execute(_HELD_AND_STALE, {"rid": repo_id, "oids": chunk, "fresh": fresh}):
+                        held.add(row.oid)
+                        if row.stale:
+                            stale.append(row.oid)
                 still: set[str] = set()
                 for chunk in _chunks(Oid(oid) for oid in sorted(stale)):
                     values = {"rid": repo_id, "oids": chunk, "now": now}
@@ -366,28 +369,21 @@ _TOUCH = (
 )
 
 
-# An upload batch found the repository holding these objects (``confirm``): which it holds and which need a stamp
-# (plain reads), the stamp, then what is still there.
+# An upload batch found the repository holding these objects (``confirm``): which it still holds and which need a
+# stamp (one plain read), the stamp, then what is still there.
 _HELD_OIDS = (repo_objects.c.repo_id == bindparam("rid"), repo_objects.c.oid.in_(bindparam("oids", expanding=True)))
-_HELD_NOW = select(repo_objects.c.oid).where(*_HELD_OIDS)
 _FRESH = bindparam("fresh", type_=repo_objects.c.created_at.type)
-_TO_STAMP = select(repo_objects.c.oid).where(
-    *_HELD_OIDS,
-    repo_objects.c.created_at < _FRESH,
-    or_(repo_objects.c.confirmed_at.is_(None), repo_objects.c.confirmed_at < _FRESH),
-)
-_CONFIRM = (
-    update(repo_objects)
-    .where(repo_objects.c.repo_id == bindparam("rid"), repo_objects.c.oid.in_(bindparam("oids", expanding=True)))
-    .values(confirmed_at=bindparam("now"))
-)
+_HELD_AND_STALE = select(
+    repo_objects.c.oid,
+    and_(
+        repo_objects.c.created_at < _FRESH,
+        or_(repo_objects.c.confirmed_at.is_(None), repo_objects.c.confirmed_at < _FRESH),
+    ).label("stale"),
+).where(*_HELD_OIDS)
+_CONFIRM = update(repo_objects).where(*_HELD_OIDS).values(confirmed_at=bindparam("now"))
 # A locking read: on MariaDB a plain one would see the transaction's first snapshot (REPEATABLE READ), so a link
 # removed after the first chunk's read would still show in the next chunk's.
-_STILL_HELD = (
-    select(repo_objects.c.oid)
-    .where(repo_objects.c.repo_id == bindparam("rid"), repo_objects.c.oid.in_(bindparam("oids", expanding=True)))
-    .with_for_update(read=True)
-)
+_STILL_HELD = select(repo_objects.c.oid).where(*_HELD_OIDS).with_for_update(read=True)
 
 
 def _readable_shape(identity: Identity | None) -> tuple[str, dict[str, object]]:
