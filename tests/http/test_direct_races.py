@@ -25,6 +25,7 @@ from lfsd.core.repo import RepoPath
 from lfsd.db.database import utcnow
 from lfsd.db.gc import SqlGcIndex
 from lfsd.resources import open_store
+from lfsd.storage.s3 import S3Location
 from tests.conftest import AiohttpClient, open_world
 from tests.s3server import S3Server
 from tests.support import LFS_HEADERS, Blob, World, blob
@@ -173,7 +174,8 @@ async def test_a_verified_upload_refused_by_the_quota_is_left_to_the_garbage_col
     assert await _verify(world, one["actions"]["verify"], first.oid, first.size) == 200
     assert await _verify(world, two["actions"]["verify"], second.oid, second.size) == 507
     kept, refused = Oid.parse(first.oid), Oid.parse(second.oid)
-    assert direct_world.keys() == sorted([_key(kept), _key(refused)])
+    location = S3Location(direct_world.bucket, "lfs")
+    assert direct_world.keys() == sorted([location.key(kept), location.key(refused)])
     settings = Settings(
         data_dir=tmp_path / "gc",
         storage=f"s3://{direct_world.bucket}/lfs",
@@ -186,8 +188,4 @@ async def test_a_verified_upload_refused_by_the_quota_is_left_to_the_garbage_col
         await Collector(SqlGcIndex(world.meta.db), store, utcnow, "test-gc").run(grace)  # marks it unreferenced
         later = Collector(SqlGcIndex(world.meta.db), store, lambda: utcnow() + timedelta(seconds=61), "test-gc")
         assert (await later.run(grace)).objects == 1
-    assert direct_world.keys() == [_key(kept)]
-
-
-def _key(oid: Oid) -> str:
-    return f"lfs/{oid[:2]}/{oid[2:4]}/{oid}"
+    assert direct_world.keys() == [location.key(kept)]

@@ -553,7 +553,7 @@ class S3DirectTransfers:
         # promoted is that snapshot (CopySourceIfMatch would do, but not every S3-compatible store honours it).
         # The snapshot is this call's own: a verify link can be sent again while the first call still hashes, after
         # other bytes were put to the same URL, and a shared snapshot would then be overwritten between the first
-        # call's hash and its promotion (review, issue 17 round 7).
+        # call's hash and its promotion (tests/storage/test_s3_direct.py replays it).
         snapshot = f"{staged}.{secrets.token_hex(8)}{SNAPSHOT_SUFFIX}"
         try:
             if await self._checked_by_store(staged, oid, size):
