@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import ssl
+import time
 from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.util.concurrency import await_only, in_greenlet
 
 from lfsd.db.aio import AsyncEngine, create_async_engine
 
@@ -82,16 +86,42 @@ def _tls_context(query: dict[str, str]) -> ssl.SSLContext | None:
     return context
 
 
+SQLITE_BUSY_SECONDS: Final = 10.0
+_WAL_RETRY_SECONDS: Final = 0.01
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    # WAL lets readers run beside the writer and several processes share the file; busy_timeout makes a
-    # writer wait for the lock instead of failing at once. FULL syncs the WAL at every commit: with NORMAL a power
-    # loss can drop the last commits, and with them the record of an upload already answered with 200.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # busy_timeout makes a writer wait for the lock instead of failing at once. WAL lets readers run beside the
+    # writer and several processes share the file. FULL syncs the WAL at every commit: with NORMAL a power loss can
+    # drop the last commits, and with them the record of an upload already answered with 200.
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}")
+    _enter_wal(cursor)
     cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _enter_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting as busy_timeout would.
+
+    Turning a new file into WAL while another process holds a write lock on it fails at once, without SQLite's
+    busy handler: two workers of ``serve --workers 2`` (or a server and a CLI command) opening a new database
+    together did, and the worker that lost stopped the server (CI, stop 15).
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        # The pool connects inside SQLAlchemy's greenlet on the event loop: wait there without blocking the loop.
+        if in_greenlet():
+            await_only(asyncio.sleep(_WAL_RETRY_SECONDS))
+        else:
+            time.sleep(_WAL_RETRY_SECONDS)
 
 
 def _sqlite_reset(dbapi_connection: Any, record: Any, reset_state: Any) -> None:
