@@ -34,8 +34,11 @@ def _start(tmp_path: Path) -> tuple[Server, str, str]:
         server.cli("repo", "create", "acme/game")
         server.cli("repo", "grant", "acme/game", "alice", "write")
         _wait_for(lambda: _ready(f"http://{metrics}/readyz"), 30)
-    except BaseException:
+    except AssertionError as failed:
         server.stop()  # not left running for a later test to trip over
+        raise AssertionError(f"{failed}; the server's log ends with:\n{server.log()[-6000:]}") from failed
+    except BaseException:
+        server.stop()
         raise
     return server, token, f"http://{metrics}"
 
