@@ -4,7 +4,10 @@ import asyncio
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+import threading
+import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -60,6 +63,34 @@ def pytest_configure(config: pytest.Config) -> None:
         home = tempfile.mkdtemp(prefix="lfsd-hypothesis-")
         os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = home
         config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
+
+
+EXIT_WATCHDOG_SECONDS = 120.0
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A thread a test left running would keep pytest from exiting after its summary, until CI's time limit.
+
+    Past ``EXIT_WATCHDOG_SECONDS`` a daemon thread prints the stacks of the threads still running and ends the
+    process with status 1: a hang becomes a failure that names its cause.
+    """
+
+    def stuck() -> None:
+        lines = ["pytest could not exit: these threads are still running"]
+        frames = sys._current_frames()
+        for thread in threading.enumerate():
+            if thread is threading.current_thread() or thread.ident not in frames:
+                continue
+            lines.append(f"--- {thread.name} (daemon={thread.daemon})")
+            lines += traceback.format_stack(frames[thread.ident])
+        sys.stderr.write("\n".join(lines) + "\n")
+        sys.stderr.flush()
+        os._exit(1)
+
+    watchdog = threading.Timer(EXIT_WATCHDOG_SECONDS, stuck)
+    watchdog.daemon = True
+    watchdog.start()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -254,7 +254,7 @@ def test_rolling_restart_behind_nginx_loses_nothing(
         alice.git("config", "--global", "lfs.concurrenttransfers", "16")
         work = alice.new_repo(tmp_path / "work", tmp_path / "origin.git", "acme/game")
         pusher = Pusher(alice, work)
-        thread = threading.Thread(target=pusher.run)
+        thread = threading.Thread(target=pusher.run, daemon=True)  # a stuck push must not keep pytest from exiting
         thread.start()
 
         for index in (0, 1):

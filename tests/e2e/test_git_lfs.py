@@ -7,7 +7,7 @@ import shutil
 import socket
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -148,7 +148,8 @@ class _CountingRelay:
         self.port: int = self._listener.getsockname()[1]
         self.accepted = 0
         self._sockets: list[socket.socket] = []
-        self._threads = [threading.Thread(target=self._serve)]
+        # Daemons: one stuck in recv() must not keep pytest from exiting (closing a socket does not wake it).
+        self._threads = [threading.Thread(target=self._serve, daemon=True)]
         self._threads[0].start()
 
     def _serve(self) -> None:
@@ -161,13 +162,15 @@ class _CountingRelay:
             upstream = socket.create_connection(("127.0.0.1", self._target))
             self._sockets += [client, upstream]
             for source, sink in ((client, upstream), (upstream, client)):
-                pump = threading.Thread(target=_pump, args=(source, sink))
+                pump = threading.Thread(target=_pump, args=(source, sink), daemon=True)
                 self._threads.append(pump)
                 pump.start()
 
     def close(self) -> None:
         self._listener.close()
         for sock in self._sockets:
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a pump blocked on it, which close() alone does not
             sock.close()
         for thread in self._threads:
             thread.join(timeout=10)
