@@ -104,8 +104,13 @@ class FakeStore:
 class FakeLinks:
     made: list[tuple[Oid, Operation, str]] = field(default_factory=list)
 
-    def action(self, repo: Repo, oid: Oid, operation: Operation, token: str, expires_in: int) -> Action:
+    nonces: list[str | None] = field(default_factory=list)
+
+    def action(
+        self, repo: Repo, oid: Oid, operation: Operation, token: str, expires_in: int, *, nonce: str | None = None
+    ) -> Action:
         self.made.append((oid, operation, token))
+        self.nonces.append(nonce)
         return Action(href=f"lfsd:{repo.path}/{oid}/{operation}", header={"token": token}, expires_in=expires_in)
 
 
@@ -204,7 +209,8 @@ async def test_direct_uploads_sign_one_verify_link_per_object() -> None:
     assert results[1].actions["upload"].href.startswith("lfsd:")
     verify = [(oid, op, token) for oid, op, token in links.made if op is Operation.VERIFY]
     assert [oid for oid, _, _ in verify] == [small]
-    assert direct.uploads == [(small, upload_id_for(verify[0][2]))]
+    (nonce,) = [nonce for nonce in links.nonces if nonce is not None]
+    assert direct.uploads == [(small, upload_id_for(verify[0][2], nonce))]
 
 
 async def test_direct_downloads_are_presigned() -> None:
@@ -226,9 +232,27 @@ async def test_verify_needs_direct_mode_and_the_verify_link() -> None:
     lfs = service(index, FakeStore(), direct)
     with pytest.raises(NotFound):
         await lfs.verify(1, oid, 1, None)
-    await lfs.verify(1, oid, 1, "the-token")
-    assert direct.verified == [(oid, 1, upload_id_for("the-token"))]
-    assert index.linked == [{oid: 1}]
+    await lfs.verify(1, oid, 1, "the-token", nonce="0" * 32)
+    await lfs.verify(1, oid, 1, "the-token")  # a link from before nonces (a rolling upgrade)
+    assert direct.verified == [
+        (oid, 1, upload_id_for("the-token", "0" * 32)),
+        (oid, 1, upload_id_for("the-token", None)),
+    ]
+    assert index.linked == [{oid: 1}, {oid: 1}]
+
+
+async def test_two_batch_answers_in_one_second_stage_one_object_in_two_places() -> None:
+    """Link tokens are the same for the same caller, object and second: the staging place is not, or the first
+    verify would remove what the second one needs."""
+    small = oid_of(b"s")
+    direct = FakeDirect()
+    lfs = service(FakeIndex(), FakeStore(), direct)
+    links = FakeLinks()
+    for _ in range(2):
+        await lfs.batch(ALICE, REPO, Operation.UPLOAD, [ObjectSpec(small, 5)], links)
+    tokens = {token for _, op, token in links.made if op is Operation.VERIFY}
+    assert len(tokens) == 1  # the clock stood still
+    assert len({upload_id for _, upload_id in direct.uploads}) == 2
 
 
 async def test_upload_stores_then_links_and_download_reports_a_lost_object() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -189,3 +190,41 @@ async def test_a_verified_upload_refused_by_the_quota_is_left_to_the_garbage_col
         later = Collector(SqlGcIndex(world.meta.db), store, lambda: utcnow() + timedelta(seconds=61), "test-gc")
         assert (await later.run(grace)).objects == 1
     assert direct_world.keys() == [location.key(kept)]
+
+
+async def test_two_pushes_of_one_object_in_the_same_second_both_verify(
+    direct_world: DirectWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two CI jobs push the same new object with the same token at once: their batch answers carry the same link
+    token, but each gets a staging key of its own, so the first verify cannot remove the second one's upload."""
+    world = direct_world.world
+    item = blob(2500)
+    first, second = (Writer(world, "alice", "acme/private", item, size=item.size, body=item.data) for _ in range(2))
+    frozen = time.time()
+    with monkeypatch.context() as patch:
+        patch.setattr(time, "time", lambda: frozen)  # one second for both batches: one link token
+        await first.batch()
+        await second.batch()
+    assert first.actions["verify"]["header"] == second.actions["verify"]["header"]
+    assert first.actions["upload"]["href"] != second.actions["upload"]["href"]
+    await first.put()
+    await second.put()
+    await first.verify()
+    await second.verify()
+    assert (first.verify_status, second.verify_status) == (200, 200)
+    assert await world.fetch("acme/private", item, world.auth("alice")) == item.data
+    oid = Oid.parse(item.oid)
+    assert direct_world.keys() == [S3Location(direct_world.bucket, "lfs").key(oid)]  # no staging key left
+
+
+async def test_a_verify_link_with_a_malformed_nonce_is_refused(direct_world: DirectWorld) -> None:
+    world = direct_world.world
+    item = blob(2600)
+    writer = Writer(world, "alice", "acme/private", item, size=item.size, body=item.data)
+    await writer.batch()
+    await writer.put()
+    href = writer.actions["verify"]["href"]
+    assert "?upload=" in href
+    tampered = {**writer.actions["verify"], "href": href.partition("?")[0] + "?upload=not-hex"}
+    assert await _verify(world, tampered, item.oid, item.size) == 422
+    assert await _verify(world, writer.actions["verify"], item.oid, item.size) == 200

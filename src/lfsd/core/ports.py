@@ -176,7 +176,10 @@ class LinkFactory(Protocol):
     """lfsd's own transfer links, rendered by the front end that serves them (the HTTP layer owns hrefs and the
     ``Authorization`` scheme that carries a signed token)."""
 
-    def action(self, repo: Repo, oid: Oid, operation: Operation, token: str, expires_in: int) -> Action: ...
+    def action(
+        self, repo: Repo, oid: Oid, operation: Operation, token: str, expires_in: int, *, nonce: str | None = None
+    ) -> Action:
+        """``nonce``: a verify link's staging nonce (``LfsService.verify``), which the link carries back."""
 
 
 class DirectTransfers(Protocol):

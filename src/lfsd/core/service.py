@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Final
 
 from lfsd.core.auth import Identity, Repo
 from lfsd.core.batch import (
@@ -39,9 +41,18 @@ Clock = Callable[[], float]
 log = logging.getLogger("lfsd.service")
 
 
-def upload_id_for(verify_token: str) -> str:
-    """The staging place of a direct upload, derived from its verify link so that only that link can verify it."""
-    return hashlib.sha256(verify_token.encode("ascii")).hexdigest()[:32]
+STAGING_NONCE_HEX: Final = 32
+
+
+def upload_id_for(verify_token: str, nonce: str | None) -> str:
+    """The staging place of a direct upload, derived from its verify link so that only that link can verify it.
+
+    ``nonce`` is random per batch answer: link tokens are the same for the same caller, object and second, and two
+    pushes of one object sharing a staging place made the second verify fail (the first removes it). None: a verify
+    link from before the nonce (a rolling upgrade; links live minutes).
+    """
+    material = verify_token if nonce is None else f"{verify_token}\n{nonce}"
+    return hashlib.sha256(material.encode("ascii")).hexdigest()[:32]
 
 
 class LfsService:
@@ -125,17 +136,25 @@ class LfsService:
         )
 
     async def verify(
-        self, repo_id: int, oid: Oid, size: int, link_token: str | None, uploader_id: int | None = None
+        self,
+        repo_id: int,
+        oid: Oid,
+        size: int,
+        link_token: str | None,
+        uploader_id: int | None = None,
+        *,
+        nonce: str | None = None,
     ) -> None:
         """The client says it uploaded straight to the store: promote its staged upload, then link the object.
 
-        Only the verify link of the batch response names a staged upload; plain credentials have none to verify.
+        Only the verify link of the batch response names a staged upload (its token and ``nonce``); plain
+        credentials have none to verify.
         """
         if self._direct is None:
             raise NotFound("this server does not hand out direct uploads")
         if link_token is None:
             raise NotFound("the object was not uploaded through a direct upload of this server")
-        await self._direct.verify_upload(oid, size, upload_id_for(link_token))
+        await self._direct.verify_upload(oid, size, upload_id_for(link_token, nonce))
         await self._link_stored(repo_id, {oid: size}, uploader_id)
 
     async def upload(
@@ -248,9 +267,11 @@ class _Issuer:
         if self._direct is not None:
             # A presigned upload to a staging place plus a verify action on lfsd, which promotes and links it.
             token = self._token(decision, Operation.VERIFY)
-            upload = await self._direct.upload_action(decision.oid, decision.size, self._ttl, upload_id_for(token))
+            nonce = secrets.token_hex(STAGING_NONCE_HEX // 2)
+            upload_id = upload_id_for(token, nonce)
+            upload = await self._direct.upload_action(decision.oid, decision.size, self._ttl, upload_id)
             if upload is not None:
-                verify = self._links.action(self._repo, decision.oid, Operation.VERIFY, token, self._ttl)
+                verify = self._links.action(self._repo, decision.oid, Operation.VERIFY, token, self._ttl, nonce=nonce)
                 return {"upload": upload, "verify": verify}
             # Too large for one presigned PUT: the upload goes through lfsd.
         return {"upload": self._proxied(decision, Operation.UPLOAD)}

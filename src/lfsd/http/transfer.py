@@ -31,6 +31,7 @@ from lfsd.http.body import read_body, read_chunk
 from lfsd.http.errors import render, request_id
 from lfsd.http.inflight import Slot
 from lfsd.http.keys import ACCESS, INFLIGHT, SERVICE, SETTINGS, SIGNER
+from lfsd.http.links import verify_nonce
 from lfsd.http.media import check_content_type
 from lfsd.http.paths import oid_of, repo_path
 from lfsd.http.ranges import ByteRange, Unsatisfiable, wanted_range
@@ -290,5 +291,7 @@ async def verify(request: web.Request) -> web.Response:
         raise Unprocessable("the oid in the body is not the one in the URL")
     if target.size is not None and body.size != target.size:
         raise SizeMismatch("the size in the body is not the one declared in the batch request")
-    await request.app[SERVICE].verify(target.repo_id, target.oid, body.size, link_token(request), target.user_id)
+    nonce = verify_nonce(request)
+    service = request.app[SERVICE]
+    await service.verify(target.repo_id, target.oid, body.size, link_token(request), target.user_id, nonce=nonce)
     return web.Response(status=200)

@@ -38,7 +38,9 @@ class ObjectRefused(LfsError):
 class _NoLinks:
     """SSH transfers need no links: the session is the credential. The service's signed token is not sent."""
 
-    def action(self, repo: Repo, oid: Oid, operation: Operation, token: str, expires_in: int) -> Action:
+    def action(
+        self, repo: Repo, oid: Oid, operation: Operation, token: str, expires_in: int, *, nonce: str | None = None
+    ) -> Action:
         return Action("", {}, expires_in)
 
 
