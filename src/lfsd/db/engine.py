@@ -12,7 +12,7 @@ from typing import Any, Final
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.util.concurrency import await_only, in_greenlet
+from sqlalchemy.util.concurrency import await_
 
 from lfsd.db.aio import AsyncEngine, create_async_engine
 
@@ -103,7 +103,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _enter_wal(cursor: Any) -> None:
-    """``PRAGMA journal_mode=WAL``, waiting as busy_timeout would.
+    """``PRAGMA journal_mode=WAL``, waiting as busy_timeout would (a last try may wait one busy_timeout more).
 
     Turning a new file into WAL while another process holds a write lock on it fails at once, without SQLite's
     busy handler: two workers of ``serve --workers 2`` (or a server and a CLI command) opening a new database
@@ -115,13 +115,11 @@ def _enter_wal(cursor: Any) -> None:
             cursor.execute("PRAGMA journal_mode=WAL")
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() >= deadline:
+            busy = exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if not busy or time.monotonic() >= deadline:
                 raise
         # The pool connects inside SQLAlchemy's greenlet on the event loop: wait there without blocking the loop.
-        if in_greenlet():
-            await_only(asyncio.sleep(_WAL_RETRY_SECONDS))
-        else:
-            time.sleep(_WAL_RETRY_SECONDS)
+        await_(asyncio.sleep(_WAL_RETRY_SECONDS))
 
 
 def _sqlite_reset(dbapi_connection: Any, record: Any, reset_state: Any) -> None:
