@@ -73,7 +73,10 @@ def _verdict(report: FsckReport) -> str:
     if status is ExitStatus.CLEAN:
         return "all is well"
     if status is ExitStatus.UNINDEXED:
-        return f"no damage; {report.unindexed_count} bodies ({_mb(report.unindexed_bytes)}) held by no repository"
+        held = f"no damage; {report.unindexed_count} bodies ({_mb(report.unindexed_bytes)}) held by no repository"
+        if report.options.repair:
+            return f"{held}, recorded for garbage collection (lfsd gc removes them one grace period from now)"
+        return f"{held} (--repair records those the index does not know, so that lfsd gc removes them)"
     if status is ExitStatus.REPAIRED:
         return f"{len(report.damaged)} damaged objects repaired: the next push of each re-uploads it"
     return f"{len(report.damaged)} damaged objects: run with --repair to unlink them so the next push re-uploads them"

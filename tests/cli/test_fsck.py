@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol, Unpack
 
@@ -14,7 +16,13 @@ from click.testing import CliRunner, Result
 
 from lfsd.cli import main
 from lfsd.config import Settings, SettingsArgs
+from lfsd.core.fsck import FsckOptions, FsckReport
+from lfsd.core.gc import Collector, GcOptions
 from lfsd.core.oid import Oid
+from lfsd.db.database import utcnow
+from lfsd.db.gc import SqlGcIndex
+from lfsd.fsck_output import describe_report
+from lfsd.resources import open_store
 from tests.conftest import AiohttpClient, open_world
 from tests.s3server import S3Server
 from tests.support import Blob, World, blob
@@ -28,6 +36,8 @@ class Bodies(Protocol):
     def write(self, oid: str, data: bytes) -> None: ...
 
     def delete(self, oid: str) -> None: ...
+
+    def exists(self, oid: str) -> bool: ...
 
     def quarantined(self) -> list[str]: ...
 
@@ -49,6 +59,9 @@ class DiskBodies:
 
     def delete(self, oid: str) -> None:
         self._path(oid).unlink()
+
+    def exists(self, oid: str) -> bool:
+        return self._path(oid).exists()
 
     def quarantined(self) -> list[str]:
         folder = self.root / "quarantine"
@@ -77,6 +90,10 @@ class BucketBodies:
     def delete(self, oid: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(oid))
 
+    def exists(self, oid: str) -> bool:
+        listing = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._key(oid))
+        return bool(listing.get("Contents"))
+
     def quarantined(self) -> list[str]:
         listing = self.client.list_objects_v2(Bucket=self.bucket, Prefix="lfs/quarantine/")
         return sorted(item["Key"].rsplit("/", 1)[1].split(".")[0] for item in listing.get("Contents", []))
@@ -87,6 +104,7 @@ class Site:
     world: World
     bodies: Bodies
     env: dict[str, str]
+    settings: Settings
 
     async def lfsd(self, *args: str) -> Result:
         """The real command line, in a thread of its own (it runs its own event loop)."""
@@ -116,8 +134,9 @@ async def site(tmp_path: Path, database_url: str | None, aiohttp_client: Aiohttp
     env = {"LFSD_DATA_DIR": str(tmp_path / "data"), "LFSD_FSYNC": "false"}
     if database_url is not None:
         env["LFSD_DATABASE_URL"] = database_url
-    world = await open_world(_settings(tmp_path, database_url=database_url), aiohttp_client)
-    yield Site(world, DiskBodies(tmp_path / "data"), env)
+    settings = _settings(tmp_path, database_url=database_url)
+    world = await open_world(settings, aiohttp_client)
+    yield Site(world, DiskBodies(tmp_path / "data"), env, settings)
     await world.meta.close()
 
 
@@ -141,7 +160,7 @@ async def s3_site(tmp_path: Path, s3_server: S3Server, aiohttp_client: AiohttpCl
         "LFSD_S3_ENDPOINT_URL": s3_server.endpoint,
         "LFSD_S3_PATH_STYLE": "true",
     }
-    yield Site(world, BucketBodies(s3_server.endpoint, bucket), env)
+    yield Site(world, BucketBodies(s3_server.endpoint, bucket), env, settings)
     await world.meta.close()
 
 
@@ -180,7 +199,7 @@ async def _damage_and_repair(site: Site) -> None:
     """One of each problem; fsck names each by oid and repositories; --repair fixes and the next push re-uploads."""
     await site.world.repo("acme/other")
     shared, gone, resized, intact = blob(3000), blob(4000), blob(5000), blob(6000)
-    stray = blob(700)
+    stray, adopted = blob(700), blob(800)  # bytes without rows: an upload whose link never committed
     await _push(site, "acme/game", [shared, gone, resized, intact])
     await _push(site, "acme/other", [shared])
     await site.fsck("--rehash", status=0)
@@ -189,7 +208,8 @@ async def _damage_and_repair(site: Site) -> None:
     site.bodies.write(shared.oid, good[:100] + bytes([good[100] ^ 1]) + good[101:])  # one flipped bit
     site.bodies.delete(gone.oid)
     site.bodies.write(resized.oid, resized.data + b"x")
-    site.bodies.write(stray.oid, stray.data)  # bytes without rows
+    site.bodies.write(stray.oid, stray.data)
+    site.bodies.write(adopted.oid, adopted.data)
 
     quick = _by_oid(await site.fsck(status=3))  # without --rehash the flipped bit goes unseen
     assert set(quick) == {gone.oid, resized.oid}
@@ -208,12 +228,15 @@ async def _damage_and_repair(site: Site) -> None:
     }
     assert (found[resized.oid]["problem"], found[resized.oid]["stored_size"]) == ("size", 5001)
     assert intact.oid not in found
-    assert report["unindexed"]["count"] == 1
-    assert report["unindexed"]["objects"][0]["oid"] == stray.oid
+    assert report["unindexed"]["count"] == 2
+    assert {finding["oid"] for finding in report["unindexed"]["objects"]} == {stray.oid, adopted.oid}
+    assert report["unindexed"]["recorded_for_gc"] == 0
     assert report["rehashed"]["objects"] == 1  # intact only
     assert await site.status("acme/game", shared) == 200  # fsck alone changes nothing
 
-    repaired = _by_oid(await site.fsck("--rehash", "--repair", status=4))
+    repair = await site.fsck("--rehash", "--repair", status=4)
+    assert repair["unindexed"]["recorded_for_gc"] == 2
+    repaired = _by_oid(repair)
     assert {oid: f["repair"] for oid, f in repaired.items()} == {
         shared.oid: "quarantined",
         gone.oid: "unlinked",
@@ -223,13 +246,22 @@ async def _damage_and_repair(site: Site) -> None:
     for repo in ("acme/game", "acme/other"):
         assert await site.status(repo, shared) == 404
     after = await site.fsck("--rehash", status=5)  # only the stray bytes are left: GC's job, never fsck's
-    assert after["damaged"] == [] and after["unindexed"]["count"] == 1
+    assert after["damaged"] == [] and after["unindexed"]["count"] == 2
     assert site.bodies.read(stray.oid) == stray.data
+    # Recorded for the collector, which removes them one grace period on, unless a push links them first.
+    await _push(site, "acme/game", [adopted])
+    async with AsyncExitStack() as resources:
+        store = (await open_store(site.settings, resources)).store
+        later = Collector(SqlGcIndex(site.world.meta.db), store, lambda: utcnow() + timedelta(seconds=61), "test-gc")
+        assert (await later.run(GcOptions(grace=timedelta(seconds=60)))).objects == 1
+    assert not site.bodies.exists(stray.oid)
+    assert site.bodies.read(adopted.oid) == adopted.data
+    assert await site.status("acme/game", adopted) == 200
 
     await _push(site, "acme/game", [shared, gone, resized])
     assert site.bodies.read(shared.oid) == shared.data
     assert await site.status("acme/game", shared) == 200
-    assert (await site.fsck("--rehash", status=5))["damaged"] == []
+    assert (await site.fsck("--rehash", status=0))["unindexed"]["count"] == 0  # the collector took the stray bytes
 
 
 async def test_fsck_finds_and_repairs_each_problem_on_disk(site: Site) -> None:
@@ -290,3 +322,18 @@ async def test_remove_objects_unlinks_from_one_repository_only(site: Site) -> No
     assert bad.exit_code == 2
     nobody = await site.lfsd("repo", "remove-objects", "acme/nothing", leaked.oid, "--yes")
     assert nobody.exit_code == 3 and "no repository acme/nothing" in nobody.output  # not found
+
+
+def test_the_text_report_says_what_happens_to_unindexed_bytes() -> None:
+    """On a terminal: the verdict says whether the unindexed bodies were handed to the collector."""
+    found = FsckReport(FsckOptions(), stored=3, unindexed_count=2, unindexed_bytes=2_000_000)
+    assert list(describe_report(found))[-1] == (
+        "no damage; 2 bodies (2.0 MB) held by no repository "
+        "(--repair records those the index does not know, so that lfsd gc removes them)"
+    )
+    found = FsckReport(FsckOptions(repair=True), stored=3, unindexed_count=2, unindexed_bytes=2_000_000)
+    found.unindexed_recorded = 2
+    assert list(describe_report(found))[-1] == (
+        "no damage; 2 bodies (2.0 MB) held by no repository, "
+        "recorded for garbage collection (lfsd gc removes them one grace period from now)"
+    )

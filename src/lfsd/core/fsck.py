@@ -36,7 +36,7 @@ class Problem(StrEnum):
     MISSING = "missing"  # rows without bytes
     SIZE = "size"  # the stored size differs from the indexed one
     CORRUPT = "corrupt"  # the bytes do not hash to the oid
-    UNINDEXED = "unindexed"  # bytes without rows: no repository holds them (garbage collection's job)
+    UNINDEXED = "unindexed"  # bytes no repository holds: the collector's job (--repair records rowless ones)
 
 
 class Repair(StrEnum):
@@ -104,6 +104,7 @@ class FsckReport:
     unindexed: list[Finding] = field(default_factory=list)
     unindexed_count: int = 0
     unindexed_bytes: int = 0
+    unindexed_recorded: int = 0  # with --repair: left to garbage collection (``IndexInventory.adopt``)
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -132,6 +133,7 @@ class FsckReport:
                 "count": self.unindexed_count,
                 "bytes": self.unindexed_bytes,
                 "checked": self.stored is not None,
+                "recorded_for_gc": self.unindexed_recorded,
                 "objects": [finding.as_json() for finding in self.unindexed],
             },
         }
@@ -180,10 +182,15 @@ class Fsck:
         else:
             pairs = self._stat_each(options.repo)
         batch: list[IndexedObject] = []
+        adopted: dict[Oid, int] = {}
         async for row, body in pairs:
             if row is None:
                 assert body is not None
                 self._unindexed(report, body)
+                if options.repair:
+                    adopted[body.oid] = body.size
+                    if len(adopted) >= PAGE:
+                        await self._adopt(adopted, report)
                 continue
             report.objects += 1
             report.bytes += row.size
@@ -203,8 +210,17 @@ class Fsck:
             if progress is not None:
                 progress(report.objects, report.rehashed_bytes)
         await self._rehash_batch(batch, options, report, pacer)
+        await self._adopt(adopted, report)
         report.seconds = self._clock() - started
         return report
+
+    async def _adopt(self, adopted: dict[Oid, int], report: FsckReport) -> None:
+        """Unindexed bodies become rows held by no repository, which garbage collection removes. Safe beside a
+        push: a link of the same oid finds the row marked and checks the store for the bytes first."""
+        if adopted:
+            await self._index.adopt(adopted)
+            report.unindexed_recorded += len(adopted)
+            adopted.clear()
 
     async def _found(self, finding: Finding, options: FsckOptions, report: FsckReport) -> None:
         report.damaged.append(await self._repair(finding) if options.repair else finding)

@@ -3,7 +3,7 @@ body, and the two ports that give them. Kept apart from ``ports.py``: the reques
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -44,6 +44,11 @@ class IndexInventory(Protocol):
 
     async def unlink_from(self, repo: RepoPath, oids: Collection[Oid]) -> int:
         """Remove ``oids`` from ``repo`` only, in one transaction; how many it held. Raises ``NotFound`` without it."""
+
+    async def adopt(self, sizes: Mapping[Oid, int]) -> None:
+        """Record stored bodies (oid: stored size) as held by no repository, so that garbage collection removes them
+        one grace period from now; oids that have a row keep it as it is. Bodies no row names (an upload whose link
+        never committed: a crash, a database outage) would otherwise stay in the store for ever."""
 
 
 class StoreInventory(Protocol):

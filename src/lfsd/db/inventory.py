@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, exists, func, or_, select, update
@@ -15,9 +15,11 @@ from lfsd.core.oid import Oid
 from lfsd.core.repo import RepoPath
 from lfsd.db.database import Database, utcnow
 from lfsd.db.dialect import insert_ignore
-from lfsd.db.objects import _chunks
+from lfsd.db.objects import _chunks, unreferenced_rows
 from lfsd.db.tables import objects, repo_objects, repos
 from lfsd.db.usage import Delta, UsageCounters, retry_deadlocks
+
+_ADOPT_CHUNK = 500
 
 
 class SqlIndexInventory:
@@ -56,6 +58,18 @@ class SqlIndexInventory:
 
     async def unlink(self, oids: Collection[Oid]) -> int:
         return await retry_deadlocks(lambda: self._unlink(oids))
+
+    async def adopt(self, sizes: Mapping[Oid, int]) -> None:
+        rows = unreferenced_rows(sizes, utcnow())
+        statement = insert_ignore(objects, self._db.dialect)
+
+        async def insert() -> None:
+            async with self._db.transaction() as conn:
+                for start in range(0, len(rows), _ADOPT_CHUNK):
+                    await conn.execute(statement, rows[start : start + _ADOPT_CHUNK])
+
+        if rows:
+            await retry_deadlocks(insert)
 
     async def _unlink(self, oids: Collection[Oid]) -> int:
         """Unlink ``oids`` from every repository, each repository's counters with its links (db/usage.py): the

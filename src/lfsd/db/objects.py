@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sqlite3
-from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -177,11 +177,7 @@ class SqlObjectIndex:
         The rows are marked unreferenced from the start, so that a later link of the same oid checks the store
         before it trusts them (``_settle_rows``): whether the bytes are still there was not checked here (a
         refusal for a deleted repository comes before any check)."""
-        now = utcnow()
-        rows = [
-            {"oid": str(oid), "size": size, "created_at": now, "gc_claim": None, "unlinked_at": now}
-            for oid, size in sorted(sizes.items())
-        ]
+        rows = unreferenced_rows(sizes, utcnow())
         statement = self._statements.insert_objects
         await retry_deadlocks(lambda: self._db.run_sync(lambda conn, _wait: conn.execute(statement, rows)))
 
@@ -356,6 +352,15 @@ class SqlObjectIndex:
         if self._present is not None:
             return wait(self._present(oids))
         return oids
+
+
+def unreferenced_rows(sizes: Mapping[Oid, int], now: datetime) -> list[dict[str, Any]]:
+    """``objects`` rows for stored bytes no repository holds, marked unreferenced at ``now``: a collector's run one
+    grace period later removes them, and a link of the same oid first checks that the bytes are there."""
+    return [
+        {"oid": str(oid), "size": size, "created_at": now, "gc_claim": None, "unlinked_at": now}
+        for oid, size in sorted(sizes.items())
+    ]
 
 
 # The rows a garbage collector marked unreferenced, among the expanding ``oids``; and their touch (``touch``).
