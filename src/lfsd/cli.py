@@ -512,6 +512,12 @@ def _fraction(value: str) -> float:
 @main.command()
 @click.option("--rehash", is_flag=True, help="re-read every stored byte and check its SHA-256")
 @click.option("--repair", is_flag=True, help="unlink damaged objects everywhere and quarantine their bytes")
+@click.option(
+    "--collect-unindexed",
+    is_flag=True,
+    help="record stored bodies the index has no row for (re-hashed first) so that lfsd gc removes them; "
+    "never after restoring the database from a backup",
+)
 @click.option("--repo", "repo_path", default=None, help="check only the objects repository PATH holds")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON report (the default when stdout is not a terminal)")
 @click.option("--sample", default=None, metavar="N%", help="with --rehash: re-hash only about N% of the objects")
@@ -522,6 +528,7 @@ def _fraction(value: str) -> float:
 def fsck(
     rehash: bool,
     repair: bool,
+    collect_unindexed: bool,
     repo_path: str | None,
     as_json: bool,
     sample: str | None,
@@ -538,9 +545,12 @@ def fsck(
     """
     if (sample is not None or max_rate is not None) and not rehash:
         raise click.UsageError("--sample and --max-rate apply to --rehash")
+    if collect_unindexed and repo_path is not None:
+        raise click.UsageError("--collect-unindexed needs a full run: it cannot go with --repo")
     options = FsckOptions(
         rehash=rehash,
         repair=repair,
+        collect_unindexed=collect_unindexed,
         repo=None if repo_path is None else _repo_path(repo_path),
         sample=1.0 if sample is None else _fraction(sample),
         max_rate=None if max_rate is None else max_rate * 1_000_000,

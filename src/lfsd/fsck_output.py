@@ -62,7 +62,7 @@ def _line(finding: Finding) -> str:
         Problem.SIZE: f"stored size {finding.stored_size}, indexed {finding.indexed_size}",
         Problem.CORRUPT: "bytes do not hash to the oid",
     }[finding.problem]
-    held = ", ".join(finding.repos)
+    held = ", ".join(finding.repos) or "no repository"
     done = f" → {finding.repair}" if finding.repair else ""
     where = f" ({finding.quarantined_to})" if finding.quarantined_to else ""
     return f"{finding.problem:<9} {finding.oid} {what}; held by {held}{done}{where}"
@@ -74,9 +74,10 @@ def _verdict(report: FsckReport) -> str:
         return "all is well"
     if status is ExitStatus.UNINDEXED:
         held = f"no damage; {report.unindexed_count} bodies ({_mb(report.unindexed_bytes)}) held by no repository"
-        if report.options.repair:
-            return f"{held}, recorded for garbage collection (lfsd gc removes them one grace period from now)"
-        return f"{held} (--repair records those the index does not know, so that lfsd gc removes them)"
+        if report.unindexed_recorded is not None:
+            made = report.unindexed_recorded
+            return f"{held}; {made} unknown to the index recorded for garbage collection (lfsd gc, one grace period on)"
+        return f"{held} (--collect-unindexed records those unknown to the index, so that lfsd gc removes them)"
     if status is ExitStatus.REPAIRED:
         return f"{len(report.damaged)} damaged objects repaired: the next push of each re-uploads it"
     return f"{len(report.damaged)} damaged objects: run with --repair to unlink them so the next push re-uploads them"

@@ -199,7 +199,8 @@ async def _damage_and_repair(site: Site) -> None:
     """One of each problem; fsck names each by oid and repositories; --repair fixes and the next push re-uploads."""
     await site.world.repo("acme/other")
     shared, gone, resized, intact = blob(3000), blob(4000), blob(5000), blob(6000)
-    stray, adopted = blob(700), blob(800)  # bytes without rows: an upload whose link never committed
+    # Bytes without rows, as an upload whose link never committed leaves them; one of them cut short.
+    stray, adopted, truncated = blob(700), blob(800), blob(900)
     await _push(site, "acme/game", [shared, gone, resized, intact])
     await _push(site, "acme/other", [shared])
     await site.fsck("--rehash", status=0)
@@ -210,6 +211,7 @@ async def _damage_and_repair(site: Site) -> None:
     site.bodies.write(resized.oid, resized.data + b"x")
     site.bodies.write(stray.oid, stray.data)
     site.bodies.write(adopted.oid, adopted.data)
+    site.bodies.write(truncated.oid, truncated.data[:-1])
 
     quick = _by_oid(await site.fsck(status=3))  # without --rehash the flipped bit goes unseen
     assert set(quick) == {gone.oid, resized.oid}
@@ -228,14 +230,15 @@ async def _damage_and_repair(site: Site) -> None:
     }
     assert (found[resized.oid]["problem"], found[resized.oid]["stored_size"]) == ("size", 5001)
     assert intact.oid not in found
-    assert report["unindexed"]["count"] == 2
-    assert {finding["oid"] for finding in report["unindexed"]["objects"]} == {stray.oid, adopted.oid}
-    assert report["unindexed"]["recorded_for_gc"] == 0
+    assert report["unindexed"]["count"] == 3
+    unindexed = {finding["oid"] for finding in report["unindexed"]["objects"]}
+    assert unindexed == {stray.oid, adopted.oid, truncated.oid}
+    assert report["unindexed"]["recorded_for_gc"] is None
     assert report["rehashed"]["objects"] == 1  # intact only
     assert await site.status("acme/game", shared) == 200  # fsck alone changes nothing
 
     repair = await site.fsck("--rehash", "--repair", status=4)
-    assert repair["unindexed"]["recorded_for_gc"] == 2
+    assert repair["unindexed"]["recorded_for_gc"] is None  # --repair alone never hands bytes to the collector
     repaired = _by_oid(repair)
     assert {oid: f["repair"] for oid, f in repaired.items()} == {
         shared.oid: "quarantined",
@@ -246,9 +249,16 @@ async def _damage_and_repair(site: Site) -> None:
     for repo in ("acme/game", "acme/other"):
         assert await site.status(repo, shared) == 404
     after = await site.fsck("--rehash", status=5)  # only the stray bytes are left: GC's job, never fsck's
-    assert after["damaged"] == [] and after["unindexed"]["count"] == 2
+    assert after["damaged"] == [] and after["unindexed"]["count"] == 3
     assert site.bodies.read(stray.oid) == stray.data
-    # Recorded for the collector, which removes them one grace period on, unless a push links them first.
+
+    # --collect-unindexed records the bodies that hash right for the collector; the cut one is reported, and left.
+    collected = await site.fsck("--collect-unindexed", status=3)
+    assert collected["unindexed"]["recorded_for_gc"] == 2
+    assert [(f["oid"], f["problem"], f["repos"]) for f in collected["damaged"]] == [(truncated.oid, "corrupt", [])]
+    again = await site.fsck("--collect-unindexed", status=3)
+    assert again["unindexed"]["recorded_for_gc"] == 0  # recorded once
+    # The collector removes them one grace period on, unless a push links them first.
     await _push(site, "acme/game", [adopted])
     async with AsyncExitStack() as resources:
         store = (await open_store(site.settings, resources)).store
@@ -258,7 +268,10 @@ async def _damage_and_repair(site: Site) -> None:
     assert site.bodies.read(adopted.oid) == adopted.data
     assert await site.status("acme/game", adopted) == 200
 
-    await _push(site, "acme/game", [shared, gone, resized])
+    assert site.bodies.read(truncated.oid) == truncated.data[:-1]
+
+    await _push(site, "acme/game", [shared, gone, resized, truncated])  # the upload replaces the cut body
+    assert site.bodies.read(truncated.oid) == truncated.data
     assert site.bodies.read(shared.oid) == shared.data
     assert await site.status("acme/game", shared) == 200
     assert (await site.fsck("--rehash", status=0))["unindexed"]["count"] == 0  # the collector took the stray bytes
@@ -329,11 +342,24 @@ def test_the_text_report_says_what_happens_to_unindexed_bytes() -> None:
     found = FsckReport(FsckOptions(), stored=3, unindexed_count=2, unindexed_bytes=2_000_000)
     assert list(describe_report(found))[-1] == (
         "no damage; 2 bodies (2.0 MB) held by no repository "
-        "(--repair records those the index does not know, so that lfsd gc removes them)"
+        "(--collect-unindexed records those unknown to the index, so that lfsd gc removes them)"
     )
-    found = FsckReport(FsckOptions(repair=True), stored=3, unindexed_count=2, unindexed_bytes=2_000_000)
-    found.unindexed_recorded = 2
+    found = FsckReport(FsckOptions(collect_unindexed=True), stored=3, unindexed_count=2, unindexed_bytes=2_000_000)
+    found.unindexed_recorded = 1
     assert list(describe_report(found))[-1] == (
-        "no damage; 2 bodies (2.0 MB) held by no repository, "
-        "recorded for garbage collection (lfsd gc removes them one grace period from now)"
+        "no damage; 2 bodies (2.0 MB) held by no repository; "
+        "1 unknown to the index recorded for garbage collection (lfsd gc, one grace period on)"
     )
+
+
+async def test_collecting_unindexed_bodies_is_refused_on_an_empty_index(site: Site) -> None:
+    """An empty index beside a full store is the wrong database (or a lost one): every body would be collected."""
+    item = blob(1000)
+    site.bodies.write(item.oid, item.data)
+    result = await site.lfsd("fsck", "--json", "--collect-unindexed")
+    assert result.exit_code == 1
+    assert "the index holds no objects" in result.output
+    assert site.bodies.read(item.oid) == item.data
+    assert (await site.fsck(status=5))["unindexed"]["count"] == 1
+    result = await site.lfsd("fsck", "--collect-unindexed", "--repo", "acme/game")
+    assert result.exit_code == 2 and "cannot go with --repo" in result.output

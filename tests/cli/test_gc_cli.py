@@ -27,8 +27,9 @@ async def site(tmp_path: Path, database_url: str | None, aiohttp_client: Aiohttp
     env = {"LFSD_DATA_DIR": str(tmp_path / "data"), "LFSD_FSYNC": "false"}
     if database_url is not None:
         env["LFSD_DATABASE_URL"] = database_url
-    world = await open_world(_settings(tmp_path, database_url=database_url), aiohttp_client)
-    yield Site(world, DiskBodies(tmp_path / "data"), env)
+    settings = _settings(tmp_path, database_url=database_url)
+    world = await open_world(settings, aiohttp_client)
+    yield Site(world, DiskBodies(tmp_path / "data"), env, settings)
     await world.meta.close()
 
 
@@ -46,7 +47,7 @@ async def s3_site(tmp_path: Path, s3_server: S3Server, aiohttp_client: AiohttpCl
         "LFSD_S3_ENDPOINT_URL": s3_server.endpoint,
         "LFSD_S3_PATH_STYLE": "true",
     }
-    yield Site(world, BucketBodies(s3_server.endpoint, bucket), env)
+    yield Site(world, BucketBodies(s3_server.endpoint, bucket), env, settings)
     await world.meta.close()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,9 @@ class OneObject:
 
     async def unlink_from(self, repo: RepoPath, oids: Collection[Oid]) -> int:
         raise AssertionError("nothing to unlink")
+
+    async def adopt(self, sizes: Mapping[Oid, int]) -> int:
+        raise AssertionError("nothing to adopt")
 
 
 async def _one_big_object(tmp_path: Path, size: int) -> tuple[StoreInventory, OneObject]:

@@ -4,7 +4,7 @@ corrupt body is found whichever batch it falls in, next to big bodies that still
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,9 @@ class Rows:
 
     async def unlink_from(self, repo: RepoPath, oids: Collection[Oid]) -> int:
         raise AssertionError("no repair asked for")
+
+    async def adopt(self, sizes: Mapping[Oid, int]) -> int:
+        raise AssertionError("nothing to adopt")
 
 
 async def test_corrupt_small_and_big_bodies_are_found_across_batches(tmp_path: Path) -> None:

@@ -36,7 +36,11 @@ class Problem(StrEnum):
     MISSING = "missing"  # rows without bytes
     SIZE = "size"  # the stored size differs from the indexed one
     CORRUPT = "corrupt"  # the bytes do not hash to the oid
-    UNINDEXED = "unindexed"  # bytes no repository holds: the collector's job (--repair records rowless ones)
+    UNINDEXED = "unindexed"  # bytes no repository holds: the collector's job (--collect-unindexed records rowless ones)
+
+
+class UnsafeCollection(ValueError):
+    """Collecting unindexed bodies was refused: the index looks like the wrong database."""
 
 
 class Repair(StrEnum):
@@ -83,10 +87,13 @@ class FsckOptions:
     sample: float = 1.0  # the fraction of objects re-hashed (with ``rehash``)
     max_rate: float | None = None  # bytes per second read for re-hashing; None: as fast as the store goes
     seed: int | None = None  # of the sample; None: a different sample each run
+    collect_unindexed: bool = False  # record bodies the index has no row for, so that garbage collection takes them
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.sample <= 1.0:
             raise ValueError("the sample is a fraction between 0 and 1")
+        if self.collect_unindexed and self.repo is not None:
+            raise ValueError("collecting unindexed bodies needs a full run, not one repository")
         if self.max_rate is not None and self.max_rate <= 0:
             raise ValueError("the maximum rate must be positive")
 
@@ -104,7 +111,7 @@ class FsckReport:
     unindexed: list[Finding] = field(default_factory=list)
     unindexed_count: int = 0
     unindexed_bytes: int = 0
-    unindexed_recorded: int = 0  # with --repair: left to garbage collection (``IndexInventory.adopt``)
+    unindexed_recorded: int | None = None  # rows made for garbage collection (``collect_unindexed`` only)
 
     @property
     def exit_status(self) -> ExitStatus:
@@ -183,14 +190,19 @@ class Fsck:
             pairs = self._stat_each(options.repo)
         batch: list[IndexedObject] = []
         adopted: dict[Oid, int] = {}
+        if options.collect_unindexed:
+            if await self._index.count() == 0:
+                raise UnsafeCollection(
+                    "the index holds no objects: is this the right database? "
+                    "Refusing to hand every stored body to garbage collection"
+                )
+            report.unindexed_recorded = 0
         async for row, body in pairs:
             if row is None:
                 assert body is not None
                 self._unindexed(report, body)
-                if options.repair:
-                    adopted[body.oid] = body.size
-                    if len(adopted) >= PAGE:
-                        await self._adopt(adopted, report)
+                if options.collect_unindexed:
+                    await self._collect(body, report, pacer, adopted)
                 continue
             report.objects += 1
             report.bytes += row.size
@@ -214,12 +226,25 @@ class Fsck:
         report.seconds = self._clock() - started
         return report
 
+    async def _collect(self, body: StoredBody, report: FsckReport, pacer: Pacer, adopted: dict[Oid, int]) -> None:
+        """Only a body that hashes to its oid is recorded: its listed size is then the object's, and a row keeps its
+        size for good (a truncated body would leave a wrong one). Others are reported as corrupt and left alone: an
+        upload of the oid replaces them."""
+        if await self._hashes_right(IndexedObject(body.oid, body.size, ()), pacer):
+            report.rehashed_objects += 1
+            report.rehashed_bytes += body.size
+            adopted[body.oid] = body.size
+            if len(adopted) >= PAGE:
+                await self._adopt(adopted, report)
+        else:
+            report.damaged.append(Finding(body.oid, Problem.CORRUPT, (), None, body.size))
+
     async def _adopt(self, adopted: dict[Oid, int], report: FsckReport) -> None:
         """Unindexed bodies become rows held by no repository, which garbage collection removes. Safe beside a
         push: a link of the same oid finds the row marked and checks the store for the bytes first."""
         if adopted:
-            await self._index.adopt(adopted)
-            report.unindexed_recorded += len(adopted)
+            assert report.unindexed_recorded is not None
+            report.unindexed_recorded += await self._index.adopt(adopted)
             adopted.clear()
 
     async def _found(self, finding: Finding, options: FsckOptions, report: FsckReport) -> None:

@@ -45,10 +45,10 @@ class IndexInventory(Protocol):
     async def unlink_from(self, repo: RepoPath, oids: Collection[Oid]) -> int:
         """Remove ``oids`` from ``repo`` only, in one transaction; how many it held. Raises ``NotFound`` without it."""
 
-    async def adopt(self, sizes: Mapping[Oid, int]) -> None:
-        """Record stored bodies (oid: stored size) as held by no repository, so that garbage collection removes them
-        one grace period from now; oids that have a row keep it as it is. Bodies no row names (an upload whose link
-        never committed: a crash, a database outage) would otherwise stay in the store for ever."""
+    async def adopt(self, sizes: Mapping[Oid, int]) -> int:
+        """Record verified stored bodies (oid: size) as held by no repository, so that garbage collection removes
+        them one grace period from now; oids that have a row keep it as it is. How many rows were made. Bodies no row
+        names (an upload whose link never committed: a crash, a database outage) would otherwise stay for ever."""
 
 
 class StoreInventory(Protocol):

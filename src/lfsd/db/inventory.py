@@ -19,8 +19,6 @@ from lfsd.db.objects import _chunks, unreferenced_rows
 from lfsd.db.tables import objects, repo_objects, repos
 from lfsd.db.usage import Delta, UsageCounters, retry_deadlocks
 
-_ADOPT_CHUNK = 500
-
 
 class SqlIndexInventory:
     def __init__(self, db: Database) -> None:
@@ -59,17 +57,22 @@ class SqlIndexInventory:
     async def unlink(self, oids: Collection[Oid]) -> int:
         return await retry_deadlocks(lambda: self._unlink(oids))
 
-    async def adopt(self, sizes: Mapping[Oid, int]) -> None:
-        rows = unreferenced_rows(sizes, utcnow())
+    async def adopt(self, sizes: Mapping[Oid, int]) -> int:
         statement = insert_ignore(objects, self._db.dialect)
 
-        async def insert() -> None:
+        async def insert() -> int:
+            made = 0
             async with self._db.transaction() as conn:
-                for start in range(0, len(rows), _ADOPT_CHUNK):
-                    await conn.execute(statement, rows[start : start + _ADOPT_CHUNK])
+                for chunk in _chunks(sizes):
+                    known = set((await conn.execute(select(objects.c.oid).where(objects.c.oid.in_(chunk)))).scalars())
+                    new = {Oid(oid): sizes[Oid(oid)] for oid in chunk if oid not in known}
+                    if new:
+                        # Ignoring still: a link may insert the same oid between the read and this statement.
+                        await conn.execute(statement, unreferenced_rows(new, utcnow()))
+                        made += len(new)
+            return made
 
-        if rows:
-            await retry_deadlocks(insert)
+        return await retry_deadlocks(insert) if sizes else 0
 
     async def _unlink(self, oids: Collection[Oid]) -> int:
         """Unlink ``oids`` from every repository, each repository's counters with its links (db/usage.py): the
