@@ -255,6 +255,8 @@ async def _damage_and_repair(site: Site) -> None:
     # --collect-unindexed records the bodies that hash right for the collector; the cut one is reported, and left.
     collected = await site.fsck("--collect-unindexed", status=3)
     assert collected["unindexed"]["recorded_for_gc"] == 2
+    assert collected["scope"]["collect_unindexed"] is True
+    assert collected["rehashed"]["objects"] == 2  # the bodies that hashed right (indexed ones only with --rehash)
     assert [(f["oid"], f["problem"], f["repos"]) for f in collected["damaged"]] == [(truncated.oid, "corrupt", [])]
     again = await site.fsck("--collect-unindexed", status=3)
     assert again["unindexed"]["recorded_for_gc"] == 0  # recorded once

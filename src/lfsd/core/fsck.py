@@ -129,6 +129,7 @@ class FsckReport:
                 "rehash": self.options.rehash,
                 "sample_percent": self.options.sample * 100 if self.options.rehash else None,
                 "repair": self.options.repair,
+                "collect_unindexed": self.options.collect_unindexed,
             },
             "objects": self.objects,
             "bytes": self.bytes,
