@@ -1,8 +1,12 @@
 """Batch API (issue 17): 100-object upload batches, p50 and p99 latency unloaded (one client) and under 200 concurrent
 clients, and objects per second per core of server CPU, for 1 and N workers.
 
-Writes ``bench/out/batch.json`` and ``bench/out/batch.md``. Nothing here asserts; the target is printed beside the
-figures (>= 20,000 objects/s on one core, near-linear with ``--workers 2``).
+``--held``: the batches name objects the repository already holds, as a push does again for what it sent before; the
+server then also confirms those links for ``gc --unreachable`` (``ObjectIndex.confirm``).
+
+Writes ``bench/out/batch.json`` and ``bench/out/batch.md`` (``batch-held.*`` with ``--held``). Nothing here
+asserts; the target is printed beside the figures (>= 20,000 objects/s on one core, near-linear with
+``--workers 2``).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import os
 import shutil
@@ -48,12 +53,41 @@ class BatchFigures:
     errors: int
 
 
-async def measure(url: str, token: str, clients: int, requests: int, pids: list[int], workers: int) -> BatchFigures:
+def _headers(token: str) -> dict[str, str]:
     auth = "Basic " + base64.b64encode(f"bench:{token}".encode()).decode()
-    headers = {"Accept": LFS_JSON, "Content-Type": LFS_JSON, "Authorization": auth}
-    body = json.dumps(
-        {"operation": "upload", "objects": [{"oid": os.urandom(32).hex(), "size": 1000 + i} for i in range(OBJECTS)]}
-    )
+    return {"Accept": LFS_JSON, "Content-Type": LFS_JSON, "Authorization": auth}
+
+
+async def push(url: str, token: str) -> list[dict[str, object]]:
+    """Upload ``OBJECTS`` objects, so that later batches find the repository holding them; their specs."""
+    bodies = [os.urandom(1000 + i) for i in range(OBJECTS)]
+    specs: list[dict[str, object]] = [{"oid": hashlib.sha256(b).hexdigest(), "size": len(b)} for b in bodies]
+    endpoint = f"{url}/bench/batch.git/info/lfs/objects/batch"
+    async with aiohttp.ClientSession() as session:
+        request = json.dumps({"operation": "upload", "objects": specs})
+        async with session.post(endpoint, data=request, headers=_headers(token)) as r:
+            answer = await r.json(content_type=None)
+        for obj, data in zip(answer["objects"], bodies, strict=True):
+            upload = obj["actions"]["upload"]
+            async with session.put(upload["href"], data=data, headers=upload.get("header", {})) as r:
+                assert r.status == 200, await r.text()
+    return specs
+
+
+async def measure(
+    url: str,
+    token: str,
+    clients: int,
+    requests: int,
+    pids: list[int],
+    workers: int,
+    specs: list[dict[str, object]] | None = None,
+) -> BatchFigures:
+    """``specs``: the objects each batch names (held ones); else ``OBJECTS`` new random ones."""
+    headers = _headers(token)
+    if specs is None:
+        specs = [{"oid": os.urandom(32).hex(), "size": 1000 + i} for i in range(OBJECTS)]
+    body = json.dumps({"operation": "upload", "objects": specs})
     latencies: list[float] = []
     errors = 0
     left = requests
@@ -96,7 +130,7 @@ async def measure(url: str, token: str, clients: int, requests: int, pids: list[
     return figures
 
 
-def run(workers: int, requests: int, profile: bool) -> list[BatchFigures]:
+def run(workers: int, requests: int, profile: bool, held: bool) -> list[BatchFigures]:
     work = Path(tempfile.mkdtemp(prefix="lfsd-batch-"))
     server = Server.start(work / "data", args=("--workers", str(workers)))
     try:
@@ -105,13 +139,14 @@ def run(workers: int, requests: int, profile: bool) -> list[BatchFigures]:
         server.cli("repo", "create", "bench/batch")
         server.cli("repo", "grant", "bench/batch", "bench", "write")
         time.sleep(1.0)
+        specs = asyncio.run(push(server.url, token)) if held else None
         pids = server_pids(server.process.pid)
-        unloaded = asyncio.run(measure(server.url, token, 1, requests // 10, pids, workers))
+        unloaded = asyncio.run(measure(server.url, token, 1, requests // 10, pids, workers, specs))
         spied = OUT / f"profile-batch-w{workers}" if profile else None
         if spied is not None:
             spied.parent.mkdir(exist_ok=True)
         with profiled(pids, spied) as top:
-            loaded = asyncio.run(measure(server.url, token, 200, requests, pids, workers))
+            loaded = asyncio.run(measure(server.url, token, 200, requests, pids, workers, specs))
         for frame, share in top[:15]:
             print(f"      {share:5.1f} %  {frame}")
         return [unloaded, loaded]
@@ -153,13 +188,17 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     parser.add_argument("--requests", type=int, default=2000, help="batch requests under load (a tenth unloaded)")
     parser.add_argument("--profile", action="store_true", help="sample the server with py-spy under load")
+    parser.add_argument("--held", action="store_true", help="batches name objects the repository already holds")
     args = parser.parse_args()
-    print(f"batch API: {OBJECTS}-object upload batches")
-    figures = [f for workers in args.workers.split(",") for f in run(int(workers), args.requests, args.profile)]
+    print(f"batch API: {OBJECTS}-object upload batches" + (" of held objects" if args.held else ""))
+    figures = [
+        f for workers in args.workers.split(",") for f in run(int(workers), args.requests, args.profile, args.held)
+    ]
     OUT.mkdir(exist_ok=True)
-    (OUT / "batch.json").write_text(json.dumps([asdict(f) for f in figures], indent=2))
-    (OUT / "batch.md").write_text(report(figures))
-    print(f"\nwritten: {OUT / 'batch.json'}, {OUT / 'batch.md'}")
+    name = "batch-held" if args.held else "batch"
+    (OUT / f"{name}.json").write_text(json.dumps([asdict(f) for f in figures], indent=2))
+    (OUT / f"{name}.md").write_text(report(figures))
+    print(f"\nwritten: {OUT / f'{name}.json'}, {OUT / f'{name}.md'}")
 
 
 if __name__ == "__main__":
